@@ -1,0 +1,873 @@
+//! `plugin.toml`: the manifest every installed plugin ships, parsed and validated without IO.
+//!
+//! Parsing happens in two steps. serde + toml turn the text into raw structs
+//! (`deny_unknown_fields`, so a typo is an error, not a silently ignored key);
+//! then [`Manifest::parse`] checks the rules a schema cannot express and
+//! collects *all* of them, so an author fixes a manifest in one round trip.
+//! Every error carries the file and a `line:column`.
+//!
+//! Form of the fields that have more than one reasonable spelling:
+//! - `[dependencies]`: `other = "^1.2"` or `other = { version = "^1.2", optional = true }`.
+//! - `[conflicts]`: a table from plugin id to the version range it conflicts
+//!   with, `legacy-sms = "*"` for every version. The table (rather than a
+//!   list of ids) mirrors `[dependencies]` and lets a plugin conflict only
+//!   with old releases of another (`legacy-sms = "<2"`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::io;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use semver::{Version, VersionReq};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The file name the host looks for in each plugin folder.
+pub const MANIFEST_FILE_NAME: &str = "plugin.toml";
+
+/// A parsed and validated `plugin.toml`.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Manifest {
+    /// The file this manifest was read from (used in every message about it).
+    pub path: PathBuf,
+    /// Unique plugin id, `^[a-z][a-z0-9-]{1,63}$`.
+    pub id: String,
+    /// Human-readable name.
+    pub name: String,
+    /// The plugin's own version.
+    pub version: Version,
+    /// One-paragraph description; empty when absent.
+    pub description: String,
+    /// Authors, as written.
+    pub authors: Vec<String>,
+    /// SPDX licence expression, if given.
+    pub license: Option<String>,
+    /// What kind of plugin this is; `custom` when absent.
+    pub category: Category,
+    /// The `plugin-api` versions this plugin was built for.
+    pub api: VersionReq,
+    /// File name of the shared library, relative to the manifest's folder.
+    pub library: String,
+    /// Other plugins this one needs, by id.
+    pub dependencies: BTreeMap<String, Dependency>,
+    /// Plugins (and versions of them) this one cannot run alongside, by id.
+    pub conflicts: BTreeMap<String, VersionReq>,
+    /// Services this plugin offers to others, e.g. `sms`.
+    pub provides: Vec<String>,
+    /// Services some other installed plugin must provide, e.g. `payment`.
+    pub requires: Vec<String>,
+    /// Host capabilities the plugin needs.
+    pub permissions: BTreeSet<Permission>,
+    /// Hooks the plugin registers, in manifest order.
+    pub hooks: Vec<Hook>,
+    /// Schema of the plugin's configuration.
+    pub config: ConfigSchema,
+    /// Licence tier needed to run the plugin; `free` when absent.
+    pub required_tier: String,
+}
+
+/// One entry of `[dependencies]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Dependency {
+    /// Versions of the dependency that are acceptable.
+    pub version: VersionReq,
+    /// An optional dependency is used when installed and ignored when absent.
+    pub optional: bool,
+}
+
+impl Dependency {
+    /// A dependency on `version`, optional or not.
+    pub fn new(version: VersionReq, optional: bool) -> Self {
+        Self { version, optional }
+    }
+}
+
+/// The `category` field. Unknown lowercase words are kept in [`Category::Other`]
+/// so new categories do not need a host release.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[non_exhaustive]
+pub enum Category {
+    /// Messaging: SMS, e-mail, chat.
+    Communication,
+    /// Payment providers.
+    Payment,
+    /// Network device automation.
+    NetworkAutomation,
+    /// Customer relationship management.
+    Crm,
+    /// Anything site-specific; the default.
+    #[default]
+    Custom,
+    /// A lowercase category word this host does not know yet.
+    Other(String),
+}
+
+impl Category {
+    const KNOWN: [(&'static str, Category); 5] = [
+        ("communication", Category::Communication),
+        ("payment", Category::Payment),
+        ("network-automation", Category::NetworkAutomation),
+        ("crm", Category::Crm),
+        ("custom", Category::Custom),
+    ];
+
+    /// The word used in the manifest.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Category::Communication => "communication",
+            Category::Payment => "payment",
+            Category::NetworkAutomation => "network-automation",
+            Category::Crm => "crm",
+            Category::Custom => "custom",
+            Category::Other(word) => word,
+        }
+    }
+
+    fn from_word(word: &str) -> Option<Category> {
+        if let Some((_, known)) = Self::KNOWN.iter().find(|(name, _)| *name == word) {
+            return Some(known.clone());
+        }
+        let mut chars = word.chars();
+        let starts_lower = chars.next().is_some_and(|c| c.is_ascii_lowercase());
+        let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        (starts_lower && rest_ok).then(|| Category::Other(word.to_owned()))
+    }
+}
+
+impl fmt::Display for Category {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Category {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let word = String::deserialize(deserializer)?;
+        Category::from_word(&word).ok_or_else(|| {
+            de::Error::custom(format!(
+                "invalid category `{word}`, expected one of `communication`, `payment`, \
+                 `network-automation`, `crm`, `custom`, or another lowercase word such as `analytics`"
+            ))
+        })
+    }
+}
+
+/// A host capability a plugin asks for. The set is closed: an unknown
+/// permission is an error listing the known ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[non_exhaustive]
+pub enum Permission {
+    /// Open outbound network connections.
+    #[serde(rename = "network:outbound")]
+    NetworkOutbound,
+    /// Read secrets from the host's secret store.
+    #[serde(rename = "secrets:read")]
+    SecretsRead,
+    /// Read from plugin storage.
+    #[serde(rename = "storage:read")]
+    StorageRead,
+    /// Write to plugin storage.
+    #[serde(rename = "storage:write")]
+    StorageWrite,
+    /// Emit hooks other plugins listen to.
+    #[serde(rename = "hooks:emit")]
+    HooksEmit,
+    /// Record metrics.
+    #[serde(rename = "metrics:write")]
+    MetricsWrite,
+    /// Start child processes.
+    #[serde(rename = "process:spawn")]
+    ProcessSpawn,
+}
+
+impl Permission {
+    /// The spelling used in manifests.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::NetworkOutbound => "network:outbound",
+            Permission::SecretsRead => "secrets:read",
+            Permission::StorageRead => "storage:read",
+            Permission::StorageWrite => "storage:write",
+            Permission::HooksEmit => "hooks:emit",
+            Permission::MetricsWrite => "metrics:write",
+            Permission::ProcessSpawn => "process:spawn",
+        }
+    }
+}
+
+impl fmt::Display for Permission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One `[[hooks]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Hook {
+    /// Name of the hook, e.g. `order.created`.
+    pub name: String,
+    /// Higher runs earlier; 0 when absent.
+    pub priority: i32,
+    /// Whether the hook transforms a value or only observes an event.
+    pub kind: HookKind,
+    /// Plugin ids whose handler for this hook must run after this one.
+    pub before: Vec<String>,
+    /// Plugin ids whose handler for this hook must run before this one.
+    pub after: Vec<String>,
+}
+
+/// How a hook handler takes part in a hook call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum HookKind {
+    /// Receives a value and returns a possibly changed one; handlers chain.
+    Filter,
+    /// Observes an event; return values are ignored. The default.
+    #[default]
+    Event,
+}
+
+/// The `[config.<key>]` tables of a manifest.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ConfigSchema {
+    keys: BTreeMap<String, ConfigKey>,
+}
+
+impl ConfigSchema {
+    /// Keys in name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &ConfigKey)> + '_ {
+        self.keys.iter().map(|(name, key)| (name.as_str(), key))
+    }
+
+    /// The declaration of `name`, if the schema has it.
+    pub fn get(&self, name: &str) -> Option<&ConfigKey> {
+        self.keys.get(name)
+    }
+
+    /// Number of declared keys.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether no key is declared.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+/// One declared configuration key.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct ConfigKey {
+    /// Type every value of the key must have.
+    pub value_type: ConfigType,
+    /// Whether the operator must set the key (then it has no default).
+    pub required: bool,
+    /// Value used when the operator does not set one; already type-checked.
+    pub default: Option<toml::Value>,
+    /// Secret values (tokens, passwords) that must never be logged or shown.
+    pub sensitive: bool,
+    /// Help text for operators; empty when absent.
+    pub description: String,
+}
+
+impl ConfigKey {
+    /// Checks a TOML value (e.g. from the operator's config file) against the key's type.
+    pub fn check_toml(&self, value: &toml::Value) -> Result<(), ConfigTypeMismatch> {
+        self.value_type.check_toml(value)
+    }
+
+    /// Checks a JSON value (e.g. from the admin API) against the key's type.
+    pub fn check_json(&self, value: &serde_json::Value) -> Result<(), ConfigTypeMismatch> {
+        self.value_type.check_json(value)
+    }
+}
+
+/// The `type` of a config key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum ConfigType {
+    /// A string.
+    String,
+    /// A 64-bit signed integer.
+    Integer,
+    /// A number; integers are accepted too, since `1` is a fine timeout in seconds.
+    Float,
+    /// `true` or `false`.
+    Boolean,
+    /// An array of any values.
+    List,
+}
+
+impl ConfigType {
+    /// The spelling used in manifests.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConfigType::String => "string",
+            ConfigType::Integer => "integer",
+            ConfigType::Float => "float",
+            ConfigType::Boolean => "boolean",
+            ConfigType::List => "list",
+        }
+    }
+
+    /// Whether a TOML value has this type.
+    pub fn check_toml(self, value: &toml::Value) -> Result<(), ConfigTypeMismatch> {
+        let ok = matches!(
+            (self, value),
+            (ConfigType::String, toml::Value::String(_))
+                | (ConfigType::Integer, toml::Value::Integer(_))
+                | (ConfigType::Float, toml::Value::Float(_) | toml::Value::Integer(_))
+                | (ConfigType::Boolean, toml::Value::Boolean(_))
+                | (ConfigType::List, toml::Value::Array(_))
+        );
+        if ok {
+            Ok(())
+        } else {
+            Err(ConfigTypeMismatch {
+                expected: self,
+                found: toml_type_name(value),
+            })
+        }
+    }
+
+    /// Whether a JSON value has this type.
+    pub fn check_json(self, value: &serde_json::Value) -> Result<(), ConfigTypeMismatch> {
+        use serde_json::Value as Json;
+        let ok = match (self, value) {
+            (ConfigType::String, Json::String(_)) => true,
+            (ConfigType::Integer, Json::Number(n)) => n.is_i64(),
+            (ConfigType::Float, Json::Number(_)) => true,
+            (ConfigType::Boolean, Json::Bool(_)) => true,
+            (ConfigType::List, Json::Array(_)) => true,
+            _ => false,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(ConfigTypeMismatch {
+                expected: self,
+                found: json_type_name(value),
+            })
+        }
+    }
+}
+
+impl fmt::Display for ConfigType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A config value whose type is not the declared one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected {expected}, found {found}")]
+#[non_exhaustive]
+pub struct ConfigTypeMismatch {
+    /// The declared type.
+    pub expected: ConfigType,
+    /// What the value was, in words ("a string", "a table").
+    pub found: &'static str,
+}
+
+fn toml_type_name(value: &toml::Value) -> &'static str {
+    match value {
+        toml::Value::String(_) => "a string",
+        toml::Value::Integer(_) => "an integer",
+        toml::Value::Float(_) => "a float",
+        toml::Value::Boolean(_) => "a boolean",
+        toml::Value::Datetime(_) => "a datetime",
+        toml::Value::Array(_) => "a list",
+        toml::Value::Table(_) => "a table",
+    }
+}
+
+fn json_type_name(value: &serde_json::Value) -> &'static str {
+    use serde_json::Value as Json;
+    match value {
+        Json::Null => "null",
+        Json::Bool(_) => "a boolean",
+        Json::Number(n) if n.is_i64() => "an integer",
+        Json::Number(n) if n.is_u64() => "an integer too large for 64 bits",
+        Json::Number(_) => "a float",
+        Json::String(_) => "a string",
+        Json::Array(_) => "a list",
+        Json::Object(_) => "an object",
+    }
+}
+
+/// A `line:column` in a manifest, both counted from 1; columns count characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Position {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, in characters.
+    pub column: usize,
+}
+
+impl Position {
+    fn of_offset(text: &str, offset: usize) -> Position {
+        let before = text.get(..offset).unwrap_or(text);
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        Position {
+            line: before.matches('\n').count() + 1,
+            column: before[line_start..].chars().count() + 1,
+        }
+    }
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.line, self.column)
+    }
+}
+
+/// One rule a manifest breaks after it parsed, with where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ManifestProblem {
+    /// Where in the file.
+    pub position: Position,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+/// A manifest that cannot be read, parsed or accepted.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManifestError {
+    /// The file could not be read.
+    #[error(
+        "cannot read plugin manifest {}: {source}; check that the file exists and the host may read it",
+        path.display()
+    )]
+    Read {
+        /// The manifest file.
+        path: PathBuf,
+        /// Why reading failed.
+        #[source]
+        source: io::Error,
+    },
+    /// The file is not valid TOML, has an unknown key, or a value of the wrong form.
+    #[error(
+        "{}{}: {message}; fix this entry of the plugin manifest",
+        path.display(),
+        position.map(|p| format!(":{p}")).unwrap_or_default()
+    )]
+    Syntax {
+        /// The manifest file.
+        path: PathBuf,
+        /// Where the parser stopped, when it knows.
+        position: Option<Position>,
+        /// The parser's description, including the expected form.
+        message: String,
+    },
+    /// The file parsed but breaks one or more manifest rules; all are listed.
+    #[error("{}", render_invalid(path, problems))]
+    Invalid {
+        /// The manifest file.
+        path: PathBuf,
+        /// Every broken rule, in file order.
+        problems: Vec<ManifestProblem>,
+    },
+}
+
+impl ManifestError {
+    /// The manifest file the error is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            ManifestError::Read { path, .. }
+            | ManifestError::Syntax { path, .. }
+            | ManifestError::Invalid { path, .. } => path,
+        }
+    }
+}
+
+fn render_invalid(path: &Path, problems: &[ManifestProblem]) -> String {
+    let mut out = format!(
+        "plugin manifest {} breaks {} rule{}; fix {} and reload:",
+        path.display(),
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" },
+        if problems.len() == 1 { "it" } else { "each" },
+    );
+    for problem in problems {
+        out.push_str(&format!(
+            "\n  {}:{}: {}",
+            path.display(),
+            problem.position,
+            problem.message
+        ));
+    }
+    out
+}
+
+impl Manifest {
+    /// Reads and parses the manifest at `path`.
+    pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Manifest::parse(&text, path)
+    }
+
+    /// Parses manifest `text`; `path` is only used in messages and stored in the result.
+    pub fn parse(text: &str, path: &Path) -> Result<Manifest, ManifestError> {
+        let raw: RawManifest = toml::from_str(text).map_err(|error| ManifestError::Syntax {
+            path: path.to_owned(),
+            position: error.span().map(|span| Position::of_offset(text, span.start)),
+            message: error.message().trim_end().to_owned(),
+        })?;
+        let mut problems = Problems {
+            text,
+            found: Vec::new(),
+        };
+        let manifest = raw.validate(path, &mut problems);
+        let mut problems = problems.found;
+        if problems.is_empty() {
+            Ok(manifest)
+        } else {
+            problems.sort_by_key(|p| p.position);
+            Err(ManifestError::Invalid {
+                path: path.to_owned(),
+                problems,
+            })
+        }
+    }
+}
+
+/// Whether `id` is a valid plugin id: `^[a-z][a-z0-9-]{1,63}$`.
+pub(crate) fn is_valid_id(id: &str) -> bool {
+    let bytes = id.as_bytes();
+    (2..=64).contains(&bytes.len())
+        && bytes[0].is_ascii_lowercase()
+        && bytes[1..]
+            .iter()
+            .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+const ID_RULE: &str = "ids are 2 to 64 characters of a-z, 0-9 and `-`, starting with a letter";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    id: Spanned<String>,
+    name: String,
+    #[serde(deserialize_with = "de_version")]
+    version: Version,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    authors: Vec<String>,
+    #[serde(default)]
+    license: Option<String>,
+    #[serde(default)]
+    category: Category,
+    #[serde(deserialize_with = "de_version_req")]
+    api: VersionReq,
+    library: Spanned<String>,
+    #[serde(default)]
+    dependencies: BTreeMap<Spanned<String>, Dependency>,
+    #[serde(default)]
+    conflicts: BTreeMap<Spanned<String>, Req>,
+    #[serde(default)]
+    provides: Vec<Spanned<String>>,
+    #[serde(default)]
+    requires: Vec<Spanned<String>>,
+    #[serde(default)]
+    permissions: BTreeSet<Permission>,
+    #[serde(default)]
+    hooks: Vec<RawHook>,
+    #[serde(default)]
+    config: BTreeMap<Spanned<String>, RawConfigKey>,
+    #[serde(default = "default_tier")]
+    required_tier: String,
+}
+
+fn default_tier() -> String {
+    "free".to_owned()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHook {
+    name: Spanned<String>,
+    #[serde(default)]
+    priority: i32,
+    #[serde(default)]
+    kind: HookKind,
+    #[serde(default)]
+    before: Vec<String>,
+    #[serde(default)]
+    after: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfigKey {
+    #[serde(rename = "type")]
+    value_type: ConfigType,
+    #[serde(default)]
+    required: bool,
+    #[serde(default)]
+    default: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    sensitive: bool,
+    #[serde(default)]
+    description: String,
+}
+
+/// A version requirement in a position where serde needs a type, not a function.
+struct Req(VersionReq);
+
+impl<'de> Deserialize<'de> for Req {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        de_version_req(deserializer).map(Req)
+    }
+}
+
+fn de_version<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Version, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    Version::parse(&text).map_err(|error| {
+        de::Error::custom(format!(
+            "invalid version `{text}`: {error}; expected a semantic version such as \"1.2.3\""
+        ))
+    })
+}
+
+fn de_version_req<'de, D: Deserializer<'de>>(deserializer: D) -> Result<VersionReq, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    parse_version_req(&text).map_err(de::Error::custom)
+}
+
+fn parse_version_req(text: &str) -> Result<VersionReq, String> {
+    VersionReq::parse(text).map_err(|error| {
+        format!(
+            "invalid version requirement `{text}`: {error}; expected a range such as \"^1.2\", \">=1.0, <2\" or \"*\""
+        )
+    })
+}
+
+impl<'de> Deserialize<'de> for Dependency {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct DependencyVisitor;
+
+        impl<'de> Visitor<'de> for DependencyVisitor {
+            type Value = Dependency;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "a version requirement such as \"^1.2\" or a table such as \
+                     { version = \"^1.2\", optional = true }",
+                )
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Dependency, E> {
+                let version = parse_version_req(text).map_err(E::custom)?;
+                Ok(Dependency::new(version, false))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Dependency, A::Error> {
+                const FIELDS: &[&str] = &["version", "optional"];
+                let mut version = None;
+                let mut optional = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "version" if version.is_none() => {
+                            version = Some(map.next_value::<Req>()?.0);
+                        }
+                        "optional" if optional.is_none() => {
+                            optional = Some(map.next_value::<bool>()?);
+                        }
+                        "version" | "optional" => {
+                            return Err(de::Error::custom(format!("duplicate field `{key}`")));
+                        }
+                        _ => return Err(de::Error::unknown_field(&key, FIELDS)),
+                    }
+                }
+                let version = version.ok_or_else(|| de::Error::missing_field("version"))?;
+                Ok(Dependency::new(version, optional.unwrap_or(false)))
+            }
+        }
+
+        deserializer.deserialize_any(DependencyVisitor)
+    }
+}
+
+impl RawManifest {
+    /// Builds the manifest and reports every broken rule through `report`.
+    fn validate(self, path: &Path, problems: &mut Problems<'_>) -> Manifest {
+        let mut report = |span: Range<usize>, message: String| problems.report(span, message);
+        let id = self.id.get_ref().clone();
+        if !is_valid_id(&id) {
+            report(
+                self.id.span(),
+                format!("invalid plugin id `{id}`: {ID_RULE}, e.g. `twilio-sms`"),
+            );
+        }
+
+        let library = self.library.get_ref();
+        let is_plain_name = !library.is_empty()
+            && library != "."
+            && library != ".."
+            && !library.contains(['/', '\\']);
+        if !is_plain_name {
+            report(
+                self.library.span(),
+                format!(
+                    "`library = \"{library}\"` must be a file name in the plugin's folder, \
+                     such as \"libplugkit_twilio.so\", not a path"
+                ),
+            );
+        }
+
+        let mut dependencies = BTreeMap::new();
+        for (dep_id, dependency) in self.dependencies {
+            let name = dep_id.get_ref();
+            if !is_valid_id(name) {
+                report(
+                    dep_id.span(),
+                    format!("invalid dependency id `{name}`: {ID_RULE}"),
+                );
+            }
+            if *name == id {
+                report(
+                    dep_id.span(),
+                    format!("plugin `{id}` depends on itself; remove `{name}` from [dependencies]"),
+                );
+            }
+            dependencies.insert(dep_id.into_inner(), dependency);
+        }
+
+        let mut conflicts = BTreeMap::new();
+        for (other, Req(range)) in self.conflicts {
+            let name = other.get_ref();
+            if !is_valid_id(name) {
+                report(
+                    other.span(),
+                    format!("invalid conflict id `{name}`: {ID_RULE}"),
+                );
+            }
+            if *name == id {
+                report(
+                    other.span(),
+                    format!("plugin `{id}` conflicts with itself; remove `{name}` from [conflicts]"),
+                );
+            }
+            if dependencies.contains_key(name.as_str()) {
+                report(
+                    other.span(),
+                    format!(
+                        "`{name}` is both a dependency and a conflict; a plugin cannot need \
+                         and refuse the same plugin, so remove it from [dependencies] or [conflicts]"
+                    ),
+                );
+            }
+            conflicts.insert(other.into_inner(), range);
+        }
+
+        let provides: Vec<String> = self.provides.into_iter().map(Spanned::into_inner).collect();
+        for service in &self.requires {
+            if provides.contains(service.get_ref()) {
+                report(
+                    service.span(),
+                    format!(
+                        "plugin requires service `{}` that it provides itself; \
+                         remove it from `requires`",
+                        service.get_ref()
+                    ),
+                );
+            }
+        }
+        let requires = self.requires.into_iter().map(Spanned::into_inner).collect();
+
+        let mut hooks: Vec<Hook> = Vec::with_capacity(self.hooks.len());
+        let mut first_seen: BTreeMap<String, Position> = BTreeMap::new();
+        for raw in self.hooks {
+            let name = raw.name.get_ref();
+            if let Some(first) = first_seen.get(name) {
+                report(
+                    raw.name.span(),
+                    format!(
+                        "hook `{name}` is registered twice (first at line {}); \
+                         keep one [[hooks]] entry per hook name",
+                        first.line
+                    ),
+                );
+            } else {
+                first_seen.insert(name.clone(), problems_position(raw.name.span()));
+            }
+            hooks.push(Hook {
+                name: raw.name.into_inner(),
+                priority: raw.priority,
+                kind: raw.kind,
+                before: raw.before,
+                after: raw.after,
+            });
+        }
+
+        let mut keys = BTreeMap::new();
+        for (name, raw) in self.config {
+            let key_name = name.get_ref();
+            if let Some(default) = &raw.default {
+                if raw.required {
+                    report(
+                        default.span(),
+                        format!(
+                            "config key `{key_name}` is required and also has a default; \
+                             remove `default` or set `required = false`"
+                        ),
+                    );
+                }
+                if let Err(mismatch) = raw.value_type.check_toml(default.get_ref()) {
+                    report(
+                        default.span(),
+                        format!(
+                            "default of config key `{key_name}` does not match its type: {mismatch}; \
+                             change the default or the `type`"
+                        ),
+                    );
+                }
+            }
+            keys.insert(
+                name.into_inner(),
+                ConfigKey {
+                    value_type: raw.value_type,
+                    required: raw.required,
+                    default: raw.default.map(Spanned::into_inner),
+                    sensitive: raw.sensitive,
+                    description: raw.description,
+                },
+            );
+        }
+
+        Manifest {
+            path: path.to_owned(),
+            id,
+            name: self.name,
+            version: self.version,
+            description: self.description,
+            authors: self.authors,
+            license: self.license,
+            category: self.category,
+            api: self.api,
+            library: self.library.into_inner(),
+            dependencies,
+            conflicts,
+            provides,
+            requires,
+            permissions: self.permissions,
+            hooks,
+            config: ConfigSchema { keys },
+            required_tier: self.required_tier,
+        }
+    }
+}

@@ -544,6 +544,23 @@ impl Manifest {
     }
 }
 
+/// Collects broken rules with their positions in `text`.
+struct Problems<'t> {
+    text: &'t str,
+    found: Vec<ManifestProblem>,
+}
+
+impl Problems<'_> {
+    fn position(&self, span: Range<usize>) -> Position {
+        Position::of_offset(self.text, span.start)
+    }
+
+    fn report(&mut self, span: Range<usize>, message: String) {
+        let position = self.position(span);
+        self.found.push(ManifestProblem { position, message });
+    }
+}
+
 /// Whether `id` is a valid plugin id: `^[a-z][a-z0-9-]{1,63}$`.
 pub(crate) fn is_valid_id(id: &str) -> bool {
     let bytes = id.as_bytes();
@@ -705,10 +722,9 @@ impl<'de> Deserialize<'de> for Dependency {
 impl RawManifest {
     /// Builds the manifest and reports every broken rule through `report`.
     fn validate(self, path: &Path, problems: &mut Problems<'_>) -> Manifest {
-        let mut report = |span: Range<usize>, message: String| problems.report(span, message);
         let id = self.id.get_ref().clone();
         if !is_valid_id(&id) {
-            report(
+            problems.report(
                 self.id.span(),
                 format!("invalid plugin id `{id}`: {ID_RULE}, e.g. `twilio-sms`"),
             );
@@ -720,7 +736,7 @@ impl RawManifest {
             && library != ".."
             && !library.contains(['/', '\\']);
         if !is_plain_name {
-            report(
+            problems.report(
                 self.library.span(),
                 format!(
                     "`library = \"{library}\"` must be a file name in the plugin's folder, \
@@ -733,13 +749,13 @@ impl RawManifest {
         for (dep_id, dependency) in self.dependencies {
             let name = dep_id.get_ref();
             if !is_valid_id(name) {
-                report(
+                problems.report(
                     dep_id.span(),
                     format!("invalid dependency id `{name}`: {ID_RULE}"),
                 );
             }
             if *name == id {
-                report(
+                problems.report(
                     dep_id.span(),
                     format!("plugin `{id}` depends on itself; remove `{name}` from [dependencies]"),
                 );
@@ -751,19 +767,19 @@ impl RawManifest {
         for (other, Req(range)) in self.conflicts {
             let name = other.get_ref();
             if !is_valid_id(name) {
-                report(
+                problems.report(
                     other.span(),
                     format!("invalid conflict id `{name}`: {ID_RULE}"),
                 );
             }
             if *name == id {
-                report(
+                problems.report(
                     other.span(),
                     format!("plugin `{id}` conflicts with itself; remove `{name}` from [conflicts]"),
                 );
             }
             if dependencies.contains_key(name.as_str()) {
-                report(
+                problems.report(
                     other.span(),
                     format!(
                         "`{name}` is both a dependency and a conflict; a plugin cannot need \
@@ -777,7 +793,7 @@ impl RawManifest {
         let provides: Vec<String> = self.provides.into_iter().map(Spanned::into_inner).collect();
         for service in &self.requires {
             if provides.contains(service.get_ref()) {
-                report(
+                problems.report(
                     service.span(),
                     format!(
                         "plugin requires service `{}` that it provides itself; \
@@ -794,7 +810,7 @@ impl RawManifest {
         for raw in self.hooks {
             let name = raw.name.get_ref();
             if let Some(first) = first_seen.get(name) {
-                report(
+                problems.report(
                     raw.name.span(),
                     format!(
                         "hook `{name}` is registered twice (first at line {}); \
@@ -803,7 +819,7 @@ impl RawManifest {
                     ),
                 );
             } else {
-                first_seen.insert(name.clone(), problems_position(raw.name.span()));
+                first_seen.insert(name.clone(), problems.position(raw.name.span()));
             }
             hooks.push(Hook {
                 name: raw.name.into_inner(),
@@ -819,7 +835,7 @@ impl RawManifest {
             let key_name = name.get_ref();
             if let Some(default) = &raw.default {
                 if raw.required {
-                    report(
+                    problems.report(
                         default.span(),
                         format!(
                             "config key `{key_name}` is required and also has a default; \
@@ -828,7 +844,7 @@ impl RawManifest {
                     );
                 }
                 if let Err(mismatch) = raw.value_type.check_toml(default.get_ref()) {
-                    report(
+                    problems.report(
                         default.span(),
                         format!(
                             "default of config key `{key_name}` does not match its type: {mismatch}; \

@@ -1,1 +1,6 @@
-//! Local stand-ins for cloud APIs.
+//! Local stand-ins for the Twilio and Stripe HTTP APIs, for tests and the
+//! offline demo. They are named as stand-ins wherever they are used: they
+//! check requests the way the real APIs do, but they are not those APIs.
+
+pub mod stripe;
+pub mod twilio;

@@ -26,8 +26,7 @@
 use abi_stable::{
     declare_root_module_statics,
     library::RootModule,
-    package_version_strings,
-    sabi_trait,
+    package_version_strings, sabi_trait,
     sabi_types::VersionStrings,
     std_types::{RArc, ROption, RResult, RSlice, RStr, RString, RVec},
     StableAbi,

@@ -155,7 +155,8 @@ pub trait Communication: Plugin {
     /// Verifies an inbound webhook's signature.
     fn verify_webhook(&self, tenant: &str, request: &WebhookRequest) -> Result<bool>;
     /// Verifies and parses a delivery-status callback.
-    fn parse_status_callback(&self, tenant: &str, request: &WebhookRequest) -> Result<StatusUpdate>;
+    fn parse_status_callback(&self, tenant: &str, request: &WebhookRequest)
+        -> Result<StatusUpdate>;
 }
 
 impl<P: Communication> CommunicationProvider for Adapter<P> {
@@ -191,7 +192,10 @@ impl<P: Communication> CommunicationProvider for Adapter<P> {
         tenant: RStr<'_>,
         request: WebhookRequest,
     ) -> RResult<StatusUpdate, PluginError> {
-        guard(|| self.plugin().parse_status_callback(tenant.as_str(), &request))
+        guard(|| {
+            self.plugin()
+                .parse_status_callback(tenant.as_str(), &request)
+        })
     }
 }
 

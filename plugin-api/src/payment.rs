@@ -217,8 +217,11 @@ pub struct PaymentEvent {
 #[sabi_trait]
 pub trait PaymentProvider: Send + Sync {
     /// Creates a payment.
-    fn create_payment(&self, tenant: RStr<'_>, request: CreatePayment)
-        -> RResult<Payment, PluginError>;
+    fn create_payment(
+        &self,
+        tenant: RStr<'_>,
+        request: CreatePayment,
+    ) -> RResult<Payment, PluginError>;
     /// Confirms a payment.
     fn confirm_payment(
         &self,

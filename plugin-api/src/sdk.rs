@@ -230,7 +230,12 @@ impl Host {
     }
 
     /// Raises a hook with a JSON payload. Needs the `hooks:emit` permission.
-    pub fn emit_json<T: serde::Serialize>(&self, tenant: &str, hook: &str, payload: &T) -> Result<()> {
+    pub fn emit_json<T: serde::Serialize>(
+        &self,
+        tenant: &str,
+        hook: &str,
+        payload: &T,
+    ) -> Result<()> {
         let bytes = serde_json::to_vec(payload)
             .map_err(|e| PluginError::invalid_request(format!("hook payload: {e}")))?;
         let payload = Payload {
@@ -322,8 +327,9 @@ impl TenantConfig {
 
     /// The whole configuration deserialized into `T`.
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T> {
-        serde_json::from_value(serde_json::Value::Object(self.values.clone()))
-            .map_err(|e| PluginError::invalid_config(format!("tenant {}", self.tenant), e.to_string()))
+        serde_json::from_value(serde_json::Value::Object(self.values.clone())).map_err(|e| {
+            PluginError::invalid_config(format!("tenant {}", self.tenant), e.to_string())
+        })
     }
 
     /// One value deserialized into `T`, or `None` when the key is absent.
@@ -367,7 +373,10 @@ impl HookEvent<'_> {
     /// The payload parsed as JSON.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
         serde_json::from_slice(self.payload).map_err(|e| {
-            PluginError::invalid_request(format!("hook `{}` payload is not the expected JSON: {e}", self.hook))
+            PluginError::invalid_request(format!(
+                "hook `{}` payload is not the expected JSON: {e}",
+                self.hook
+            ))
         })
     }
 }
@@ -653,7 +662,8 @@ pub struct __Extensions<P> {
     pub hooks: Option<fn(&RArc<Adapter<P>>) -> abi::HookHandlerBox>,
     pub service: Option<fn(&RArc<Adapter<P>>) -> abi::ServiceBox>,
     pub state: Option<fn(&RArc<Adapter<P>>) -> abi::StatefulBox>,
-    pub communication: Option<fn(&RArc<Adapter<P>>) -> crate::communication::CommunicationProviderBox>,
+    pub communication:
+        Option<fn(&RArc<Adapter<P>>) -> crate::communication::CommunicationProviderBox>,
     pub payment: Option<fn(&RArc<Adapter<P>>) -> crate::payment::PaymentProviderBox>,
     pub network: Option<fn(&RArc<Adapter<P>>) -> crate::network::NetworkAutomationBox>,
 }
@@ -686,7 +696,9 @@ pub fn __state<P: Stateful>(p: &RArc<Adapter<P>>) -> abi::StatefulBox {
 
 /// Builds the plugin object and its extensions; called by `export_plugin!`.
 #[doc(hidden)]
-pub fn __instantiate<P: Plugin>(extensions: __Extensions<P>) -> RResult<PluginInstance, PluginError> {
+pub fn __instantiate<P: Plugin>(
+    extensions: __Extensions<P>,
+) -> RResult<PluginInstance, PluginError> {
     install_panic_hook();
     guard(|| {
         let plugin = RArc::new(Adapter(P::new()?));
@@ -727,9 +739,10 @@ macro_rules! export_plugin {
     };
     ($plugin:ty, extensions: [$($ext:ident),* $(,)?]) => {
         #[doc(hidden)]
-        #[$crate::__abi_stable::export_root_module]
         pub fn __plugkit_root_module() -> $crate::abi::PluginModRef {
             extern "C" fn info() -> $crate::abi::PluginInfo {
+                // Referencing the identity record keeps the linker from dropping it.
+                ::core::hint::black_box(&__PLUGKIT_INFO);
                 $crate::sdk::__info::<$plugin>(
                     env!("CARGO_PKG_VERSION"),
                     env!("CARGO_PKG_DESCRIPTION"),
@@ -746,6 +759,24 @@ macro_rules! export_plugin {
             use $crate::__abi_stable::prefix_type::PrefixTypeTrait;
             $crate::abi::PluginMod { info, instantiate }.leak_into_prefix()
         }
+
+        // What `#[abi_stable::export_root_module]` generates, spelled out so
+        // plugins need no direct abi_stable dependency. The symbol name is
+        // checked against abi_stable's at compile time in plugin-api.
+        #[doc(hidden)]
+        #[unsafe(export_name = "_1as_0lib_1header_0root_bmodule_bloader")]
+        pub static __PLUGKIT_LIB_HEADER: $crate::__abi_stable::library::LibHeader = {
+            extern "C" fn erased() -> $crate::__abi_stable::library::RootModuleResult {
+                $crate::__abi_stable::library::__call_root_module_loader(__plugkit_root_module)
+            }
+            // SAFETY: `erased` returns the root module of type `PluginModRef`.
+            unsafe {
+                $crate::__abi_stable::library::LibHeader::from_constructor::<$crate::abi::PluginModRef>(
+                    erased,
+                    $crate::__abi_stable::library::CheckTypeLayout::Yes,
+                )
+            }
+        };
 
         /// What this library says about itself, readable without loading it.
         #[used]
@@ -767,6 +798,30 @@ macro_rules! export_plugin {
     (@ext $e:ident, $p:ty, payment) => { $e.payment = Some($crate::payment::__payment::<$p>); };
     (@ext $e:ident, $p:ty, network) => { $e.network = Some($crate::network::__network::<$p>); };
 }
+
+/// The symbol `export_plugin!` exports the library header under.
+const ROOT_MODULE_SYMBOL: &str = "_1as_0lib_1header_0root_bmodule_bloader";
+
+const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+// An abi_stable upgrade that renames the symbol must fail the build, not the load.
+const _: () = assert!(str_eq(
+    ROOT_MODULE_SYMBOL,
+    abi_stable::library::ROOT_MODULE_LOADER_NAME
+));
 
 /// The identity record's prefix, so readers can find and check it.
 pub(crate) const IDENTITY_MAGIC: &[u8; 8] = b"PLUGKIT1";

@@ -1,5 +1,41 @@
-//! plugkit's host: loads, orders, runs and hot-reloads native plugins.
+//! plugkit's host: loads native plugins through a stable ABI, runs them
+//! through their lifecycle, dispatches hooks to them and calls their
+//! category services.
+//!
+//! ```no_run
+//! use plugin_host::{Host, HostConfig, LoadOptions};
+//!
+//! # fn main() -> Result<(), plugin_host::HostError> {
+//! let host = Host::new(HostConfig::default())?;
+//! let id = host.load("plugins/libplugkit_twilio.so".as_ref(), LoadOptions::default())?;
+//! host.initialize(&id)?;
+//! host.activate(&id, "acme", r#"{"account_sid": "AC..."}"#)?;
+//! println!("{:?}", host.health().status);
+//! host.cleanup(&id)?;
+//! # Ok(()) }
+//! ```
+
+#![deny(missing_docs)]
 
 pub(crate) mod discovery;
+mod elf;
+mod error;
 pub(crate) mod graph;
+mod hooks;
+mod host;
+mod lifecycle;
+mod loader;
 pub(crate) mod manifest;
+mod metrics;
+mod services;
+
+pub use error::{Call, HostError};
+pub use hooks::{HookKind, OrderingCycle, Subscription};
+pub use host::{
+    EventReport, FilterError, FilteredPayload, HealthReport, Host, HostConfig, LoadOptions,
+    PluginHandle, PluginHealth, PluginStatus,
+};
+pub use lifecycle::{PluginState, Transition};
+pub use loader::PluginIdentity;
+pub use metrics::MetricsSnapshot;
+pub use services::Permission;

@@ -24,8 +24,11 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::hooks::HookKind;
+use crate::services::Permission;
+
 /// The file name the host looks for in each plugin folder.
-pub const MANIFEST_FILE_NAME: &str = "plugin.toml";
+pub(crate) const MANIFEST_FILE_NAME: &str = "plugin.toml";
 
 /// A parsed and validated `plugin.toml`.
 #[derive(Debug, Clone, PartialEq)]
@@ -146,62 +149,14 @@ impl fmt::Display for Category {
 
 impl<'de> Deserialize<'de> for Category {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let word = String::deserialize(deserializer)?;
-        Category::from_word(&word).ok_or_else(|| {
-            de::Error::custom(format!(
-                "invalid category `{word}`, expected one of `communication`, `payment`, \
-                 `network-automation`, `crm`, `custom`, or another lowercase word such as `analytics`"
-            ))
+        de_str_with(deserializer, "a category word", |word| {
+            Category::from_word(word).ok_or_else(|| {
+                format!(
+                    "invalid category `{word}`, expected one of `communication`, `payment`, \
+                     `network-automation`, `crm`, `custom`, or another lowercase word such as `analytics`"
+                )
+            })
         })
-    }
-}
-
-/// A host capability a plugin asks for. The set is closed: an unknown
-/// permission is an error listing the known ones.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
-#[non_exhaustive]
-pub enum Permission {
-    /// Open outbound network connections.
-    #[serde(rename = "network:outbound")]
-    NetworkOutbound,
-    /// Read secrets from the host's secret store.
-    #[serde(rename = "secrets:read")]
-    SecretsRead,
-    /// Read from plugin storage.
-    #[serde(rename = "storage:read")]
-    StorageRead,
-    /// Write to plugin storage.
-    #[serde(rename = "storage:write")]
-    StorageWrite,
-    /// Emit hooks other plugins listen to.
-    #[serde(rename = "hooks:emit")]
-    HooksEmit,
-    /// Record metrics.
-    #[serde(rename = "metrics:write")]
-    MetricsWrite,
-    /// Start child processes.
-    #[serde(rename = "process:spawn")]
-    ProcessSpawn,
-}
-
-impl Permission {
-    /// The spelling used in manifests.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Permission::NetworkOutbound => "network:outbound",
-            Permission::SecretsRead => "secrets:read",
-            Permission::StorageRead => "storage:read",
-            Permission::StorageWrite => "storage:write",
-            Permission::HooksEmit => "hooks:emit",
-            Permission::MetricsWrite => "metrics:write",
-            Permission::ProcessSpawn => "process:spawn",
-        }
-    }
-}
-
-impl fmt::Display for Permission {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -211,26 +166,14 @@ impl fmt::Display for Permission {
 pub struct Hook {
     /// Name of the hook, e.g. `order.created`.
     pub name: String,
-    /// Higher runs earlier; 0 when absent.
+    /// Order among the hook's handlers, lower first; 0 when absent.
     pub priority: i32,
-    /// Whether the hook transforms a value or only observes an event.
+    /// Whether the hook transforms a value or only observes an event; `event` when absent.
     pub kind: HookKind,
     /// Plugin ids whose handler for this hook must run after this one.
     pub before: Vec<String>,
     /// Plugin ids whose handler for this hook must run before this one.
     pub after: Vec<String>,
-}
-
-/// How a hook handler takes part in a hook call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-#[non_exhaustive]
-pub enum HookKind {
-    /// Receives a value and returns a possibly changed one; handlers chain.
-    Filter,
-    /// Observes an event; return values are ignored. The default.
-    #[default]
-    Event,
 }
 
 /// The `[config.<key>]` tables of a manifest.
@@ -324,7 +267,10 @@ impl ConfigType {
             (self, value),
             (ConfigType::String, toml::Value::String(_))
                 | (ConfigType::Integer, toml::Value::Integer(_))
-                | (ConfigType::Float, toml::Value::Float(_) | toml::Value::Integer(_))
+                | (
+                    ConfigType::Float,
+                    toml::Value::Float(_) | toml::Value::Integer(_)
+                )
                 | (ConfigType::Boolean, toml::Value::Boolean(_))
                 | (ConfigType::List, toml::Value::Array(_))
         );
@@ -445,7 +391,7 @@ pub struct ManifestProblem {
 pub enum ManifestError {
     /// The file could not be read.
     #[error(
-        "cannot read plugin manifest {}: {source}; check that the file exists and the host may read it",
+        "cannot read plugin manifest {}: {source}; check that the file exists and the host may read it.",
         path.display()
     )]
     Read {
@@ -457,7 +403,7 @@ pub enum ManifestError {
     },
     /// The file is not valid TOML, has an unknown key, or a value of the wrong form.
     #[error(
-        "{}{}: {message}; fix this entry of the plugin manifest",
+        "{}{}: {message}; fix this entry of the plugin manifest.",
         path.display(),
         position.map(|p| format!(":{p}")).unwrap_or_default()
     )]
@@ -523,7 +469,9 @@ impl Manifest {
     pub fn parse(text: &str, path: &Path) -> Result<Manifest, ManifestError> {
         let raw: RawManifest = toml::from_str(text).map_err(|error| ManifestError::Syntax {
             path: path.to_owned(),
-            position: error.span().map(|span| Position::of_offset(text, span.start)),
+            position: error
+                .span()
+                .map(|span| Position::of_offset(text, span.start)),
             message: error.message().trim_end().to_owned(),
         })?;
         let mut problems = Problems {
@@ -558,6 +506,33 @@ impl Problems<'_> {
     fn report(&mut self, span: Range<usize>, message: String) {
         let position = self.position(span);
         self.found.push(ManifestProblem { position, message });
+    }
+}
+
+impl Manifest {
+    /// A manifest with `id` and `version` and defaults everywhere else, for
+    /// tests and benchmarks that build plugin sets in code.
+    pub(crate) fn synthetic(id: &str, version: Version) -> Manifest {
+        Manifest {
+            path: PathBuf::from(format!("plugins/{id}/{MANIFEST_FILE_NAME}")),
+            id: id.to_owned(),
+            name: id.to_owned(),
+            version,
+            description: String::new(),
+            authors: Vec::new(),
+            license: None,
+            category: Category::Custom,
+            api: VersionReq::STAR,
+            library: format!("lib{id}.so"),
+            dependencies: BTreeMap::new(),
+            conflicts: BTreeMap::new(),
+            provides: Vec::new(),
+            requires: Vec::new(),
+            permissions: BTreeSet::new(),
+            hooks: Vec::new(),
+            config: ConfigSchema::default(),
+            required_tier: default_tier(),
+        }
     }
 }
 
@@ -600,7 +575,7 @@ struct RawManifest {
     #[serde(default)]
     requires: Vec<Spanned<String>>,
     #[serde(default)]
-    permissions: BTreeSet<Permission>,
+    permissions: Vec<PermissionName>,
     #[serde(default)]
     hooks: Vec<RawHook>,
     #[serde(default)]
@@ -619,7 +594,7 @@ struct RawHook {
     name: Spanned<String>,
     #[serde(default)]
     priority: i32,
-    #[serde(default)]
+    #[serde(default = "default_hook_kind", deserialize_with = "de_hook_kind")]
     kind: HookKind,
     #[serde(default)]
     before: Vec<String>,
@@ -642,6 +617,76 @@ struct RawConfigKey {
     description: String,
 }
 
+/// Deserializes a string through `parse`. The error is raised inside the
+/// deserializer's call, which is where toml attaches the value's position;
+/// an error raised after `String::deserialize` returns would point at the
+/// enclosing table or list instead.
+fn de_str_with<'de, D, T>(
+    deserializer: D,
+    expecting: &'static str,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    struct StrVisitor<F> {
+        expecting: &'static str,
+        parse: F,
+    }
+
+    impl<'de, T, F: FnOnce(&str) -> Result<T, String>> Visitor<'de> for StrVisitor<F> {
+        type Value = T;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.expecting)
+        }
+
+        fn visit_str<E: de::Error>(self, text: &str) -> Result<T, E> {
+            (self.parse)(text).map_err(E::custom)
+        }
+    }
+
+    deserializer.deserialize_str(StrVisitor { expecting, parse })
+}
+
+fn default_hook_kind() -> HookKind {
+    HookKind::Event
+}
+
+fn de_hook_kind<'de, D: Deserializer<'de>>(deserializer: D) -> Result<HookKind, D::Error> {
+    de_str_with(deserializer, "`filter` or `event`", |word| match word {
+        "filter" => Ok(HookKind::Filter),
+        "event" => Ok(HookKind::Event),
+        _ => Err(format!(
+            "unknown hook kind `{word}`, expected `filter` or `event`"
+        )),
+    })
+}
+
+/// One `permissions` entry; a type of its own so an error points at the entry, not the list.
+struct PermissionName(Permission);
+
+impl<'de> Deserialize<'de> for PermissionName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        de_str_with(
+            deserializer,
+            "a permission such as `network:outbound`",
+            |name| {
+                Permission::parse(name).map(PermissionName).ok_or_else(|| {
+                    let known: Vec<String> = Permission::ALL
+                        .iter()
+                        .map(|(_, known)| format!("`{known}`"))
+                        .collect();
+                    format!(
+                        "unknown permission `{name}`, expected one of {}",
+                        known.join(", ")
+                    )
+                })
+            },
+        )
+    }
+}
+
 /// A version requirement in a position where serde needs a type, not a function.
 struct Req(VersionReq);
 
@@ -652,17 +697,23 @@ impl<'de> Deserialize<'de> for Req {
 }
 
 fn de_version<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Version, D::Error> {
-    let text = String::deserialize(deserializer)?;
-    Version::parse(&text).map_err(|error| {
-        de::Error::custom(format!(
-            "invalid version `{text}`: {error}; expected a semantic version such as \"1.2.3\""
-        ))
-    })
+    de_str_with(
+        deserializer,
+        "a semantic version such as \"1.2.3\"",
+        |text| {
+            Version::parse(text).map_err(|error| {
+            format!("invalid version `{text}`: {error}; expected a semantic version such as \"1.2.3\"")
+        })
+        },
+    )
 }
 
 fn de_version_req<'de, D: Deserializer<'de>>(deserializer: D) -> Result<VersionReq, D::Error> {
-    let text = String::deserialize(deserializer)?;
-    parse_version_req(&text).map_err(de::Error::custom)
+    de_str_with(
+        deserializer,
+        "a version requirement such as \"^1.2\"",
+        parse_version_req,
+    )
 }
 
 fn parse_version_req(text: &str) -> Result<VersionReq, String> {
@@ -775,7 +826,9 @@ impl RawManifest {
             if *name == id {
                 problems.report(
                     other.span(),
-                    format!("plugin `{id}` conflicts with itself; remove `{name}` from [conflicts]"),
+                    format!(
+                        "plugin `{id}` conflicts with itself; remove `{name}` from [conflicts]"
+                    ),
                 );
             }
             if dependencies.contains_key(name.as_str()) {
@@ -880,10 +933,481 @@ impl RawManifest {
             conflicts,
             provides,
             requires,
-            permissions: self.permissions,
+            permissions: self.permissions.into_iter().map(|p| p.0).collect(),
             hooks,
             config: ConfigSchema { keys },
             required_tier: self.required_tier,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parses `text` as `plugin.toml` and compares the outcome, rendered as text, with `expected`:
+    /// `ok` for a manifest that passes, else the error's message.
+    fn check(text: &str, expected: &str) {
+        let actual = match Manifest::parse(text, Path::new("plugins/demo/plugin.toml")) {
+            Ok(_) => "ok".to_owned(),
+            Err(error) => error.to_string(),
+        };
+        assert_eq!(actual, expected, "\n--- manifest ---\n{text}");
+    }
+
+    const MINIMAL: &str = r#"
+id = "demo"
+name = "Demo"
+version = "1.0.0"
+api = "^0.1"
+library = "libdemo.so"
+"#;
+
+    /// `MINIMAL` followed by `extra`, so positions in expectations start at line 7.
+    fn minimal_with(extra: &str) -> String {
+        format!("{MINIMAL}{extra}")
+    }
+
+    const FULL: &str = r#"
+id = "twilio"
+name = "Twilio SMS"
+version = "1.4.2"
+description = "Sends SMS through Twilio."
+authors = ["Ada <ada@example.com>", "Grace"]
+license = "MIT OR Apache-2.0"
+category = "communication"
+api = "^0.1"
+library = "libplugkit_twilio.so"
+conflicts = { legacy-sms = "<2" }
+provides = ["sms"]
+requires = ["payment"]
+permissions = ["network:outbound", "secrets:read", "network:outbound"]
+required_tier = "pro"
+
+[dependencies]
+http-client = "^1.2"
+metrics = { version = ">=0.3, <0.5", optional = true }
+
+[[hooks]]
+name = "message.send"
+priority = 10
+kind = "filter"
+before = ["audit-log"]
+
+[[hooks]]
+name = "order.created"
+
+[config.account_sid]
+type = "string"
+required = true
+description = "Twilio account SID."
+
+[config.auth_token]
+type = "string"
+required = true
+sensitive = true
+
+[config.timeout_seconds]
+type = "float"
+default = 5
+
+[config.regions]
+type = "list"
+default = ["us1"]
+"#;
+
+    #[test]
+    fn full_manifest_parses_into_every_field() {
+        let manifest = Manifest::parse(FULL, Path::new("twilio/plugin.toml")).unwrap();
+        assert_eq!(manifest.path, Path::new("twilio/plugin.toml"));
+        assert_eq!(manifest.id, "twilio");
+        assert_eq!(manifest.name, "Twilio SMS");
+        assert_eq!(manifest.version, Version::new(1, 4, 2));
+        assert_eq!(manifest.description, "Sends SMS through Twilio.");
+        assert_eq!(manifest.authors, ["Ada <ada@example.com>", "Grace"]);
+        assert_eq!(manifest.license.as_deref(), Some("MIT OR Apache-2.0"));
+        assert_eq!(manifest.category, Category::Communication);
+        assert_eq!(manifest.api, VersionReq::parse("^0.1").unwrap());
+        assert_eq!(manifest.library, "libplugkit_twilio.so");
+        assert_eq!(
+            manifest.dependencies["http-client"],
+            Dependency::new(VersionReq::parse("^1.2").unwrap(), false)
+        );
+        assert_eq!(
+            manifest.dependencies["metrics"],
+            Dependency::new(VersionReq::parse(">=0.3, <0.5").unwrap(), true)
+        );
+        assert_eq!(
+            manifest.conflicts["legacy-sms"],
+            VersionReq::parse("<2").unwrap()
+        );
+        assert_eq!(manifest.provides, ["sms"]);
+        assert_eq!(manifest.requires, ["payment"]);
+        assert_eq!(
+            manifest.permissions.iter().copied().collect::<Vec<_>>(),
+            [Permission::NetworkOutbound, Permission::SecretsRead]
+        );
+        assert_eq!(manifest.required_tier, "pro");
+        assert_eq!(
+            manifest.hooks,
+            [
+                Hook {
+                    name: "message.send".into(),
+                    priority: 10,
+                    kind: HookKind::Filter,
+                    before: vec!["audit-log".into()],
+                    after: vec![],
+                },
+                Hook {
+                    name: "order.created".into(),
+                    priority: 0,
+                    kind: HookKind::Event,
+                    before: vec![],
+                    after: vec![],
+                },
+            ]
+        );
+        let keys: Vec<&str> = manifest.config.iter().map(|(name, _)| name).collect();
+        assert_eq!(
+            keys,
+            ["account_sid", "auth_token", "regions", "timeout_seconds"]
+        );
+        let token = manifest.config.get("auth_token").unwrap();
+        assert!(token.required && token.sensitive && token.default.is_none());
+        let timeout = manifest.config.get("timeout_seconds").unwrap();
+        assert_eq!(timeout.value_type, ConfigType::Float);
+        assert_eq!(timeout.default, Some(toml::Value::Integer(5)));
+    }
+
+    #[test]
+    fn minimal_manifest_gets_defaults() {
+        let manifest = Manifest::parse(MINIMAL, Path::new("plugin.toml")).unwrap();
+        assert_eq!(manifest.category, Category::Custom);
+        assert_eq!(manifest.required_tier, "free");
+        assert_eq!(manifest.description, "");
+        assert!(manifest.dependencies.is_empty() && manifest.config.is_empty());
+    }
+
+    #[test]
+    fn unknown_lowercase_category_is_kept() {
+        let manifest =
+            Manifest::parse(&minimal_with("category = \"analytics\"\n"), Path::new("p")).unwrap();
+        assert_eq!(manifest.category, Category::Other("analytics".into()));
+        assert_eq!(manifest.category.to_string(), "analytics");
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_line_column_and_the_known_keys() {
+        check(
+            &minimal_with("colour = \"red\"\n"),
+            "plugins/demo/plugin.toml:7:1: unknown field `colour`, expected one of `id`, `name`, \
+             `version`, `description`, `authors`, `license`, `category`, `api`, `library`, \
+             `dependencies`, `conflicts`, `provides`, `requires`, `permissions`, `hooks`, \
+             `config`, `required_tier`; fix this entry of the plugin manifest.",
+        );
+        check(
+            &minimal_with("[[hooks]]\nname = \"a\"\nprio = 1\n"),
+            "plugins/demo/plugin.toml:9:1: unknown field `prio`, expected one of `name`, \
+             `priority`, `kind`, `before`, `after`; fix this entry of the plugin manifest.",
+        );
+        check(
+            &minimal_with("[dependencies]\nother = { version = \"^1\", optinal = true }\n"),
+            "plugins/demo/plugin.toml:8:9: unknown field `optinal`, expected `version` or \
+             `optional`; fix this entry of the plugin manifest.",
+        );
+        check(
+            &minimal_with("[config.port]\ntyp = \"integer\"\n"),
+            "plugins/demo/plugin.toml:8:1: unknown field `typ`, expected one of `type`, \
+             `required`, `default`, `sensitive`, `description`; fix this entry of the plugin manifest.",
+        );
+    }
+
+    #[test]
+    fn bad_values_are_errors_with_line_column_and_the_expected_form() {
+        check(
+            &MINIMAL.replace("1.0.0", "1.0"),
+            "plugins/demo/plugin.toml:4:11: invalid version `1.0`: unexpected end of input while \
+             parsing minor version number; expected a semantic version such as \"1.2.3\"; fix \
+             this entry of the plugin manifest.",
+        );
+        check(
+            &MINIMAL.replace("^0.1", "zero"),
+            "plugins/demo/plugin.toml:5:7: invalid version requirement `zero`: unexpected \
+             character 'z' while parsing major version number; expected a range such as \"^1.2\", \
+             \">=1.0, <2\" or \"*\"; fix this entry of the plugin manifest.",
+        );
+        check(
+            &minimal_with("[dependencies]\nother = \"one\"\n"),
+            "plugins/demo/plugin.toml:8:9: invalid version requirement `one`: unexpected \
+             character 'o' while parsing major version number; expected a range such as \"^1.2\", \
+             \">=1.0, <2\" or \"*\"; fix this entry of the plugin manifest.",
+        );
+        check(
+            &minimal_with("[dependencies]\nother = 5\n"),
+            "plugins/demo/plugin.toml:8:9: invalid type: integer `5`, expected a version \
+             requirement such as \"^1.2\" or a table such as { version = \"^1.2\", optional = true }; \
+             fix this entry of the plugin manifest.",
+        );
+        check(
+            &minimal_with("permissions = [\"storage:read\", \"network:inbound\"]\n"),
+            "plugins/demo/plugin.toml:7:32: unknown permission `network:inbound`, expected one of \
+             `network:outbound`, `secrets:read`, `storage:read`, `storage:write`, `hooks:emit`, \
+             `metrics:write`, `process:spawn`; fix this entry of the plugin manifest.",
+        );
+        check(
+            &minimal_with("category = \"Big Thing\"\n"),
+            "plugins/demo/plugin.toml:7:12: invalid category `Big Thing`, expected one of \
+             `communication`, `payment`, `network-automation`, `crm`, `custom`, or another \
+             lowercase word such as `analytics`; fix this entry of the plugin manifest.",
+        );
+        check(
+            &minimal_with("[[hooks]]\nname = \"a\"\nkind = \"action\"\n"),
+            "plugins/demo/plugin.toml:9:8: unknown hook kind `action`, expected `filter` or \
+             `event`; fix this entry of the plugin manifest.",
+        );
+        check(
+            &minimal_with("[[hooks]]\nname = \"a\"\npriority = \"high\"\n"),
+            "plugins/demo/plugin.toml:9:12: invalid type: string \"high\", expected i32; fix \
+             this entry of the plugin manifest.",
+        );
+        check(
+            &minimal_with("[config.port]\ntype = \"int\"\n"),
+            "plugins/demo/plugin.toml:8:8: unknown variant `int`, expected one of `string`, \
+             `integer`, `float`, `boolean`, `list`; fix this entry of the plugin manifest.",
+        );
+        check(
+            &minimal_with("conflicts = { old-sms = \"<1\", older-sms = \"one\" }\n"),
+            "plugins/demo/plugin.toml:7:43: invalid version requirement `one`: unexpected \
+             character 'o' while parsing major version number; expected a range such as \"^1.2\", \
+             \">=1.0, <2\" or \"*\"; fix this entry of the plugin manifest.",
+        );
+        check(
+            &MINIMAL.replace("\"1.0.0\"", "1"),
+            "plugins/demo/plugin.toml:4:11: invalid type: integer `1`, expected a semantic \
+             version such as \"1.2.3\"; fix this entry of the plugin manifest.",
+        );
+        check(
+            &minimal_with("authors = \"Ada\"\n"),
+            "plugins/demo/plugin.toml:7:11: invalid type: string \"Ada\", expected a sequence; \
+             fix this entry of the plugin manifest.",
+        );
+    }
+
+    #[test]
+    fn missing_required_field_and_broken_toml_are_errors() {
+        check(
+            &MINIMAL.replace("library = \"libdemo.so\"\n", ""),
+            "plugins/demo/plugin.toml:1:1: missing field `library`; fix this entry of the plugin manifest.",
+        );
+        check(
+            &minimal_with("provides = [\"sms\"\n"),
+            "plugins/demo/plugin.toml:7:18: unclosed array, expected `]`; fix this entry of the plugin manifest.",
+        );
+    }
+
+    #[test]
+    fn id_must_follow_the_charset_rule() {
+        let rule = "ids are 2 to 64 characters of a-z, 0-9 and `-`, starting with a letter";
+        for bad in ["Demo", "d", "9lives", "demo_sms", "-demo", &"a".repeat(65)] {
+            check(
+                &MINIMAL.replace("\"demo\"", &format!("\"{bad}\"")),
+                &format!(
+                    "plugin manifest plugins/demo/plugin.toml breaks 1 rule; fix it and reload:\n  \
+                     plugins/demo/plugin.toml:2:6: invalid plugin id `{bad}`: {rule}, e.g. `twilio-sms`"
+                ),
+            );
+        }
+        for good in ["ab", "sms-2", "network-automation", &"a".repeat(64)] {
+            check(&MINIMAL.replace("\"demo\"", &format!("\"{good}\"")), "ok");
+        }
+    }
+
+    #[test]
+    fn each_semantic_rule_is_reported_at_its_entry() {
+        let rule = |position: &str, message: &str| {
+            format!(
+                "plugin manifest plugins/demo/plugin.toml breaks 1 rule; fix it and reload:\n  \
+                 plugins/demo/plugin.toml:{position}: {message}"
+            )
+        };
+        check(
+            &minimal_with("[[hooks]]\nname = \"a\"\n[[hooks]]\nname = \"b\"\n[[hooks]]\nname = \"a\"\n"),
+            &rule(
+                "12:8",
+                "hook `a` is registered twice (first at line 8); keep one [[hooks]] entry per hook name",
+            ),
+        );
+        check(
+            &minimal_with("[config.port]\ntype = \"integer\"\ndefault = \"80\"\n"),
+            &rule(
+                "9:11",
+                "default of config key `port` does not match its type: expected integer, found a \
+                 string; change the default or the `type`",
+            ),
+        );
+        check(
+            &minimal_with("[config.port]\ntype = \"integer\"\nrequired = true\ndefault = 80\n"),
+            &rule(
+                "10:11",
+                "config key `port` is required and also has a default; remove `default` or set \
+                 `required = false`",
+            ),
+        );
+        check(
+            &minimal_with("[dependencies]\ndemo = \"^1\"\n"),
+            &rule(
+                "8:1",
+                "plugin `demo` depends on itself; remove `demo` from [dependencies]",
+            ),
+        );
+        check(
+            &minimal_with("[dependencies]\nsms = \"^1\"\n[conflicts]\nsms = \"<1\"\n"),
+            &rule(
+                "10:1",
+                "`sms` is both a dependency and a conflict; a plugin cannot need and refuse the \
+                 same plugin, so remove it from [dependencies] or [conflicts]",
+            ),
+        );
+        check(
+            &minimal_with("[conflicts]\ndemo = \"*\"\n"),
+            &rule(
+                "8:1",
+                "plugin `demo` conflicts with itself; remove `demo` from [conflicts]",
+            ),
+        );
+        check(
+            &MINIMAL.replace("libdemo.so", "../lib/libdemo.so"),
+            &rule(
+                "6:11",
+                "`library = \"../lib/libdemo.so\"` must be a file name in the plugin's folder, \
+                 such as \"libplugkit_twilio.so\", not a path",
+            ),
+        );
+        check(
+            &minimal_with("provides = [\"sms\"]\nrequires = [\"sms\"]\n"),
+            &rule(
+                "8:13",
+                "plugin requires service `sms` that it provides itself; remove it from `requires`",
+            ),
+        );
+        check(
+            &minimal_with("[dependencies]\nBad_Id = \"^1\"\n"),
+            &rule(
+                "8:1",
+                "invalid dependency id `Bad_Id`: ids are 2 to 64 characters of a-z, 0-9 and `-`, \
+                 starting with a letter",
+            ),
+        );
+    }
+
+    #[test]
+    fn all_semantic_problems_are_reported_together_in_file_order() {
+        let text = r#"
+id = "Demo"
+name = "Demo"
+version = "1.0.0"
+api = "^0.1"
+library = "libdemo.so"
+[dependencies]
+Demo = "^1"
+[[hooks]]
+name = "a"
+[[hooks]]
+name = "a"
+[config.port]
+type = "boolean"
+required = true
+default = 1
+"#;
+        check(
+            text,
+            "plugin manifest plugins/demo/plugin.toml breaks 6 rules; fix each and reload:\n  \
+             plugins/demo/plugin.toml:2:6: invalid plugin id `Demo`: ids are 2 to 64 characters of \
+             a-z, 0-9 and `-`, starting with a letter, e.g. `twilio-sms`\n  \
+             plugins/demo/plugin.toml:8:1: invalid dependency id `Demo`: ids are 2 to 64 \
+             characters of a-z, 0-9 and `-`, starting with a letter\n  \
+             plugins/demo/plugin.toml:8:1: plugin `Demo` depends on itself; remove `Demo` from \
+             [dependencies]\n  \
+             plugins/demo/plugin.toml:12:8: hook `a` is registered twice (first at line 10); keep \
+             one [[hooks]] entry per hook name\n  \
+             plugins/demo/plugin.toml:16:11: config key `port` is required and also has a \
+             default; remove `default` or set `required = false`\n  \
+             plugins/demo/plugin.toml:16:11: default of config key `port` does not match its \
+             type: expected boolean, found an integer; change the default or the `type`",
+        );
+    }
+
+    #[test]
+    fn positions_count_characters_not_bytes() {
+        let text = MINIMAL.replace("name = \"Demo\"", "name = \"Démo ✓\" ; colour = 1");
+        // The `;` is byte 20 of its line but character 17.
+        check(
+            &text,
+            "plugins/demo/plugin.toml:3:17: unexpected key or value, expected newline, `#`; fix \
+             this entry of the plugin manifest.",
+        );
+    }
+
+    #[test]
+    fn load_reports_an_unreadable_file_with_its_path() {
+        let missing = Path::new("/nonexistent/plugkit/plugin.toml");
+        let error = Manifest::load(missing).unwrap_err();
+        assert!(matches!(error, ManifestError::Read { .. }));
+        assert_eq!(error.path(), missing);
+        assert!(
+            error
+                .to_string()
+                .starts_with("cannot read plugin manifest /nonexistent/plugkit/plugin.toml: "),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn config_types_check_toml_and_json_values() {
+        use serde_json::json;
+        let cases: &[(ConfigType, toml::Value, serde_json::Value, bool)] = &[
+            (ConfigType::String, "x".into(), json!("x"), true),
+            (ConfigType::String, 1.into(), json!(1), false),
+            (ConfigType::Integer, 1.into(), json!(1), true),
+            (ConfigType::Integer, 1.5.into(), json!(1.5), false),
+            (ConfigType::Float, 1.5.into(), json!(1.5), true),
+            (ConfigType::Float, 2.into(), json!(2), true),
+            (ConfigType::Float, "2".into(), json!("2"), false),
+            (ConfigType::Boolean, true.into(), json!(false), true),
+            (ConfigType::Boolean, "true".into(), json!("true"), false),
+            (ConfigType::List, vec![1].into(), json!([1]), true),
+            (
+                ConfigType::List,
+                toml::Table::new().into(),
+                json!({}),
+                false,
+            ),
+        ];
+        for (value_type, toml_value, json_value, accepted) in cases {
+            assert_eq!(
+                value_type.check_toml(toml_value).is_ok(),
+                *accepted,
+                "{value_type} vs {toml_value:?}"
+            );
+            assert_eq!(
+                value_type.check_json(json_value).is_ok(),
+                *accepted,
+                "{value_type} vs {json_value}"
+            );
+        }
+        assert_eq!(
+            ConfigType::Integer
+                .check_json(&json!(u64::MAX))
+                .unwrap_err()
+                .to_string(),
+            "expected integer, found an integer too large for 64 bits"
+        );
+        assert_eq!(
+            ConfigType::List
+                .check_toml(&"a".into())
+                .unwrap_err()
+                .to_string(),
+            "expected list, found a string"
+        );
     }
 }

@@ -1,0 +1,262 @@
+//! The host's error type: one variant per distinct failure, each naming the
+//! plugin and the file and saying what to do next.
+
+use std::path::PathBuf;
+
+use crate::lifecycle::{PluginState, Transition};
+
+/// Which lifecycle or service call failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Call {
+    /// The plugin's constructor.
+    Instantiate,
+    /// `initialize`.
+    Initialize,
+    /// `activate`.
+    Activate,
+    /// `deactivate`.
+    Deactivate,
+    /// `cleanup`.
+    Cleanup,
+    /// `health`.
+    Health,
+    /// A hook handler.
+    Hook,
+    /// A service or category call.
+    Service,
+    /// `save_state`.
+    SaveState,
+    /// `restore_state`.
+    RestoreState,
+}
+
+impl std::fmt::Display for Call {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Instantiate => "instantiate",
+            Self::Initialize => "initialize",
+            Self::Activate => "activate",
+            Self::Deactivate => "deactivate",
+            Self::Cleanup => "cleanup",
+            Self::Health => "health",
+            Self::Hook => "hook",
+            Self::Service => "service call",
+            Self::SaveState => "save_state",
+            Self::RestoreState => "restore_state",
+        })
+    }
+}
+
+/// Everything that can go wrong in the host.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HostError {
+    /// Reading or writing a file failed.
+    #[error("plugin `{plugin}`: {action} `{}`: {source}", path.display())]
+    Io {
+        /// The plugin (or the file stem when the id is not known yet).
+        plugin: String,
+        /// What the host was doing.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The file is not a complete shared object for this machine.
+    #[error(
+        "plugin `{plugin}`: `{}` is not a loadable shared library ({reason}); \
+         it is corrupt or was copied only in part: reinstall the plugin",
+        path.display()
+    )]
+    CorruptLibrary {
+        /// The plugin (or file stem).
+        plugin: String,
+        /// The file.
+        path: PathBuf,
+        /// What the ELF check found.
+        reason: String,
+    },
+
+    /// `dlopen` refused the file.
+    #[error(
+        "plugin `{plugin}`: the dynamic loader refused `{}`: {message}; \
+         check that the library's own dependencies are installed (ldd)",
+        path.display()
+    )]
+    Dlopen {
+        /// The plugin (or file stem).
+        plugin: String,
+        /// The file.
+        path: PathBuf,
+        /// The loader's message.
+        message: String,
+    },
+
+    /// The library exports no plugkit root module.
+    #[error(
+        "plugin `{plugin}`: `{}` is a shared library but not a plugkit plugin \
+         (no root module); build it with `plugin_api::export_plugin!`",
+        path.display()
+    )]
+    NotAPlugin {
+        /// The plugin (or file stem).
+        plugin: String,
+        /// The file.
+        path: PathBuf,
+    },
+
+    /// The plugin was built against another plugin-api version.
+    #[error(
+        "plugin `{plugin}`: `{}` was built against plugin-api {plugin_api}, \
+         this host speaks plugin-api {host_api}; rebuild the plugin against plugin-api {host_api}",
+        path.display()
+    )]
+    ApiVersionMismatch {
+        /// The plugin (or file stem).
+        plugin: String,
+        /// The file.
+        path: PathBuf,
+        /// The version the plugin was built against.
+        plugin_api: String,
+        /// The version this host speaks.
+        host_api: String,
+    },
+
+    /// The plugin's types do not have the layout the host expects.
+    #[error(
+        "plugin `{plugin}`: `{}` has an incompatible ABI layout; rebuild it against this host's \
+         plugin-api.\n{summary}",
+        path.display()
+    )]
+    AbiMismatch {
+        /// The plugin (or file stem).
+        plugin: String,
+        /// The file.
+        path: PathBuf,
+        /// abi_stable's final `Error / Expected / Found` lines.
+        summary: String,
+    },
+
+    /// The library's embedded identity disagrees with what was expected.
+    #[error(
+        "plugin `{expected}`: `{}` identifies itself as `{found}`; \
+         the manifest and the library do not belong together: reinstall the plugin",
+        path.display()
+    )]
+    IdentityMismatch {
+        /// What the manifest or caller expected.
+        expected: String,
+        /// What the library says.
+        found: String,
+        /// The file.
+        path: PathBuf,
+    },
+
+    /// A plugin call returned an error.
+    #[error("plugin `{plugin}` ({}): {call} failed: {message}", path.display())]
+    CallFailed {
+        /// The plugin.
+        plugin: String,
+        /// Its library.
+        path: PathBuf,
+        /// Which call.
+        call: Call,
+        /// The plugin's error.
+        message: String,
+        /// The plugin's error as returned (host-owned copy).
+        error: plugin_api::PluginError,
+    },
+
+    /// A plugin call panicked; the SDK caught it.
+    #[error(
+        "plugin `{plugin}` ({}): {call} panicked: {message}; the plugin was isolated, \
+         fix the plugin or check its configuration",
+        path.display()
+    )]
+    CallPanicked {
+        /// The plugin.
+        plugin: String,
+        /// Its library.
+        path: PathBuf,
+        /// Which call.
+        call: Call,
+        /// The panic message.
+        message: String,
+    },
+
+    /// A lifecycle step that the current state does not allow.
+    #[error("plugin `{plugin}`: cannot {transition} while {state}")]
+    IllegalTransition {
+        /// The plugin.
+        plugin: String,
+        /// Where it is.
+        state: PluginState,
+        /// What was asked.
+        transition: Transition,
+    },
+
+    /// No loaded plugin has this id.
+    #[error("no plugin `{plugin}` is loaded; list loaded plugins with `Host::plugins`")]
+    UnknownPlugin {
+        /// The id asked for.
+        plugin: String,
+    },
+
+    /// A plugin with this id is already loaded.
+    #[error(
+        "plugin `{plugin}` is already loaded from `{}`; refusing a second copy from `{}`",
+        existing.display(), path.display()
+    )]
+    AlreadyLoaded {
+        /// The id.
+        plugin: String,
+        /// The loaded file.
+        existing: PathBuf,
+        /// The refused file.
+        path: PathBuf,
+    },
+
+    /// The plugin lacks the extension a caller asked for.
+    #[error("plugin `{plugin}` does not offer the `{extension}` extension")]
+    MissingExtension {
+        /// The plugin.
+        plugin: String,
+        /// The extension, e.g. `payment`.
+        extension: &'static str,
+    },
+
+    /// The plugin is not active for the tenant a call was made for.
+    #[error("plugin `{plugin}` is not active for tenant `{tenant}`; activate it first")]
+    NotActive {
+        /// The plugin.
+        plugin: String,
+        /// The tenant.
+        tenant: String,
+    },
+}
+
+impl HostError {
+    /// The plugin this error is about, when there is one.
+    pub fn plugin(&self) -> Option<&str> {
+        match self {
+            Self::Io { plugin, .. }
+            | Self::CorruptLibrary { plugin, .. }
+            | Self::Dlopen { plugin, .. }
+            | Self::NotAPlugin { plugin, .. }
+            | Self::ApiVersionMismatch { plugin, .. }
+            | Self::AbiMismatch { plugin, .. }
+            | Self::CallFailed { plugin, .. }
+            | Self::CallPanicked { plugin, .. }
+            | Self::IllegalTransition { plugin, .. }
+            | Self::UnknownPlugin { plugin }
+            | Self::AlreadyLoaded { plugin, .. }
+            | Self::MissingExtension { plugin, .. }
+            | Self::NotActive { plugin, .. } => Some(plugin),
+            Self::IdentityMismatch { expected, .. } => Some(expected),
+        }
+    }
+}

@@ -1,0 +1,1026 @@
+//! The host: the registry of loaded plugins, their lifecycle, calls into
+//! them (guarded, counted), and hook dispatch.
+//!
+//! Locking: the registry map and each plugin's current version sit behind
+//! `RwLock`s that are never held while plugin code runs; each plugin's
+//! lifecycle mutex serializes its lifecycle steps, and is held during them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use abi_stable::std_types::{RResult, RStr};
+use parking_lot::{Mutex, RwLock};
+use plugin_api::abi::{HookCall, HookOutcome, PluginError, PluginInstance, TenantActivation};
+use plugin_api::communication::{MessageReceipt, OutboundMessage, StatusUpdate};
+use plugin_api::network::{
+    PlaybookReport, PlaybookRun, SnmpRequest, SshCommand, SshOutput, VarBind,
+};
+use plugin_api::payment::{
+    CapturePayment, ConfirmPayment, CreatePayment, Payment, PaymentEvent, Refund, RefundRequest,
+};
+use plugin_api::{HealthStatus, WebhookRequest};
+use serde::Serialize;
+
+use crate::error::{Call, HostError};
+use crate::hooks::{self, HookKind, OrderingCycle, Subscription};
+use crate::lifecycle::{Lifecycle, PluginState, Transition};
+use crate::loader::{self, LoadedPlugin, Loader, PluginIdentity};
+use crate::metrics::{MetricsSnapshot, PluginMetrics};
+use crate::services::{Permission, PluginServices, StateStore};
+
+/// How a host is set up.
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    /// Private directory for the content-addressed copies of loaded libraries.
+    pub runtime_dir: PathBuf,
+}
+
+impl HostConfig {
+    /// A configuration whose runtime directory is private to this process.
+    pub fn with_runtime_dir(runtime_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            runtime_dir: runtime_dir.into(),
+        }
+    }
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        let base = std::env::var_os("XDG_RUNTIME_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir);
+        Self::with_runtime_dir(base.join(format!("plugkit-{}", std::process::id())))
+    }
+}
+
+/// What the host knows about a plugin before loading it (from its manifest).
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// The id the library must report; refused with `IdentityMismatch` otherwise.
+    pub expected_id: Option<String>,
+    /// Capabilities the plugin may use.
+    pub permissions: BTreeSet<Permission>,
+    /// Plugin-wide configuration, a JSON object.
+    pub config_json: Option<String>,
+    /// Hooks it subscribes to.
+    pub hooks: Vec<Subscription>,
+}
+
+/// One loaded plugin: its lifecycle and its current version.
+pub(crate) struct Slot {
+    id: String,
+    source: PathBuf,
+    lifecycle: Mutex<Lifecycle>,
+    /// Mirror of the lifecycle's tenant set for the call path.
+    active_tenants: RwLock<BTreeSet<String>>,
+    current: RwLock<Arc<LoadedPlugin>>,
+    metrics: PluginMetrics,
+    services: ServicesTemplate,
+}
+
+struct ServicesTemplate {
+    permissions: BTreeSet<Permission>,
+    config_json: String,
+    store: Arc<StateStore>,
+}
+
+pub(crate) struct Inner {
+    loader: Loader,
+    plugins: RwLock<BTreeMap<String, Arc<Slot>>>,
+    subscriptions: RwLock<Vec<Subscription>>,
+    /// Ordered subscribers per hook, rebuilt when subscriptions change.
+    hook_order: RwLock<BTreeMap<String, Arc<Vec<Subscription>>>>,
+    secrets: RwLock<BTreeMap<(String, String, String), String>>,
+}
+
+/// The plugin host. Cheap to clone; all clones share one registry.
+#[derive(Clone)]
+pub struct Host {
+    inner: Arc<Inner>,
+}
+
+/// A plugin's state for reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginStatus {
+    /// What the library says about itself.
+    pub identity: PluginIdentity,
+    /// Where it was loaded from.
+    pub source: PathBuf,
+    /// Lifecycle state.
+    pub state: PluginState,
+    /// Tenants it is active for.
+    pub tenants: Vec<String>,
+    /// Why it failed, when failed.
+    pub failure: Option<String>,
+    /// Extensions it offers.
+    pub extensions: Vec<&'static str>,
+}
+
+/// One plugin's health in a [`HealthReport`].
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginHealth {
+    /// The plugin.
+    pub plugin: String,
+    /// Its lifecycle state.
+    pub state: PluginState,
+    /// What it reported (failed plugins are unhealthy without being asked).
+    pub status: HealthStatus,
+    /// Why.
+    pub message: String,
+    /// Its metrics.
+    pub metrics: MetricsSnapshot,
+}
+
+/// The host's aggregated health.
+#[derive(Debug, Clone, Serialize)]
+pub struct HealthReport {
+    /// The worst status of any plugin (healthy when there are none).
+    pub status: HealthStatus,
+    /// Each plugin.
+    pub plugins: Vec<PluginHealth>,
+}
+
+/// Why a filter chain did not return a payload.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FilterError {
+    /// A subscriber vetoed.
+    #[error("hook `{hook}`: vetoed by plugin `{plugin}`: {reason}")]
+    Vetoed {
+        /// The hook.
+        hook: String,
+        /// Who vetoed.
+        plugin: String,
+        /// Why.
+        reason: String,
+    },
+    /// A subscriber failed or panicked; a filter chain fails closed.
+    #[error("hook `{hook}`: filter in plugin `{plugin}` failed: {message}")]
+    Failed {
+        /// The hook.
+        hook: String,
+        /// Who failed.
+        plugin: String,
+        /// The error.
+        message: String,
+    },
+    /// The subscribers' constraints form a cycle.
+    #[error(transparent)]
+    Cycle(#[from] OrderingCycle),
+}
+
+/// The outcome of a filter chain that ran to its end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilteredPayload {
+    /// Content type of the final payload.
+    pub content_type: String,
+    /// The final payload.
+    pub bytes: Vec<u8>,
+    /// The plugins that ran, in order.
+    pub ran: Vec<String>,
+}
+
+/// What an event dispatch did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct EventReport {
+    /// Subscribers that handled it, in order.
+    pub delivered: Vec<String>,
+    /// Subscribers that failed, with their errors.
+    pub failures: Vec<(String, String)>,
+}
+
+impl Host {
+    /// Creates a host with an empty registry.
+    pub fn new(config: HostConfig) -> Result<Self, HostError> {
+        Ok(Self {
+            inner: Arc::new(Inner {
+                loader: Loader::new(config.runtime_dir)?,
+                plugins: RwLock::new(BTreeMap::new()),
+                subscriptions: RwLock::new(Vec::new()),
+                hook_order: RwLock::new(BTreeMap::new()),
+                secrets: RwLock::new(BTreeMap::new()),
+            }),
+        })
+    }
+
+    /// Loads a plugin library: stages a private copy, checks it, loads it
+    /// and instantiates the plugin. Returns the plugin's id.
+    pub fn load(&self, path: &Path, options: LoadOptions) -> Result<String, HostError> {
+        let staged = self.inner.loader.stage(path)?;
+        if let (Some(expected), Some((id, _))) = (&options.expected_id, &staged.embedded) {
+            if expected != id {
+                return Err(HostError::IdentityMismatch {
+                    expected: expected.clone(),
+                    found: id.clone(),
+                    path: path.to_owned(),
+                });
+            }
+        }
+        if let Some((id, _)) = &staged.embedded {
+            if let Some(existing) = self.inner.plugins.read().get(id) {
+                return Err(HostError::AlreadyLoaded {
+                    plugin: id.clone(),
+                    existing: existing.source.clone(),
+                    path: path.to_owned(),
+                });
+            }
+        }
+        let loaded = self.inner.loader.load(&staged)?;
+        let id = loaded.identity.id.clone();
+        if let Some(expected) = &options.expected_id {
+            if *expected != id {
+                return Err(HostError::IdentityMismatch {
+                    expected: expected.clone(),
+                    found: id,
+                    path: path.to_owned(),
+                });
+            }
+        }
+        let slot = Arc::new(Slot {
+            id: id.clone(),
+            source: path.to_owned(),
+            lifecycle: Mutex::new(Lifecycle::new()),
+            active_tenants: RwLock::new(BTreeSet::new()),
+            current: RwLock::new(Arc::new(loaded)),
+            metrics: PluginMetrics::default(),
+            services: ServicesTemplate {
+                permissions: options.permissions,
+                config_json: options.config_json.unwrap_or_else(|| "{}".to_owned()),
+                store: Arc::new(StateStore::default()),
+            },
+        });
+        {
+            let mut plugins = self.inner.plugins.write();
+            if let Some(existing) = plugins.get(&id) {
+                return Err(HostError::AlreadyLoaded {
+                    plugin: id,
+                    existing: existing.source.clone(),
+                    path: path.to_owned(),
+                });
+            }
+            plugins.insert(id.clone(), slot);
+        }
+        let mut subs = options.hooks;
+        for s in &mut subs {
+            s.plugin = id.clone();
+        }
+        self.inner.subscriptions.write().extend(subs);
+        self.inner.rebuild_hook_order();
+        tracing::info!(plugin = %id, path = %path.display(), "loaded");
+        Ok(id)
+    }
+
+    /// Calls the plugin's `initialize` with its host services.
+    pub fn initialize(&self, id: &str) -> Result<(), HostError> {
+        let slot = self.inner.slot(id)?;
+        let services = PluginServices {
+            plugin: slot.id.clone(),
+            permissions: slot.services.permissions.clone(),
+            config_json: slot.services.config_json.clone(),
+            store: slot.services.store.clone(),
+            host: Arc::downgrade(&self.inner),
+        }
+        .into_box();
+        self.step(&slot, Transition::Initialize, Call::Initialize, |p| {
+            p.base.initialize(services)
+        })
+    }
+
+    /// Activates the plugin for `tenant` with its resolved configuration (a JSON object).
+    pub fn activate(&self, id: &str, tenant: &str, config_json: &str) -> Result<(), HostError> {
+        let slot = self.inner.slot(id)?;
+        let activation = TenantActivation {
+            tenant: tenant.into(),
+            config_json: config_json.into(),
+        };
+        self.step(
+            &slot,
+            Transition::Activate(tenant.to_owned()),
+            Call::Activate,
+            |p| p.base.activate(activation),
+        )?;
+        slot.active_tenants.write().insert(tenant.to_owned());
+        Ok(())
+    }
+
+    /// Deactivates the plugin for `tenant`.
+    pub fn deactivate(&self, id: &str, tenant: &str) -> Result<(), HostError> {
+        let slot = self.inner.slot(id)?;
+        // New calls for this tenant stop first; calls in flight finish.
+        slot.active_tenants.write().remove(tenant);
+        self.step(
+            &slot,
+            Transition::Deactivate(tenant.to_owned()),
+            Call::Deactivate,
+            |p| p.base.deactivate(tenant.into()),
+        )
+    }
+
+    /// Deactivates every tenant, then calls `cleanup`.
+    pub fn cleanup(&self, id: &str) -> Result<(), HostError> {
+        let slot = self.inner.slot(id)?;
+        let tenants: Vec<String> = slot.lifecycle.lock().tenants().iter().cloned().collect();
+        let mut first_error = None;
+        for tenant in tenants {
+            if let Err(e) = self.deactivate(id, &tenant) {
+                first_error.get_or_insert(e);
+            }
+        }
+        let result = self.step(&slot, Transition::Cleanup, Call::Cleanup, |p| {
+            p.base.cleanup()
+        });
+        match (result, first_error) {
+            (Err(e), _) | (Ok(()), Some(e)) => Err(e),
+            (Ok(()), None) => Ok(()),
+        }
+    }
+
+    /// Cleans the plugin up if needed and removes it from the registry. The
+    /// library stays mapped (see ARCHITECTURE.md, "Unloading").
+    pub fn remove(&self, id: &str) -> Result<(), HostError> {
+        let slot = self.inner.slot(id)?;
+        let state = slot.lifecycle.lock().state();
+        let result = if state == PluginState::CleanedUp {
+            Ok(())
+        } else {
+            self.cleanup(id)
+        };
+        self.inner.plugins.write().remove(id);
+        self.inner.subscriptions.write().retain(|s| s.plugin != id);
+        self.inner.rebuild_hook_order();
+        result
+    }
+
+    /// Runs one lifecycle step under the plugin's lifecycle lock.
+    fn step(
+        &self,
+        slot: &Slot,
+        transition: Transition,
+        call: Call,
+        f: impl FnOnce(&PluginInstance) -> RResult<(), PluginError>,
+    ) -> Result<(), HostError> {
+        let mut life = slot.lifecycle.lock();
+        life.check(&transition)
+            .map_err(|state| HostError::IllegalTransition {
+                plugin: slot.id.clone(),
+                state,
+                transition: transition.clone(),
+            })?;
+        let loaded = slot.current.read().clone();
+        match f(&loaded.instance) {
+            RResult::ROk(()) => {
+                life.complete(&transition);
+                tracing::info!(plugin = %slot.id, step = %transition, "lifecycle step done");
+                Ok(())
+            }
+            RResult::RErr(error) => {
+                let err = loader::call_error(&slot.id, &slot.source, call, &error);
+                slot.metrics.record_error(
+                    &err.to_string(),
+                    matches!(err, HostError::CallPanicked { .. }),
+                );
+                tracing::error!(plugin = %slot.id, step = %transition, "{err}");
+                // A failed activate or deactivate concerns one tenant; the plugin
+                // keeps serving the others. Anything else leaves it unusable.
+                match transition {
+                    Transition::Activate(_) => {}
+                    Transition::Deactivate(ref t) => {
+                        // The tenant is no longer served either way.
+                        life.complete(&Transition::Deactivate(t.clone()));
+                    }
+                    Transition::Cleanup => life.complete(&Transition::Cleanup),
+                    Transition::Initialize => life.fail(err.to_string()),
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// The plugin's lifecycle state.
+    pub fn state(&self, id: &str) -> Option<PluginState> {
+        let slot = self.inner.plugins.read().get(id).cloned()?;
+        let state = slot.lifecycle.lock().state();
+        Some(state)
+    }
+
+    /// Ids of all loaded plugins, sorted.
+    pub fn plugin_ids(&self) -> Vec<String> {
+        self.inner.plugins.read().keys().cloned().collect()
+    }
+
+    /// Status of every loaded plugin.
+    pub fn statuses(&self) -> Vec<PluginStatus> {
+        let slots: Vec<Arc<Slot>> = self.inner.plugins.read().values().cloned().collect();
+        slots.iter().map(|s| s.status()).collect()
+    }
+
+    /// Status of one plugin.
+    pub fn status(&self, id: &str) -> Result<PluginStatus, HostError> {
+        Ok(self.inner.slot(id)?.status())
+    }
+
+    /// A handle for calling into the plugin's current version.
+    pub fn plugin(&self, id: &str) -> Result<PluginHandle, HostError> {
+        let slot = self.inner.slot(id)?;
+        let loaded = slot.current.read().clone();
+        Ok(PluginHandle { slot, loaded })
+    }
+
+    /// The plugin's metrics.
+    pub fn metrics(&self, id: &str) -> Result<MetricsSnapshot, HostError> {
+        Ok(self.inner.slot(id)?.metrics.snapshot())
+    }
+
+    /// Asks every plugin for its health and aggregates the answers.
+    pub fn health(&self) -> HealthReport {
+        let slots: Vec<Arc<Slot>> = self.inner.plugins.read().values().cloned().collect();
+        let plugins: Vec<PluginHealth> = slots
+            .iter()
+            .map(|slot| {
+                let (state, failure) = {
+                    let life = slot.lifecycle.lock();
+                    (life.state(), life.failure().map(str::to_owned))
+                };
+                let (status, message) = match state {
+                    PluginState::Failed => (
+                        HealthStatus::Unhealthy,
+                        failure.unwrap_or_else(|| "failed".to_owned()),
+                    ),
+                    PluginState::CleanedUp => (HealthStatus::Unhealthy, "cleaned up".to_owned()),
+                    _ => {
+                        let loaded = slot.current.read().clone();
+                        let report = loaded.instance.base.health();
+                        (report.status, report.message.to_string())
+                    }
+                };
+                PluginHealth {
+                    plugin: slot.id.clone(),
+                    state,
+                    status,
+                    message,
+                    metrics: slot.metrics.snapshot(),
+                }
+            })
+            .collect();
+        let status = plugins
+            .iter()
+            .map(|p| p.status)
+            .max()
+            .unwrap_or(HealthStatus::Healthy);
+        HealthReport { status, plugins }
+    }
+
+    /// Plugins offering `extension` (`communication`, `payment`, `network`,
+    /// `hooks`, `service`, `state`), sorted by id.
+    pub fn plugins_with(&self, extension: &str) -> Vec<String> {
+        self.statuses()
+            .into_iter()
+            .filter(|s| s.extensions.contains(&extension))
+            .map(|s| s.identity.id)
+            .collect()
+    }
+
+    /// Stores a secret a plugin may read through its host services.
+    pub fn set_secret(&self, plugin: &str, tenant: &str, name: &str, value: &str) {
+        self.inner.secrets.write().insert(
+            (plugin.to_owned(), tenant.to_owned(), name.to_owned()),
+            value.to_owned(),
+        );
+    }
+
+    /// Runs a filter chain for `tenant`: each active subscriber may pass,
+    /// replace or veto the payload. A failing filter stops the chain.
+    pub fn run_filter(
+        &self,
+        tenant: &str,
+        hook: &str,
+        content_type: &str,
+        payload: &[u8],
+    ) -> Result<FilteredPayload, FilterError> {
+        self.inner.run_filter(tenant, hook, content_type, payload)
+    }
+
+    /// Fires an event for `tenant`: every active subscriber is called, and
+    /// one failing or panicking subscriber does not stop the others.
+    pub fn fire_event(
+        &self,
+        tenant: &str,
+        hook: &str,
+        content_type: &str,
+        payload: &[u8],
+    ) -> Result<EventReport, OrderingCycle> {
+        self.inner.fire_event(tenant, hook, content_type, payload)
+    }
+
+    /// Fires an event with a JSON payload.
+    pub fn fire_json<T: Serialize>(
+        &self,
+        tenant: &str,
+        hook: &str,
+        payload: &T,
+    ) -> Result<EventReport, OrderingCycle> {
+        let bytes = serde_json::to_vec(payload).unwrap_or_default();
+        self.fire_event(tenant, hook, "application/json", &bytes)
+    }
+
+    /// The ordered subscribers of a hook.
+    pub fn subscribers(&self, hook: &str) -> Result<Vec<Subscription>, OrderingCycle> {
+        let subs = self.inner.subscriptions.read();
+        let of_hook: Vec<Subscription> = subs.iter().filter(|s| s.hook == hook).cloned().collect();
+        hooks::order(hook, &of_hook)
+    }
+}
+
+impl Inner {
+    fn slot(&self, id: &str) -> Result<Arc<Slot>, HostError> {
+        self.plugins
+            .read()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| HostError::UnknownPlugin {
+                plugin: id.to_owned(),
+            })
+    }
+
+    pub(crate) fn metrics_for(&self, id: &str, f: impl FnOnce(&PluginMetrics)) {
+        if let Some(slot) = self.plugins.read().get(id) {
+            f(&slot.metrics);
+        }
+    }
+
+    pub(crate) fn secret_for(
+        &self,
+        plugin: &str,
+        tenant: &str,
+        name: &str,
+    ) -> Result<String, PluginError> {
+        self.secrets
+            .read()
+            .get(&(plugin.to_owned(), tenant.to_owned(), name.to_owned()))
+            .cloned()
+            .ok_or_else(|| PluginError::not_found(format!("secret `{name}` for tenant `{tenant}`")))
+    }
+
+    pub(crate) fn emit_from_plugin(
+        &self,
+        plugin: &str,
+        tenant: &str,
+        hook: &str,
+        content_type: &str,
+        bytes: &[u8],
+    ) -> Result<(), PluginError> {
+        tracing::debug!(plugin, tenant, hook, "plugin raised a hook");
+        self.fire_event(tenant, hook, content_type, bytes)
+            .map(|_| ())
+            .map_err(|e| PluginError::failed(e.to_string()))
+    }
+
+    fn rebuild_hook_order(&self) {
+        // Orders are computed lazily per hook; dropping the cache is enough.
+        self.hook_order.write().clear();
+    }
+
+    fn ordered(&self, hook: &str) -> Result<Arc<Vec<Subscription>>, OrderingCycle> {
+        if let Some(order) = self.hook_order.read().get(hook) {
+            return Ok(order.clone());
+        }
+        let of_hook: Vec<Subscription> = self
+            .subscriptions
+            .read()
+            .iter()
+            .filter(|s| s.hook == hook)
+            .cloned()
+            .collect();
+        let order = Arc::new(hooks::order(hook, &of_hook)?);
+        self.hook_order
+            .write()
+            .insert(hook.to_owned(), order.clone());
+        Ok(order)
+    }
+
+    /// The subscriber's current version, if it is active for the tenant.
+    fn subscriber(&self, plugin: &str, tenant: &str) -> Option<(Arc<Slot>, Arc<LoadedPlugin>)> {
+        let slot = self.plugins.read().get(plugin).cloned()?;
+        if !slot.active_tenants.read().contains(tenant) {
+            return None;
+        }
+        let loaded = slot.current.read().clone();
+        Some((slot, loaded))
+    }
+
+    fn run_filter(
+        &self,
+        tenant: &str,
+        hook: &str,
+        content_type: &str,
+        payload: &[u8],
+    ) -> Result<FilteredPayload, FilterError> {
+        let order = self.ordered(hook)?;
+        let mut content_type = content_type.to_owned();
+        let mut bytes = payload.to_vec();
+        let mut ran = Vec::new();
+        for sub in order.iter().filter(|s| s.kind == HookKind::Filter) {
+            let Some((slot, loaded)) = self.subscriber(&sub.plugin, tenant) else {
+                continue;
+            };
+            let Some(handler) = loaded.instance.hooks.as_ref().into_option() else {
+                continue;
+            };
+            let call = HookCall {
+                tenant: RStr::from_str(tenant),
+                hook: RStr::from_str(hook),
+                content_type: RStr::from_str(&content_type),
+                payload: bytes.as_slice().into(),
+            };
+            slot.metrics.start_call();
+            let outcome = handler.on_hook(call);
+            ran.push(sub.plugin.clone());
+            match outcome {
+                HookOutcome::Continue => {}
+                HookOutcome::Replace(new) => {
+                    content_type = new.content_type.to_string();
+                    bytes = new.bytes.to_vec();
+                }
+                HookOutcome::Veto(reason) => {
+                    tracing::info!(plugin = %sub.plugin, hook, tenant, "filter vetoed: {reason}");
+                    return Err(FilterError::Vetoed {
+                        hook: hook.to_owned(),
+                        plugin: sub.plugin.clone(),
+                        reason: reason.to_string(),
+                    });
+                }
+                HookOutcome::Failed(error) => {
+                    let message = error.to_string();
+                    slot.metrics
+                        .record_error(&message, matches!(error, PluginError::Panicked { .. }));
+                    slot.metrics.record_hook_failure();
+                    tracing::error!(plugin = %sub.plugin, hook, tenant, "filter failed: {message}");
+                    return Err(FilterError::Failed {
+                        hook: hook.to_owned(),
+                        plugin: sub.plugin.clone(),
+                        message,
+                    });
+                }
+            }
+        }
+        Ok(FilteredPayload {
+            content_type,
+            bytes,
+            ran,
+        })
+    }
+
+    fn fire_event(
+        &self,
+        tenant: &str,
+        hook: &str,
+        content_type: &str,
+        payload: &[u8],
+    ) -> Result<EventReport, OrderingCycle> {
+        let order = self.ordered(hook)?;
+        let mut report = EventReport::default();
+        for sub in order.iter().filter(|s| s.kind == HookKind::Event) {
+            let Some((slot, loaded)) = self.subscriber(&sub.plugin, tenant) else {
+                continue;
+            };
+            let Some(handler) = loaded.instance.hooks.as_ref().into_option() else {
+                continue;
+            };
+            let call = HookCall {
+                tenant: RStr::from_str(tenant),
+                hook: RStr::from_str(hook),
+                content_type: RStr::from_str(content_type),
+                payload: payload.into(),
+            };
+            slot.metrics.start_call();
+            match handler.on_hook(call) {
+                HookOutcome::Failed(error) => {
+                    let message = error.to_string();
+                    slot.metrics
+                        .record_error(&message, matches!(error, PluginError::Panicked { .. }));
+                    slot.metrics.record_hook_failure();
+                    tracing::warn!(plugin = %sub.plugin, hook, tenant, "event subscriber failed: {message}");
+                    report.failures.push((sub.plugin.clone(), message));
+                }
+                _ => report.delivered.push(sub.plugin.clone()),
+            }
+        }
+        Ok(report)
+    }
+}
+
+impl Slot {
+    fn status(&self) -> PluginStatus {
+        let (state, tenants, failure) = {
+            let life = self.lifecycle.lock();
+            (
+                life.state(),
+                life.tenants().iter().cloned().collect(),
+                life.failure().map(str::to_owned),
+            )
+        };
+        let loaded = self.current.read().clone();
+        PluginStatus {
+            identity: loaded.identity.clone(),
+            source: self.source.clone(),
+            state,
+            tenants,
+            failure,
+            extensions: extensions_of(&loaded.instance),
+        }
+    }
+}
+
+fn extensions_of(instance: &PluginInstance) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if instance.hooks.is_some() {
+        out.push("hooks");
+    }
+    if instance.service.is_some() {
+        out.push("service");
+    }
+    if instance.state.is_some() {
+        out.push("state");
+    }
+    if instance.communication.is_some() {
+        out.push("communication");
+    }
+    if instance.payment.is_some() {
+        out.push("payment");
+    }
+    if instance.network.is_some() {
+        out.push("network");
+    }
+    out
+}
+
+/// A snapshot of one plugin version for making calls. Holding it keeps that
+/// version loaded; take a fresh one per request so reloads are picked up.
+#[derive(Clone)]
+pub struct PluginHandle {
+    slot: Arc<Slot>,
+    loaded: Arc<LoadedPlugin>,
+}
+
+impl PluginHandle {
+    /// The plugin's id.
+    pub fn id(&self) -> &str {
+        &self.slot.id
+    }
+
+    /// What the library says about itself.
+    pub fn identity(&self) -> &PluginIdentity {
+        &self.loaded.identity
+    }
+
+    /// Runs a call, counting it and turning plugin errors into host errors.
+    #[inline]
+    fn call<T>(
+        &self,
+        f: impl FnOnce(&PluginInstance) -> Option<RResult<T, PluginError>>,
+        extension: &'static str,
+    ) -> Result<T, HostError> {
+        let sampled = self.slot.metrics.start_call();
+        let start = sampled.then(Instant::now);
+        let result = f(&self.loaded.instance);
+        if let Some(start) = start {
+            self.slot.metrics.record_latency(start.elapsed());
+        }
+        match result {
+            Some(RResult::ROk(value)) => Ok(value),
+            Some(RResult::RErr(error)) => Err(self.fail(&error)),
+            None => Err(HostError::MissingExtension {
+                plugin: self.slot.id.clone(),
+                extension,
+            }),
+        }
+    }
+
+    #[cold]
+    fn fail(&self, error: &PluginError) -> HostError {
+        let err = loader::call_error(&self.slot.id, &self.slot.source, Call::Service, error);
+        self.slot.metrics.record_error(
+            &err.to_string(),
+            matches!(err, HostError::CallPanicked { .. }),
+        );
+        err
+    }
+
+    /// A generic byte-level call (`service` extension).
+    #[inline]
+    pub fn invoke(&self, tenant: &str, method: &str, payload: &[u8]) -> Result<Vec<u8>, HostError> {
+        self.call(
+            |p| {
+                p.service.as_ref().into_option().map(|s| {
+                    s.invoke(tenant.into(), method.into(), payload.into())
+                        .map(|v| v.into_vec())
+                })
+            },
+            "service",
+        )
+    }
+
+    /// The plugin's health right now.
+    pub fn health(&self) -> plugin_api::Health {
+        let report = self.loaded.instance.base.health();
+        plugin_api::Health {
+            status: report.status,
+            message: report.message.to_string(),
+        }
+    }
+
+    /// Sends a message (`communication`).
+    pub fn send_message(
+        &self,
+        tenant: &str,
+        message: OutboundMessage,
+    ) -> Result<MessageReceipt, HostError> {
+        self.call(
+            |p| {
+                p.communication
+                    .as_ref()
+                    .into_option()
+                    .map(|c| c.send_message(tenant.into(), message).map(|r| r.clone()))
+            },
+            "communication",
+        )
+    }
+
+    /// Looks up a message (`communication`).
+    pub fn message_status(&self, tenant: &str, id: &str) -> Result<MessageReceipt, HostError> {
+        self.call(
+            |p| {
+                p.communication.as_ref().into_option().map(|c| {
+                    c.message_status(tenant.into(), id.into())
+                        .map(|r| r.clone())
+                })
+            },
+            "communication",
+        )
+    }
+
+    /// Verifies an inbound webhook (`communication`).
+    pub fn verify_message_webhook(
+        &self,
+        tenant: &str,
+        request: WebhookRequest,
+    ) -> Result<bool, HostError> {
+        self.call(
+            |p| {
+                p.communication
+                    .as_ref()
+                    .into_option()
+                    .map(|c| c.verify_webhook(tenant.into(), request))
+            },
+            "communication",
+        )
+    }
+
+    /// Verifies and parses a delivery-status callback (`communication`).
+    pub fn parse_status_callback(
+        &self,
+        tenant: &str,
+        request: WebhookRequest,
+    ) -> Result<StatusUpdate, HostError> {
+        self.call(
+            |p| {
+                p.communication.as_ref().into_option().map(|c| {
+                    c.parse_status_callback(tenant.into(), request)
+                        .map(|r| r.clone())
+                })
+            },
+            "communication",
+        )
+    }
+
+    /// Creates a payment (`payment`).
+    pub fn create_payment(
+        &self,
+        tenant: &str,
+        request: CreatePayment,
+    ) -> Result<Payment, HostError> {
+        self.call(
+            |p| {
+                p.payment
+                    .as_ref()
+                    .into_option()
+                    .map(|c| c.create_payment(tenant.into(), request).map(|r| r.clone()))
+            },
+            "payment",
+        )
+    }
+
+    /// Confirms a payment (`payment`).
+    pub fn confirm_payment(
+        &self,
+        tenant: &str,
+        request: ConfirmPayment,
+    ) -> Result<Payment, HostError> {
+        self.call(
+            |p| {
+                p.payment
+                    .as_ref()
+                    .into_option()
+                    .map(|c| c.confirm_payment(tenant.into(), request).map(|r| r.clone()))
+            },
+            "payment",
+        )
+    }
+
+    /// Captures a payment (`payment`).
+    pub fn capture_payment(
+        &self,
+        tenant: &str,
+        request: CapturePayment,
+    ) -> Result<Payment, HostError> {
+        self.call(
+            |p| {
+                p.payment
+                    .as_ref()
+                    .into_option()
+                    .map(|c| c.capture_payment(tenant.into(), request).map(|r| r.clone()))
+            },
+            "payment",
+        )
+    }
+
+    /// Refunds a payment (`payment`).
+    pub fn refund(&self, tenant: &str, request: RefundRequest) -> Result<Refund, HostError> {
+        self.call(
+            |p| {
+                p.payment
+                    .as_ref()
+                    .into_option()
+                    .map(|c| c.refund(tenant.into(), request).map(|r| r.clone()))
+            },
+            "payment",
+        )
+    }
+
+    /// Verifies and parses a payment webhook (`payment`).
+    pub fn parse_payment_webhook(
+        &self,
+        tenant: &str,
+        request: WebhookRequest,
+    ) -> Result<PaymentEvent, HostError> {
+        self.call(
+            |p| {
+                p.payment
+                    .as_ref()
+                    .into_option()
+                    .map(|c| c.parse_webhook(tenant.into(), request).map(|r| r.clone()))
+            },
+            "payment",
+        )
+    }
+
+    /// Runs an SNMP operation (`network`).
+    pub fn snmp(&self, tenant: &str, request: SnmpRequest) -> Result<Vec<VarBind>, HostError> {
+        self.call(
+            |p| {
+                p.network.as_ref().into_option().map(|c| {
+                    c.snmp(tenant.into(), request)
+                        .map(|r| r.iter().cloned().collect())
+                })
+            },
+            "network",
+        )
+    }
+
+    /// Runs a command over SSH (`network`).
+    pub fn ssh_exec(&self, tenant: &str, command: SshCommand) -> Result<SshOutput, HostError> {
+        self.call(
+            |p| {
+                p.network
+                    .as_ref()
+                    .into_option()
+                    .map(|c| c.ssh_exec(tenant.into(), command).map(|r| r.clone()))
+            },
+            "network",
+        )
+    }
+
+    /// Runs an Ansible playbook (`network`).
+    pub fn run_playbook(
+        &self,
+        tenant: &str,
+        run: PlaybookRun,
+    ) -> Result<PlaybookReport, HostError> {
+        self.call(
+            |p| {
+                p.network
+                    .as_ref()
+                    .into_option()
+                    .map(|c| c.run_playbook(tenant.into(), run).map(|r| r.clone()))
+            },
+            "network",
+        )
+    }
+
+    /// Whether the plugin is active for `tenant` right now.
+    pub fn is_active_for(&self, tenant: &str) -> bool {
+        self.slot.active_tenants.read().contains(tenant)
+    }
+}

@@ -1,0 +1,327 @@
+//! Stages a plugin library into a private, content-addressed path, checks it,
+//! and loads it. The only module that calls `dlopen` or holds `unsafe`.
+//!
+//! Invariants:
+//! - the loaded file is always a private copy named by its content hash
+//!   (`<runtime dir>/<id>-<sha256 prefix>.so`, directory mode 0700): never the
+//!   install path, and a loaded file is never overwritten (renaming a new
+//!   file over a loaded path makes `dlopen` return the old library; writing
+//!   into it in place segfaults);
+//! - bytes reach `dlopen` only after [`crate::elf`] accepted them;
+//! - layouts are checked with a fresh `CheckingGlobals` per load, so no
+//!   global map keeps pointers into a library (abi_stable's global checker
+//!   does, which makes unloading unsafe);
+//! - every value returned by the plugin is copied into host-owned memory
+//!   before the library could go away.
+
+use std::fs;
+use std::io::Write;
+use std::mem::ManuallyDrop;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use abi_stable::abi_stability::abi_checking::{
+    check_layout_compatibility_with_globals, CheckingGlobals,
+};
+use abi_stable::library::{lib_header_from_raw_library, LibraryError, RawLibrary, RootModule};
+use abi_stable::StableAbi;
+use plugin_api::abi::{PluginInstance, PluginModRef};
+use sha2::{Digest, Sha256};
+
+use crate::elf;
+use crate::error::{Call, HostError};
+
+/// What a library says about itself, copied into host memory.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PluginIdentity {
+    /// Stable identifier.
+    pub id: String,
+    /// Human-readable name.
+    pub name: String,
+    /// The plugin's version.
+    pub version: String,
+    /// One-line description.
+    pub description: String,
+    /// Authors.
+    pub authors: String,
+    /// Category code.
+    pub category: String,
+    /// The plugin-api version it was built against.
+    pub api_version: String,
+}
+
+/// A library copied into the runtime directory, not loaded yet.
+#[derive(Debug, Clone)]
+pub(crate) struct StagedLibrary {
+    /// Where the operator installed it.
+    pub(crate) source: PathBuf,
+    /// The private copy that will be loaded.
+    pub(crate) path: PathBuf,
+    /// SHA-256 of the exact bytes of the private copy.
+    pub(crate) sha256: [u8; 32],
+    /// The identity embedded in the library, when it has one.
+    pub(crate) embedded: Option<(String, String)>,
+    /// The name used in errors until the library's own id is known.
+    pub(crate) label: String,
+}
+
+/// A loaded library. Dropping it does not unload: abi_stable and glibc make
+/// that unsafe in general; the reload module owns any unloading decision.
+pub(crate) struct Library {
+    _raw: ManuallyDrop<RawLibrary>,
+    pub(crate) path: PathBuf,
+    pub(crate) sha256: [u8; 32],
+}
+
+/// A plugin object and the library it came from.
+pub(crate) struct LoadedPlugin {
+    // Field order matters: the instance's vtables live in the library, so the
+    // instance must drop first (the reverse order segfaults).
+    pub(crate) instance: PluginInstance,
+    pub(crate) identity: PluginIdentity,
+    pub(crate) library: Arc<Library>,
+}
+
+/// Stages and loads libraries from one private runtime directory.
+pub(crate) struct Loader {
+    runtime_dir: PathBuf,
+}
+
+impl Loader {
+    /// Creates the runtime directory with mode 0700.
+    pub(crate) fn new(runtime_dir: PathBuf) -> Result<Self, HostError> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&runtime_dir)
+            .map_err(|source| HostError::Io {
+                plugin: "<host>".to_owned(),
+                action: "creating the runtime directory",
+                path: runtime_dir.clone(),
+                source,
+            })?;
+        Ok(Self { runtime_dir })
+    }
+
+    /// Copies `source` to its content-addressed private path after checking
+    /// that it is a complete shared object.
+    pub(crate) fn stage(&self, source: &Path) -> Result<StagedLibrary, HostError> {
+        let label = label_of(source);
+        let bytes = fs::read(source).map_err(|e| HostError::Io {
+            plugin: label.clone(),
+            action: "reading the plugin library",
+            path: source.to_owned(),
+            source: e,
+        })?;
+        self.stage_bytes(source, &label, &bytes)
+    }
+
+    /// Stages bytes already read (the caller may have verified a signature over them).
+    pub(crate) fn stage_bytes(
+        &self,
+        source: &Path,
+        label: &str,
+        bytes: &[u8],
+    ) -> Result<StagedLibrary, HostError> {
+        elf::Elf::parse(bytes).map_err(|reason| HostError::CorruptLibrary {
+            plugin: label.to_owned(),
+            path: source.to_owned(),
+            reason: reason.to_string(),
+        })?;
+        let embedded = elf::embedded_identity(bytes).ok();
+        let sha256: [u8; 32] = Sha256::digest(bytes).into();
+        let name_part = embedded.as_ref().map_or(label, |(id, _)| id.as_str());
+        let file = format!("{name_part}-{}.so", hex::encode(&sha256[..8]));
+        let path = self.runtime_dir.join(file);
+        let io = |action: &'static str, path: &Path, source: std::io::Error| HostError::Io {
+            plugin: label.to_owned(),
+            action,
+            path: path.to_owned(),
+            source,
+        };
+        let reusable = match fs::read(&path) {
+            Ok(existing) => Sha256::digest(&existing).as_slice() == sha256,
+            Err(_) => false,
+        };
+        if !reusable {
+            // Write beside, then rename: a half-written copy never has the final name.
+            let tmp = self
+                .runtime_dir
+                .join(format!(".{name_part}-{}.tmp", std::process::id()));
+            let mut out = fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o500)
+                .open(&tmp)
+                .map_err(|e| io("creating the private copy", &tmp, e))?;
+            out.write_all(bytes)
+                .and_then(|()| out.sync_all())
+                .map_err(|e| io("writing the private copy", &tmp, e))?;
+            fs::rename(&tmp, &path).map_err(|e| io("renaming the private copy", &path, e))?;
+        }
+        Ok(StagedLibrary {
+            source: source.to_owned(),
+            path,
+            sha256,
+            embedded,
+            label: label.to_owned(),
+        })
+    }
+
+    /// Loads a staged library, checks its plugin-api version and layout, and
+    /// builds the plugin object.
+    pub(crate) fn load(&self, staged: &StagedLibrary) -> Result<LoadedPlugin, HostError> {
+        let label = staged.label.clone();
+        let path = staged.source.clone();
+        let raw = RawLibrary::load_at(&staged.path).map_err(|e| HostError::Dlopen {
+            plugin: label.clone(),
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        let library = Arc::new(Library {
+            _raw: ManuallyDrop::new(raw),
+            path: staged.path.clone(),
+            sha256: staged.sha256,
+        });
+        // SAFETY: the header is read from a library we keep loaded for as long
+        // as anything from it exists (`library` travels with the instance).
+        let header =
+            unsafe { lib_header_from_raw_library(&library._raw) }.map_err(|e| match e {
+                LibraryError::GetSymbolError { .. } => HostError::NotAPlugin {
+                    plugin: label.clone(),
+                    path: path.clone(),
+                },
+                other => HostError::Dlopen {
+                    plugin: label.clone(),
+                    path: path.clone(),
+                    message: other.to_string(),
+                },
+            })?;
+
+        let host_api = <PluginModRef as RootModule>::VERSION_STRINGS;
+        let plugin_api = header.version_strings();
+        let compatible = match (host_api.parsed(), plugin_api.parsed()) {
+            (Ok(host), Ok(plugin)) => host.is_compatible(plugin),
+            _ => false,
+        };
+        if !compatible {
+            return Err(HostError::ApiVersionMismatch {
+                plugin: label,
+                path,
+                plugin_api: plugin_api.version.to_string(),
+                host_api: host_api.version.to_string(),
+            });
+        }
+
+        let layout = header.layout().ok_or_else(|| HostError::AbiMismatch {
+            plugin: label.clone(),
+            path: path.clone(),
+            summary: "the library exports no layout information to check".to_owned(),
+        })?;
+        let globals = CheckingGlobals::new();
+        if let Err(errors) =
+            check_layout_compatibility_with_globals(PluginModRef::LAYOUT, layout, &globals)
+        {
+            let full = errors.to_string();
+            tracing::debug!(plugin = %label, path = %path.display(), "ABI mismatch details:\n{full}");
+            return Err(HostError::AbiMismatch {
+                plugin: label,
+                path,
+                summary: summarize_abi_errors(&full),
+            });
+        }
+
+        // SAFETY: the layout was checked just above.
+        let module = unsafe { header.unchecked_layout::<PluginModRef>() }.map_err(|e| {
+            HostError::Dlopen {
+                plugin: label.clone(),
+                path: path.clone(),
+                message: format!("the root module constructor failed: {e}"),
+            }
+        })?;
+
+        let info = (module.info())();
+        let identity = PluginIdentity {
+            id: info.id.to_string(),
+            name: info.name.to_string(),
+            version: info.version.to_string(),
+            description: info.description.to_string(),
+            authors: info.authors.to_string(),
+            category: info.category.to_string(),
+            api_version: info.api_version.to_string(),
+        };
+        drop(info);
+
+        let instance = match (module.instantiate())() {
+            abi_stable::std_types::RResult::ROk(instance) => instance,
+            abi_stable::std_types::RResult::RErr(error) => {
+                return Err(call_error(&identity.id, &path, Call::Instantiate, &error));
+            }
+        };
+        Ok(LoadedPlugin {
+            instance,
+            identity,
+            library,
+        })
+    }
+}
+
+/// Converts a plugin's error into a host error with host-owned strings.
+pub(crate) fn call_error(
+    plugin: &str,
+    path: &Path,
+    call: Call,
+    error: &plugin_api::PluginError,
+) -> HostError {
+    match error {
+        plugin_api::PluginError::Panicked { message } => HostError::CallPanicked {
+            plugin: plugin.to_owned(),
+            path: path.to_owned(),
+            call,
+            message: message.to_string(),
+        },
+        other => HostError::CallFailed {
+            plugin: plugin.to_owned(),
+            path: path.to_owned(),
+            call,
+            message: other.to_string(),
+            error: other.clone(),
+        },
+    }
+}
+
+/// The name to use for a library before its own id is known.
+fn label_of(path: &Path) -> String {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string());
+    stem.strip_prefix("lib").map(str::to_owned).unwrap_or(stem)
+}
+
+/// Keeps abi_stable's final `Error / Expected / Found` lines; the full dump
+/// goes to the debug log.
+fn summarize_abi_errors(full: &str) -> String {
+    let mut kept: Vec<&str> = Vec::new();
+    for line in full.lines() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("Error:")
+            || trimmed.starts_with("Expected:")
+            || trimmed.starts_with("Found:")
+        {
+            kept.push(line.trim());
+        }
+    }
+    if kept.is_empty() {
+        full.lines().take(6).collect::<Vec<_>>().join("\n")
+    } else {
+        // The last error triple is the innermost, most specific mismatch.
+        let start = kept
+            .iter()
+            .rposition(|l| l.starts_with("Error:"))
+            .unwrap_or(0);
+        kept[start..].join("\n")
+    }
+}

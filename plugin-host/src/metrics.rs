@@ -1,0 +1,160 @@
+//! Per-plugin counters and a sampled latency histogram, cheap enough for the
+//! call path: relaxed atomic increments, and a clock read on one call in 16.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use serde::Serialize;
+
+/// One clock read per this many calls.
+pub(crate) const SAMPLE_EVERY: u64 = 16;
+const BUCKETS: usize = 48;
+
+/// Live counters for one plugin.
+pub(crate) struct PluginMetrics {
+    calls: AtomicU64,
+    errors: AtomicU64,
+    panics: AtomicU64,
+    denied: AtomicU64,
+    hook_failures: AtomicU64,
+    latency: [AtomicU64; BUCKETS],
+    last_error: Mutex<Option<String>>,
+    custom: Mutex<BTreeMap<String, f64>>,
+}
+
+impl Default for PluginMetrics {
+    fn default() -> Self {
+        Self {
+            calls: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            panics: AtomicU64::new(0),
+            denied: AtomicU64::new(0),
+            hook_failures: AtomicU64::new(0),
+            latency: std::array::from_fn(|_| AtomicU64::new(0)),
+            last_error: Mutex::new(None),
+            custom: Mutex::new(BTreeMap::new()),
+        }
+    }
+}
+
+impl PluginMetrics {
+    /// Counts a call; returns true when this call's latency should be sampled.
+    #[inline]
+    pub(crate) fn start_call(&self) -> bool {
+        self.calls.fetch_add(1, Relaxed) % SAMPLE_EVERY == 0
+    }
+
+    pub(crate) fn record_latency(&self, elapsed: Duration) {
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX).max(1);
+        let bucket = (63 - nanos.leading_zeros() as usize).min(BUCKETS - 1);
+        self.latency[bucket].fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn record_error(&self, message: &str, panicked: bool) {
+        self.errors.fetch_add(1, Relaxed);
+        if panicked {
+            self.panics.fetch_add(1, Relaxed);
+        }
+        *self.last_error.lock() = Some(message.to_owned());
+    }
+
+    pub(crate) fn record_hook_failure(&self) {
+        self.hook_failures.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn record_denied(&self) {
+        self.denied.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn record_custom(&self, name: &str, value: f64) {
+        self.custom.lock().insert(name.to_owned(), value);
+    }
+
+    pub(crate) fn snapshot(&self) -> MetricsSnapshot {
+        let counts: Vec<u64> = self.latency.iter().map(|b| b.load(Relaxed)).collect();
+        MetricsSnapshot {
+            calls: self.calls.load(Relaxed),
+            errors: self.errors.load(Relaxed),
+            panics: self.panics.load(Relaxed),
+            permission_denials: self.denied.load(Relaxed),
+            hook_failures: self.hook_failures.load(Relaxed),
+            latency_p50_ns: quantile(&counts, 0.50),
+            latency_p99_ns: quantile(&counts, 0.99),
+            last_error: self.last_error.lock().clone(),
+            custom: self.custom.lock().clone(),
+        }
+    }
+}
+
+/// The upper bound of the histogram bucket holding quantile `q`.
+fn quantile(counts: &[u64], q: f64) -> Option<u64> {
+    let total: u64 = counts.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    let rank = ((total as f64) * q).ceil().max(1.0) as u64;
+    let mut seen = 0;
+    for (bucket, count) in counts.iter().enumerate() {
+        seen += count;
+        if seen >= rank {
+            return Some(1u64 << (bucket + 1).min(63));
+        }
+    }
+    None
+}
+
+/// A plugin's metrics at one moment.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetricsSnapshot {
+    /// Calls made into the plugin.
+    pub calls: u64,
+    /// Calls that returned an error or panicked.
+    pub errors: u64,
+    /// Panics the SDK caught.
+    pub panics: u64,
+    /// Host service calls refused for an undeclared permission.
+    pub permission_denials: u64,
+    /// Event hook invocations that failed.
+    pub hook_failures: u64,
+    /// Median call latency (power-of-two bucket upper bound), sampled.
+    pub latency_p50_ns: Option<u64>,
+    /// 99th percentile call latency (bucket upper bound), sampled.
+    pub latency_p99_ns: Option<u64>,
+    /// The last error message.
+    pub last_error: Option<String>,
+    /// Values the plugin recorded itself.
+    pub custom: BTreeMap<String, f64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(samples: &[u64], q: f64, expected: Option<u64>) {
+        let m = PluginMetrics::default();
+        for &ns in samples {
+            m.record_latency(Duration::from_nanos(ns));
+        }
+        let counts: Vec<u64> = m.latency.iter().map(|b| b.load(Relaxed)).collect();
+        assert_eq!(quantile(&counts, q), expected, "{samples:?} q={q}");
+    }
+
+    #[test]
+    fn quantiles_report_bucket_upper_bounds() {
+        check(&[], 0.5, None);
+        check(&[100], 0.5, Some(128));
+        check(&[100, 100, 100, 5000], 0.5, Some(128));
+        check(&[100, 100, 100, 5000], 0.99, Some(8192));
+        check(&[1], 0.5, Some(2));
+    }
+
+    #[test]
+    fn one_call_in_sample_every_is_sampled() {
+        let m = PluginMetrics::default();
+        let sampled = (0..SAMPLE_EVERY * 4).filter(|_| m.start_call()).count();
+        assert_eq!(sampled, 4);
+        assert_eq!(m.snapshot().calls, SAMPLE_EVERY * 4);
+    }
+}

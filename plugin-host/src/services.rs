@@ -1,0 +1,183 @@
+//! The services a plugin may call back into (log, configuration, secrets,
+//! hooks, state, metrics), each gated by the permissions its manifest
+//! declares. A refused call is logged and returns `PermissionDenied`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Weak};
+
+use abi_stable::sabi_trait::TD_Opaque;
+use abi_stable::std_types::{RArc, ROption, RResult, RSlice, RStr, RString, RVec};
+use parking_lot::Mutex;
+use plugin_api::abi::{
+    HostServices, HostServicesBox, HostServices_TO, LogLevel, Payload, PluginError,
+};
+
+use crate::host::Inner;
+
+/// A capability a plugin declares in `permissions`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Permission {
+    /// Outbound network connections (advisory: native code cannot be sandboxed).
+    NetworkOutbound,
+    /// Read secrets through the host.
+    SecretsRead,
+    /// Read the plugin's key/value store.
+    StorageRead,
+    /// Write the plugin's key/value store.
+    StorageWrite,
+    /// Raise hooks.
+    HooksEmit,
+    /// Record metrics.
+    MetricsWrite,
+    /// Start processes (advisory).
+    ProcessSpawn,
+}
+
+impl Permission {
+    /// Every permission, in manifest spelling.
+    pub const ALL: [(Permission, &'static str); 7] = [
+        (Permission::NetworkOutbound, "network:outbound"),
+        (Permission::SecretsRead, "secrets:read"),
+        (Permission::StorageRead, "storage:read"),
+        (Permission::StorageWrite, "storage:write"),
+        (Permission::HooksEmit, "hooks:emit"),
+        (Permission::MetricsWrite, "metrics:write"),
+        (Permission::ProcessSpawn, "process:spawn"),
+    ];
+
+    /// The manifest spelling, e.g. `secrets:read`.
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(p, _)| *p == self)
+            .map_or("unknown", |(_, name)| name)
+    }
+
+    /// Parses the manifest spelling.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.iter().find(|(_, n)| *n == name).map(|(p, _)| *p)
+    }
+}
+
+/// The per-plugin key/value store (tenant, key) → bytes.
+pub(crate) type StateStore = Mutex<BTreeMap<(String, String), Vec<u8>>>;
+
+/// What one plugin may do, and where its calls go.
+pub(crate) struct PluginServices {
+    pub(crate) plugin: String,
+    pub(crate) permissions: BTreeSet<Permission>,
+    pub(crate) config_json: String,
+    pub(crate) store: Arc<StateStore>,
+    pub(crate) host: Weak<Inner>,
+}
+
+impl PluginServices {
+    pub(crate) fn into_box(self) -> HostServicesBox {
+        HostServices_TO::from_ptr(RArc::new(self), TD_Opaque)
+    }
+
+    fn require(&self, permission: Permission) -> Result<(), PluginError> {
+        if self.permissions.contains(&permission) {
+            Ok(())
+        } else {
+            tracing::warn!(
+                plugin = %self.plugin,
+                permission = permission.name(),
+                "refused a host service call: permission not declared in plugin.toml"
+            );
+            if let Some(host) = self.host.upgrade() {
+                host.metrics_for(&self.plugin, |m| m.record_denied());
+            }
+            Err(PluginError::PermissionDenied {
+                permission: permission.name().into(),
+            })
+        }
+    }
+}
+
+impl HostServices for PluginServices {
+    fn log(&self, level: LogLevel, message: RStr<'_>) {
+        let plugin = self.plugin.as_str();
+        let message = message.as_str();
+        match level {
+            LogLevel::Trace => tracing::trace!(target: "plugin", plugin, "{message}"),
+            LogLevel::Debug => tracing::debug!(target: "plugin", plugin, "{message}"),
+            LogLevel::Info => tracing::info!(target: "plugin", plugin, "{message}"),
+            LogLevel::Warn => tracing::warn!(target: "plugin", plugin, "{message}"),
+            LogLevel::Error => tracing::error!(target: "plugin", plugin, "{message}"),
+        }
+    }
+
+    fn config_json(&self) -> RString {
+        self.config_json.as_str().into()
+    }
+
+    fn secret(&self, tenant: RStr<'_>, name: RStr<'_>) -> RResult<RString, PluginError> {
+        if let Err(e) = self.require(Permission::SecretsRead) {
+            return RResult::RErr(e);
+        }
+        let Some(host) = self.host.upgrade() else {
+            return RResult::RErr(PluginError::failed("the host is shutting down"));
+        };
+        host.secret_for(&self.plugin, tenant.as_str(), name.as_str())
+            .map(RString::from)
+            .into()
+    }
+
+    fn emit(&self, tenant: RStr<'_>, hook: RStr<'_>, payload: Payload) -> RResult<(), PluginError> {
+        if let Err(e) = self.require(Permission::HooksEmit) {
+            return RResult::RErr(e);
+        }
+        let Some(host) = self.host.upgrade() else {
+            return RResult::RErr(PluginError::failed("the host is shutting down"));
+        };
+        host.emit_from_plugin(
+            &self.plugin,
+            tenant.as_str(),
+            hook.as_str(),
+            payload.content_type.as_str(),
+            payload.bytes.as_slice(),
+        )
+        .into()
+    }
+
+    fn state_get(
+        &self,
+        tenant: RStr<'_>,
+        key: RStr<'_>,
+    ) -> RResult<ROption<RVec<u8>>, PluginError> {
+        if let Err(e) = self.require(Permission::StorageRead) {
+            return RResult::RErr(e);
+        }
+        let store = self.store.lock();
+        let value = store
+            .get(&(tenant.to_string(), key.to_string()))
+            .map(|v| RVec::from(v.clone()));
+        RResult::ROk(value.into())
+    }
+
+    fn state_put(
+        &self,
+        tenant: RStr<'_>,
+        key: RStr<'_>,
+        value: RSlice<'_, u8>,
+    ) -> RResult<(), PluginError> {
+        if let Err(e) = self.require(Permission::StorageWrite) {
+            return RResult::RErr(e);
+        }
+        self.store
+            .lock()
+            .insert((tenant.to_string(), key.to_string()), value.to_vec());
+        RResult::ROk(())
+    }
+
+    fn metric(&self, name: RStr<'_>, value: f64) -> RResult<(), PluginError> {
+        if let Err(e) = self.require(Permission::MetricsWrite) {
+            return RResult::RErr(e);
+        }
+        if let Some(host) = self.host.upgrade() {
+            host.metrics_for(&self.plugin, |m| m.record_custom(name.as_str(), value));
+        }
+        RResult::ROk(())
+    }
+}

@@ -1,0 +1,4 @@
+//! The end-to-end test binary: one binary, a module per topic, so linking
+//! happens once.
+
+mod foundation;

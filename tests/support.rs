@@ -1,0 +1,166 @@
+//! Support for the end-to-end tests: the plugin libraries built once per
+//! test run, and a log capture that records what plugins wrote through the
+//! host.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+
+use anyhow::{bail, Context, Result};
+use parking_lot::Mutex;
+
+/// Cargo packages whose cdylibs the tests load.
+pub const PLUGIN_PACKAGES: &[&str] = &[
+    "fixture-good",
+    "fixture-dep-a",
+    "fixture-dep-b",
+    "fixture-misbehaving",
+    "fixture-no-root",
+    "fixture-old-api",
+    "fixture-wrong-layout",
+];
+
+/// Built plugin libraries by package name.
+#[derive(Debug, Clone)]
+pub struct Artifacts {
+    libraries: BTreeMap<String, PathBuf>,
+}
+
+impl Artifacts {
+    /// The cdylib built from `package`.
+    pub fn library(&self, package: &str) -> &Path {
+        match self.libraries.get(package) {
+            Some(path) => path,
+            None => {
+                panic!("no cdylib was built for package `{package}`; add it to PLUGIN_PACKAGES")
+            }
+        }
+    }
+}
+
+/// The plugin libraries, built once per test run. `cargo xtask test` builds
+/// them beforehand and passes `PLUGKIT_ARTIFACTS`; a plain `cargo test`
+/// builds them here, into their own target directory so the outer cargo's
+/// lock on `target/` cannot deadlock the build.
+pub fn artifacts() -> &'static Artifacts {
+    static ARTIFACTS: OnceLock<Artifacts> = OnceLock::new();
+    ARTIFACTS.get_or_init(|| match load_or_build() {
+        Ok(a) => a,
+        Err(e) => panic!("building the test plugins failed: {e:#}"),
+    })
+}
+
+fn load_or_build() -> Result<Artifacts> {
+    if let Some(file) = std::env::var_os("PLUGKIT_ARTIFACTS") {
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("reading {}", PathBuf::from(&file).display()))?;
+        let libraries: BTreeMap<String, PathBuf> = serde_json::from_str(&text)?;
+        return Ok(Artifacts { libraries });
+    }
+    let root = plugkit_testkit::process::workspace_root();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(&root)
+        .args([
+            "build",
+            "--message-format=json-render-diagnostics",
+            "--target-dir",
+        ])
+        .arg(root.join("target").join("test-plugins"));
+    for p in PLUGIN_PACKAGES {
+        cmd.args(["-p", p]);
+    }
+    let output = cmd
+        .output()
+        .context("running cargo build for the test plugins")?;
+    if !output.status.success() {
+        bail!(
+            "cargo build of the test plugins failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(Artifacts {
+        libraries: cdylibs_from_messages(&output.stdout)?,
+    })
+}
+
+/// Picks the cdylib outputs out of cargo's JSON messages.
+pub fn cdylibs_from_messages(stdout: &[u8]) -> Result<BTreeMap<String, PathBuf>> {
+    let mut libraries = BTreeMap::new();
+    for line in stdout.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let Ok(msg) = serde_json::from_slice::<serde_json::Value>(line) else {
+            continue;
+        };
+        if msg["reason"] != "compiler-artifact" {
+            continue;
+        }
+        let kinds = msg["target"]["kind"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if !kinds.iter().any(|k| k == "cdylib") {
+            continue;
+        }
+        let package = msg["target"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .replace('_', "-");
+        for file in msg["filenames"].as_array().into_iter().flatten() {
+            if let Some(f) = file.as_str().filter(|f| f.ends_with(".so")) {
+                libraries.insert(package.clone(), PathBuf::from(f));
+            }
+        }
+    }
+    Ok(libraries)
+}
+
+/// Log lines captured from the host and its plugins.
+#[derive(Clone, Default)]
+pub struct LogCapture {
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl LogCapture {
+    /// Everything captured so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().clone()
+    }
+
+    /// Captured lines containing `needle`, in order.
+    pub fn matching(&self, needle: &str) -> Vec<String> {
+        self.lines()
+            .into_iter()
+            .filter(|l| l.contains(needle))
+            .collect()
+    }
+}
+
+struct CaptureWriter(Arc<Mutex<Vec<String>>>);
+
+impl std::io::Write for CaptureWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        let mut lines = self.0.lock();
+        for line in text.lines() {
+            lines.push(line.to_owned());
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Runs `f` with a log capture installed for the current thread.
+pub fn with_log_capture<T>(f: impl FnOnce(&LogCapture) -> T) -> T {
+    let capture = LogCapture::default();
+    let sink = capture.lines.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || CaptureWriter(sink.clone()))
+        .finish();
+    tracing::subscriber::with_default(subscriber, || f(&capture))
+}

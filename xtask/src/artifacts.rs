@@ -1,0 +1,120 @@
+//! Builds plugin cdylibs and finds them through cargo's JSON messages, never
+//! by guessing paths.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+
+/// `$CARGO`, as cargo sets it for xtask; plain `cargo` otherwise.
+pub(crate) fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+/// The workspace root.
+pub(crate) fn workspace_root() -> PathBuf {
+    let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    dir.pop();
+    dir
+}
+
+/// Every workspace package that builds a cdylib: reference plugins and test fixtures.
+pub(crate) fn plugin_packages() -> Result<Vec<String>> {
+    let output = cargo()
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .current_dir(workspace_root())
+        .output()
+        .context("running cargo metadata")?;
+    if !output.status.success() {
+        bail!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let meta: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    let mut names = Vec::new();
+    for package in meta["packages"].as_array().into_iter().flatten() {
+        let is_cdylib = package["targets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|t| {
+                t["crate_types"]
+                    .as_array()
+                    .is_some_and(|k| k.iter().any(|k| k == "cdylib"))
+            });
+        if is_cdylib {
+            if let Some(name) = package["name"].as_str() {
+                names.push(name.to_owned());
+            }
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Builds the given packages and returns package → cdylib path.
+pub(crate) fn build(packages: &[String], release: bool) -> Result<BTreeMap<String, PathBuf>> {
+    let mut cmd = cargo();
+    cmd.current_dir(workspace_root())
+        .args(["build", "--message-format=json-render-diagnostics"])
+        .stderr(Stdio::inherit());
+    if release {
+        cmd.arg("--release");
+    }
+    for p in packages {
+        cmd.args(["-p", p]);
+    }
+    let output = cmd.output().context("running cargo build")?;
+    if !output.status.success() {
+        bail!("cargo build failed (see the compiler output above)");
+    }
+    Ok(cdylibs_from_messages(&output.stdout))
+}
+
+/// Builds every plugin package.
+pub(crate) fn build_plugins(release: bool) -> Result<BTreeMap<String, PathBuf>> {
+    build(&plugin_packages()?, release)
+}
+
+/// Picks the cdylib outputs out of cargo's JSON messages, keyed by package name.
+pub(crate) fn cdylibs_from_messages(stdout: &[u8]) -> BTreeMap<String, PathBuf> {
+    let mut libraries = BTreeMap::new();
+    for line in stdout.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let Ok(msg) = serde_json::from_slice::<serde_json::Value>(line) else {
+            continue;
+        };
+        if msg["reason"] != "compiler-artifact" {
+            continue;
+        }
+        let is_cdylib = msg["target"]["kind"]
+            .as_array()
+            .is_some_and(|k| k.iter().any(|k| k == "cdylib"));
+        if !is_cdylib {
+            continue;
+        }
+        let Some(package) = package_name(&msg) else {
+            continue;
+        };
+        for file in msg["filenames"].as_array().into_iter().flatten() {
+            if let Some(f) = file.as_str().filter(|f| f.ends_with(".so")) {
+                libraries.insert(package.clone(), PathBuf::from(f));
+            }
+        }
+    }
+    libraries
+}
+
+/// The package name from a message's `package_id` (`path+file:///...#name@0.1.0`
+/// or `...#0.1.0` when the directory is the name).
+fn package_name(msg: &serde_json::Value) -> Option<String> {
+    let id = msg["package_id"].as_str()?;
+    let (path, fragment) = id.rsplit_once('#')?;
+    match fragment.split_once('@') {
+        Some((name, _)) => Some(name.to_owned()),
+        None => Path::new(path)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned()),
+    }
+}

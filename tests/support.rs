@@ -10,17 +10,6 @@ use std::sync::{Arc, OnceLock};
 use anyhow::{bail, Context, Result};
 use parking_lot::Mutex;
 
-/// Cargo packages whose cdylibs the tests load.
-pub const PLUGIN_PACKAGES: &[&str] = &[
-    "fixture-good",
-    "fixture-dep-a",
-    "fixture-dep-b",
-    "fixture-misbehaving",
-    "fixture-no-root",
-    "fixture-old-api",
-    "fixture-wrong-layout",
-];
-
 /// Built plugin libraries by package name.
 #[derive(Debug, Clone)]
 pub struct Artifacts {
@@ -68,8 +57,8 @@ fn load_or_build() -> Result<Artifacts> {
             "--target-dir",
         ])
         .arg(root.join("target").join("test-plugins"));
-    for p in PLUGIN_PACKAGES {
-        cmd.args(["-p", p]);
+    for p in cdylib_packages(&root)? {
+        cmd.args(["-p", &p]);
     }
     let output = cmd
         .output()
@@ -83,6 +72,33 @@ fn load_or_build() -> Result<Artifacts> {
     Ok(Artifacts {
         libraries: cdylibs_from_messages(&output.stdout)?,
     })
+}
+
+/// Every workspace package with a cdylib target.
+fn cdylib_packages(root: &Path) -> Result<Vec<String>> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let output = Command::new(cargo)
+        .current_dir(root)
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .output()
+        .context("running cargo metadata")?;
+    let meta: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    let mut names = Vec::new();
+    for package in meta["packages"].as_array().into_iter().flatten() {
+        let is_cdylib = package["targets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|t| {
+                t["crate_types"]
+                    .as_array()
+                    .is_some_and(|k| k.iter().any(|k| k == "cdylib"))
+            });
+        if let (true, Some(name)) = (is_cdylib, package["name"].as_str()) {
+            names.push(name.to_owned());
+        }
+    }
+    Ok(names)
 }
 
 /// Picks the cdylib outputs out of cargo's JSON messages.

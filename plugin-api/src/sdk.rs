@@ -656,16 +656,19 @@ pub fn __info<P: Plugin>(version: &str, description: &str, authors: &str) -> abi
     }
 }
 
+/// Builds one extension object from the shared plugin object.
+#[doc(hidden)]
+pub type __MakeExtension<P, T> = Option<fn(&RArc<Adapter<P>>) -> T>;
+
 /// Which extensions `export_plugin!` should expose.
 #[doc(hidden)]
 pub struct __Extensions<P> {
-    pub hooks: Option<fn(&RArc<Adapter<P>>) -> abi::HookHandlerBox>,
-    pub service: Option<fn(&RArc<Adapter<P>>) -> abi::ServiceBox>,
-    pub state: Option<fn(&RArc<Adapter<P>>) -> abi::StatefulBox>,
-    pub communication:
-        Option<fn(&RArc<Adapter<P>>) -> crate::communication::CommunicationProviderBox>,
-    pub payment: Option<fn(&RArc<Adapter<P>>) -> crate::payment::PaymentProviderBox>,
-    pub network: Option<fn(&RArc<Adapter<P>>) -> crate::network::NetworkAutomationBox>,
+    pub hooks: __MakeExtension<P, abi::HookHandlerBox>,
+    pub service: __MakeExtension<P, abi::ServiceBox>,
+    pub state: __MakeExtension<P, abi::StatefulBox>,
+    pub communication: __MakeExtension<P, crate::communication::CommunicationProviderBox>,
+    pub payment: __MakeExtension<P, crate::payment::PaymentProviderBox>,
+    pub network: __MakeExtension<P, crate::network::NetworkAutomationBox>,
 }
 
 impl<P> Default for __Extensions<P> {
@@ -714,10 +717,7 @@ pub fn __instantiate<P: Plugin>(
     })
 }
 
-fn extension<P, T>(
-    make: Option<fn(&RArc<Adapter<P>>) -> T>,
-    plugin: &RArc<Adapter<P>>,
-) -> ROption<T> {
+fn extension<P, T>(make: __MakeExtension<P, T>, plugin: &RArc<Adapter<P>>) -> ROption<T> {
     match make {
         Some(make) => ROption::RSome(make(plugin)),
         None => ROption::RNone,

@@ -168,7 +168,7 @@ pub enum HostError {
         /// The plugin's error.
         message: String,
         /// The plugin's error as returned (host-owned copy).
-        error: plugin_api::PluginError,
+        error: Box<plugin_api::PluginError>,
     },
 
     /// A plugin call panicked; the SDK caught it.

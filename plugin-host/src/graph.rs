@@ -42,8 +42,7 @@ use crate::manifest::Manifest;
 
 /// Why one plugin must start before another.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[non_exhaustive]
-pub enum EdgeKind {
+pub(crate) enum EdgeKind {
     /// A required `[dependencies]` entry.
     Dependency,
     /// An optional `[dependencies]` entry whose plugin is installed.
@@ -69,7 +68,9 @@ struct Node {
     blocked: bool,
 }
 
-/// The plugins and the edges between them, as declared, with each plugin's health.
+/// The plugins and the edges between them, as declared, with each plugin's
+/// health. Build one with [`DependencyGraph::resolve`]; query it through the
+/// [`Resolution`].
 #[derive(Debug, Clone)]
 pub struct DependencyGraph {
     /// Nodes are added in (id, version) order, so comparing indices compares ids.
@@ -401,16 +402,13 @@ impl DependencyGraph {
         &self.graph[index]
     }
 
-    /// Every plugin `id` needs before it can start (transitively): dependencies,
-    /// present optional dependencies and service providers, each once, in a
-    /// topological order (a plugin comes after what it needs). Empty for an unknown id.
-    pub fn dependencies_of(&self, id: &str) -> Vec<&str> {
+    /// Backs [`Resolution::dependencies_of`].
+    pub(crate) fn dependencies_of(&self, id: &str) -> Vec<&str> {
         self.reachable(id, Incoming)
     }
 
-    /// Every plugin that needs `id` (transitively), each once, in a topological
-    /// order: stop them in reverse before stopping `id`. Empty for an unknown id.
-    pub fn dependents_of(&self, id: &str) -> Vec<&str> {
+    /// Backs [`Resolution::dependents_of`].
+    pub(crate) fn dependents_of(&self, id: &str) -> Vec<&str> {
         self.reachable(id, Outgoing)
     }
 
@@ -465,9 +463,8 @@ impl DependencyGraph {
         edges
     }
 
-    /// Graphviz DOT: an arrow points from a plugin to what it needs; blocked
-    /// plugins are red and dashed; optional and service edges are labelled.
-    pub fn to_dot(&self) -> String {
+    /// Backs [`Resolution::to_dot`].
+    pub(crate) fn to_dot(&self) -> String {
         let mut out = String::from("digraph plugins {\n    node [shape=box];\n");
         for node in self.nodes_by_rank() {
             let data = self.node(node);
@@ -501,11 +498,8 @@ impl DependencyGraph {
         out
     }
 
-    /// JSON for tooling and the admin API:
-    /// `{"nodes": [{"id", "version", "state": "healthy"|"blocked"}],
-    ///   "edges": [{"from", "to", "kind": "dependency"|"optional"|"service", "service"?}]}`,
-    /// where an edge goes from a plugin to what it needs. Both lists have a stable order.
-    pub fn to_json(&self) -> serde_json::Value {
+    /// Backs [`Resolution::to_json`].
+    pub(crate) fn to_json(&self) -> serde_json::Value {
         let nodes: Vec<serde_json::Value> = self
             .nodes_by_rank()
             .into_iter()
@@ -547,27 +541,29 @@ impl Resolution {
         self.start_order.iter().rev().cloned().collect()
     }
 
-    /// The graph the resolution was computed on.
-    pub fn graph(&self) -> &DependencyGraph {
-        &self.graph
-    }
-
-    /// See [`DependencyGraph::dependencies_of`].
+    /// Every plugin `id` needs before it can start (transitively): dependencies,
+    /// present optional dependencies and service providers, each once, in a
+    /// topological order (a plugin comes after what it needs). Empty for an unknown id.
     pub fn dependencies_of(&self, id: &str) -> Vec<&str> {
         self.graph.dependencies_of(id)
     }
 
-    /// See [`DependencyGraph::dependents_of`].
+    /// Every plugin that needs `id` (transitively), each once, in a topological
+    /// order: stop them in reverse before stopping `id`. Empty for an unknown id.
     pub fn dependents_of(&self, id: &str) -> Vec<&str> {
         self.graph.dependents_of(id)
     }
 
-    /// See [`DependencyGraph::to_dot`].
+    /// Graphviz DOT: an arrow points from a plugin to what it needs; blocked
+    /// plugins are red and dashed; optional and service edges are labelled.
     pub fn to_dot(&self) -> String {
         self.graph.to_dot()
     }
 
-    /// See [`DependencyGraph::to_json`].
+    /// JSON for tooling and the admin API:
+    /// `{"nodes": [{"id", "version", "state": "healthy"|"blocked"}],
+    ///   "edges": [{"from", "to", "kind": "dependency"|"optional"|"service", "service"?}]}`,
+    /// where an edge goes from a plugin to what it needs. Both lists have a stable order.
     pub fn to_json(&self) -> serde_json::Value {
         self.graph.to_json()
     }

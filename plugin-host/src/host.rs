@@ -93,6 +93,8 @@ pub(crate) struct Inner {
     /// Ordered subscribers per hook, rebuilt when subscriptions change.
     hook_order: RwLock<BTreeMap<String, Arc<Vec<Subscription>>>>,
     secrets: RwLock<BTreeMap<(String, String, String), String>>,
+    /// Plugins in the order they were loaded, for stopping in reverse.
+    started: Mutex<Vec<String>>,
 }
 
 /// The plugin host. Cheap to clone; all clones share one registry.
@@ -116,6 +118,10 @@ pub struct PluginStatus {
     pub failure: Option<String>,
     /// Extensions it offers.
     pub extensions: Vec<&'static str>,
+    /// The private copy that is loaded.
+    pub loaded_copy: PathBuf,
+    /// SHA-256 of the loaded bytes, hex.
+    pub sha256: String,
 }
 
 /// One plugin's health in a [`HealthReport`].
@@ -201,6 +207,7 @@ impl Host {
                 subscriptions: RwLock::new(Vec::new()),
                 hook_order: RwLock::new(BTreeMap::new()),
                 secrets: RwLock::new(BTreeMap::new()),
+                started: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -268,8 +275,35 @@ impl Host {
         }
         self.inner.subscriptions.write().extend(subs);
         self.inner.rebuild_hook_order();
+        self.record_started(&id);
         tracing::info!(plugin = %id, path = %path.display(), "loaded");
         Ok(id)
+    }
+
+    pub(crate) fn record_started(&self, id: &str) {
+        let mut started = self.inner.started.lock();
+        started.retain(|s| s != id);
+        started.push(id.to_owned());
+    }
+
+    /// Loaded plugins in the order they were loaded.
+    pub(crate) fn started_order(&self) -> Vec<String> {
+        let loaded = self.inner.plugins.read();
+        let mut order: Vec<String> = self
+            .inner
+            .started
+            .lock()
+            .iter()
+            .filter(|id| loaded.contains_key(*id))
+            .cloned()
+            .collect();
+        // Plugins loaded one by one with `load` come after, in id order.
+        for id in loaded.keys() {
+            if !order.contains(id) {
+                order.push(id.clone());
+            }
+        }
+        order
     }
 
     /// Calls the plugin's `initialize` with its host services.
@@ -729,6 +763,8 @@ impl Slot {
             tenants,
             failure,
             extensions: extensions_of(&loaded.instance),
+            loaded_copy: loaded.library.path.clone(),
+            sha256: hex::encode(loaded.library.sha256),
         }
     }
 }

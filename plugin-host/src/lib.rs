@@ -17,17 +17,18 @@
 
 #![deny(missing_docs)]
 
-pub(crate) mod discovery;
+mod discovery;
 mod elf;
 mod error;
-pub(crate) mod graph;
+mod graph;
 mod hooks;
 mod host;
 mod lifecycle;
 mod loader;
-pub(crate) mod manifest;
+mod manifest;
 mod metrics;
 mod services;
+mod supervisor;
 
 pub use error::{Call, HostError};
 pub use hooks::{HookKind, OrderingCycle, Subscription};
@@ -39,3 +40,15 @@ pub use lifecycle::{PluginState, Transition};
 pub use loader::PluginIdentity;
 pub use metrics::MetricsSnapshot;
 pub use services::Permission;
+pub use supervisor::{SkippedPlugin, StartReport};
+
+pub use discovery::{discover, DiscoveredPlugin, Discovery, DiscoveryProblem, EmbeddedIdentity};
+pub use graph::{BlockReason, Blocked, DependencyGraph, Resolution, ResolutionProblem};
+pub use manifest::{
+    Category, ConfigKey, ConfigSchema, ConfigType, ConfigTypeMismatch, Dependency, Hook, Manifest,
+    ManifestError, ManifestProblem, Position,
+};
+
+/// Synthetic inputs for the benchmarks.
+#[doc(hidden)]
+pub use graph::bench;

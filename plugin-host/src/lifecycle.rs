@@ -93,10 +93,6 @@ impl Lifecycle {
         &self.tenants
     }
 
-    pub(crate) fn is_active_for(&self, tenant: &str) -> bool {
-        self.tenants.contains(tenant)
-    }
-
     pub(crate) fn failure(&self) -> Option<&str> {
         self.failure.as_deref()
     }

@@ -287,7 +287,7 @@ pub(crate) fn call_error(
             path: path.to_owned(),
             call,
             message: other.to_string(),
-            error: other.clone(),
+            error: Box::new(other.clone()),
         },
     }
 }

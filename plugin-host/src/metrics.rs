@@ -43,7 +43,9 @@ impl PluginMetrics {
     /// Counts a call; returns true when this call's latency should be sampled.
     #[inline]
     pub(crate) fn start_call(&self) -> bool {
-        self.calls.fetch_add(1, Relaxed) % SAMPLE_EVERY == 0
+        self.calls
+            .fetch_add(1, Relaxed)
+            .is_multiple_of(SAMPLE_EVERY)
     }
 
     pub(crate) fn record_latency(&self, elapsed: Duration) {

@@ -2,3 +2,4 @@
 //! happens once.
 
 mod foundation;
+mod resolution;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-#! Installs the Twilio peer: Stoplight Prism and Twilio's OpenAPI description (npm), into target/peers/prism.
+# Installs the Twilio peer: Stoplight Prism and Twilio's OpenAPI description (npm), into target/peers/prism.
 # Idempotent: does nothing when both packages are already there.
 # Used by `.ci/run` and by `testkit::prism::Prism`, which reads the same paths.
 set -euo pipefail

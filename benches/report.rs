@@ -1,0 +1,80 @@
+//! Shared by the benchmarks: where the plugin libraries are, and the table of
+//! ratios each benchmark prints against a baseline measured in the same run.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// The plugin library built from `package` (release build by `cargo xtask bench`).
+pub fn library(package: &str) -> PathBuf {
+    let list = std::env::var_os("PLUGKIT_ARTIFACTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            eprintln!("PLUGKIT_ARTIFACTS is not set: run the benchmarks with `cargo xtask bench`");
+            std::process::exit(2)
+        });
+    let text = std::fs::read_to_string(&list).unwrap_or_default();
+    let map: BTreeMap<String, PathBuf> = serde_json::from_str(&text).unwrap_or_default();
+    match map.get(package) {
+        Some(path) => path.clone(),
+        None => {
+            eprintln!("{} lists no library for {package}", list.display());
+            std::process::exit(2)
+        }
+    }
+}
+
+/// The mean time in nanoseconds criterion measured for `id` (`group/function`).
+pub fn mean_ns(id: &str) -> Option<f64> {
+    let dir = criterion_dir().join(id).join("new").join("estimates.json");
+    let text = std::fs::read_to_string(dir).ok()?;
+    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+    value["mean"]["point_estimate"].as_f64()
+}
+
+fn criterion_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CRITERION_HOME") {
+        return PathBuf::from(dir);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target.join("criterion")
+}
+
+/// Prints `rows` (benchmark ids) as time and ratio to `baseline`.
+pub fn print_ratios(title: &str, baseline: &str, rows: &[&str]) {
+    println!("\n== {title} (ratio to {baseline}) ==");
+    let Some(base) = mean_ns(baseline) else {
+        println!("  (no estimate for {baseline})");
+        return;
+    };
+    for id in rows {
+        match mean_ns(id) {
+            Some(ns) => println!("  {id:<44} {:>12}  {:>6.2}x", format_ns(ns), ns / base),
+            None => println!("  {id:<44} (not measured)"),
+        }
+    }
+}
+
+/// Formats nanoseconds with a unit.
+pub fn format_ns(ns: f64) -> String {
+    if ns < 1_000.0 {
+        format!("{ns:.1} ns")
+    } else if ns < 1_000_000.0 {
+        format!("{:.2} µs", ns / 1_000.0)
+    } else {
+        format!("{:.2} ms", ns / 1_000_000.0)
+    }
+}
+
+/// Resident set size of this process in bytes.
+pub fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .map_or(0, |pages| pages * 4096)
+}

@@ -30,8 +30,8 @@ impl Artifacts {
 
 /// The plugin libraries, built once per test run. `cargo xtask test` builds
 /// them beforehand and passes `PLUGKIT_ARTIFACTS`; a plain `cargo test`
-/// builds them here, into their own target directory so the outer cargo's
-/// lock on `target/` cannot deadlock the build.
+/// builds them here (cargo releases its build lock before running tests, so
+/// the nested build shares `target/`).
 pub fn artifacts() -> &'static Artifacts {
     static ARTIFACTS: OnceLock<Artifacts> = OnceLock::new();
     ARTIFACTS.get_or_init(|| match load_or_build() {

@@ -726,7 +726,7 @@ fn extension<P, T>(make: __MakeExtension<P, T>, plugin: &RArc<Adapter<P>>) -> RO
 
 /// Exports a plugin: the one line a plugin author writes.
 ///
-/// ```ignore
+/// ```text
 /// plugin_api::export_plugin!(MyPlugin, extensions: [hooks, communication]);
 /// ```
 ///

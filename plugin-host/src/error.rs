@@ -96,6 +96,21 @@ pub enum HostError {
         message: String,
     },
 
+    /// The library is not exactly what a trusted key signed.
+    #[error(
+        "plugin `{plugin}`: refusing to load `{}`: {reason}; install it with \
+         `cargo xtask install-plugin` (which signs it) or trust its signer's public key",
+        path.display()
+    )]
+    SignatureRejected {
+        /// The plugin.
+        plugin: String,
+        /// The library's install path.
+        path: PathBuf,
+        /// What the check found.
+        reason: String,
+    },
+
     /// The library exports no plugkit root module.
     #[error(
         "plugin `{plugin}`: `{}` is a shared library but not a plugkit plugin \
@@ -246,6 +261,7 @@ impl HostError {
             Self::Io { plugin, .. }
             | Self::CorruptLibrary { plugin, .. }
             | Self::Dlopen { plugin, .. }
+            | Self::SignatureRejected { plugin, .. }
             | Self::NotAPlugin { plugin, .. }
             | Self::ApiVersionMismatch { plugin, .. }
             | Self::AbiMismatch { plugin, .. }

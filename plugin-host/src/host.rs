@@ -29,12 +29,16 @@ use crate::lifecycle::{Lifecycle, PluginState, Transition};
 use crate::loader::{self, LoadedPlugin, Loader, PluginIdentity};
 use crate::metrics::{MetricsSnapshot, PluginMetrics};
 use crate::services::{Permission, PluginServices, StateStore};
+use crate::signature::{self, SignatureCheck, SignatureStatus, TrustPolicy};
 
 /// How a host is set up.
 #[derive(Debug, Clone)]
 pub struct HostConfig {
     /// Private directory for the content-addressed copies of loaded libraries.
     pub runtime_dir: PathBuf,
+    /// Which libraries may load. The library default is
+    /// [`TrustPolicy::AllowUnsigned`] (development); a daemon should require signatures.
+    pub trust: TrustPolicy,
 }
 
 impl HostConfig {
@@ -42,7 +46,14 @@ impl HostConfig {
     pub fn with_runtime_dir(runtime_dir: impl Into<PathBuf>) -> Self {
         Self {
             runtime_dir: runtime_dir.into(),
+            trust: TrustPolicy::AllowUnsigned,
         }
+    }
+
+    /// The same configuration with another trust policy.
+    pub fn trust(mut self, trust: TrustPolicy) -> Self {
+        self.trust = trust;
+        self
     }
 }
 
@@ -66,6 +77,10 @@ pub struct LoadOptions {
     pub config_json: Option<String>,
     /// Hooks it subscribes to.
     pub hooks: Vec<Subscription>,
+    /// The version the manifest names (checked against the signature).
+    pub expected_version: Option<String>,
+    /// The library's minisign signature file; `<library>.minisig` when absent.
+    pub signature: Option<PathBuf>,
 }
 
 /// One loaded plugin: its lifecycle and its current version.
@@ -77,6 +92,7 @@ pub(crate) struct Slot {
     active_tenants: RwLock<BTreeSet<String>>,
     current: RwLock<Arc<LoadedPlugin>>,
     metrics: PluginMetrics,
+    signature: SignatureStatus,
     services: ServicesTemplate,
 }
 
@@ -88,6 +104,7 @@ struct ServicesTemplate {
 
 pub(crate) struct Inner {
     loader: Loader,
+    trust: TrustPolicy,
     plugins: RwLock<BTreeMap<String, Arc<Slot>>>,
     subscriptions: RwLock<Vec<Subscription>>,
     /// Ordered subscribers per hook, rebuilt when subscriptions change.
@@ -122,6 +139,8 @@ pub struct PluginStatus {
     pub loaded_copy: PathBuf,
     /// SHA-256 of the loaded bytes, hex.
     pub sha256: String,
+    /// Whether a trusted key signed it.
+    pub signature: SignatureStatus,
 }
 
 /// One plugin's health in a [`HealthReport`].
@@ -203,6 +222,7 @@ impl Host {
         Ok(Self {
             inner: Arc::new(Inner {
                 loader: Loader::new(config.runtime_dir)?,
+                trust: config.trust,
                 plugins: RwLock::new(BTreeMap::new()),
                 subscriptions: RwLock::new(Vec::new()),
                 hook_order: RwLock::new(BTreeMap::new()),
@@ -215,7 +235,37 @@ impl Host {
     /// Loads a plugin library: stages a private copy, checks it, loads it
     /// and instantiates the plugin. Returns the plugin's id.
     pub fn load(&self, path: &Path, options: LoadOptions) -> Result<String, HostError> {
-        let staged = self.inner.loader.stage(path)?;
+        let label = loader::label_of(path);
+        let plugin = options.expected_id.clone().unwrap_or_else(|| label.clone());
+        let io = |action: &'static str, at: &Path, source: std::io::Error| HostError::Io {
+            plugin: plugin.clone(),
+            action,
+            path: at.to_owned(),
+            source,
+        };
+        let bytes = std::fs::read(path).map_err(|e| io("reading the plugin library", path, e))?;
+        let signature_path = options.signature.clone().unwrap_or_else(|| {
+            let mut p = path.as_os_str().to_owned();
+            p.push(".minisig");
+            PathBuf::from(p)
+        });
+        let signature = match std::fs::read_to_string(&signature_path) {
+            Ok(text) => Some(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io("reading the signature", &signature_path, e)),
+        };
+        let signature_status = signature::verify(
+            &self.inner.trust,
+            &SignatureCheck {
+                library: &bytes,
+                signature: signature.as_deref(),
+                plugin: &plugin,
+                version: options.expected_version.as_deref(),
+                path,
+            },
+        )?;
+        let staged = self.inner.loader.stage_bytes(path, &label, &bytes)?;
+        drop(bytes);
         if let (Some(expected), Some((id, _))) = (&options.expected_id, &staged.embedded) {
             if expected != id {
                 return Err(HostError::IdentityMismatch {
@@ -252,6 +302,7 @@ impl Host {
             active_tenants: RwLock::new(BTreeSet::new()),
             current: RwLock::new(Arc::new(loaded)),
             metrics: PluginMetrics::default(),
+            signature: signature_status,
             services: ServicesTemplate {
                 permissions: options.permissions,
                 config_json: options.config_json.unwrap_or_else(|| "{}".to_owned()),
@@ -765,6 +816,7 @@ impl Slot {
             extensions: extensions_of(&loaded.instance),
             loaded_copy: loaded.library.path.clone(),
             sha256: hex::encode(loaded.library.sha256),
+            signature: self.signature.clone(),
         }
     }
 }

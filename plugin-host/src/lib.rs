@@ -28,6 +28,7 @@ mod loader;
 mod manifest;
 mod metrics;
 mod services;
+mod signature;
 mod supervisor;
 
 pub use error::{Call, HostError};
@@ -40,6 +41,7 @@ pub use lifecycle::{PluginState, Transition};
 pub use loader::PluginIdentity;
 pub use metrics::MetricsSnapshot;
 pub use services::Permission;
+pub use signature::{SignatureStatus, TrustPolicy};
 pub use supervisor::{SkippedPlugin, StartReport};
 
 pub use discovery::{discover, DiscoveredPlugin, Discovery, DiscoveryProblem, EmbeddedIdentity};

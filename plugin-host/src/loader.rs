@@ -104,20 +104,9 @@ impl Loader {
         Ok(Self { runtime_dir })
     }
 
-    /// Copies `source` to its content-addressed private path after checking
-    /// that it is a complete shared object.
-    pub(crate) fn stage(&self, source: &Path) -> Result<StagedLibrary, HostError> {
-        let label = label_of(source);
-        let bytes = fs::read(source).map_err(|e| HostError::Io {
-            plugin: label.clone(),
-            action: "reading the plugin library",
-            path: source.to_owned(),
-            source: e,
-        })?;
-        self.stage_bytes(source, &label, &bytes)
-    }
-
-    /// Stages bytes already read (the caller may have verified a signature over them).
+    /// Copies `bytes` (read from `source`, and already checked against the
+    /// signature policy) to their content-addressed private path after
+    /// checking that they are a complete shared object.
     pub(crate) fn stage_bytes(
         &self,
         source: &Path,
@@ -293,7 +282,7 @@ pub(crate) fn call_error(
 }
 
 /// The name to use for a library before its own id is known.
-fn label_of(path: &Path) -> String {
+pub(crate) fn label_of(path: &Path) -> String {
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())

@@ -82,6 +82,8 @@ pub(crate) fn load_options(manifest: &Manifest) -> LoadOptions {
     }
     LoadOptions {
         expected_id: Some(manifest.id.clone()),
+        expected_version: Some(manifest.version.to_string()),
+        signature: None,
         permissions: manifest.permissions.clone(),
         config_json: Some(serde_json::Value::Object(defaults).to_string()),
         hooks: manifest

@@ -81,6 +81,8 @@ pub struct LoadOptions {
     pub expected_version: Option<String>,
     /// The library's minisign signature file; `<library>.minisig` when absent.
     pub signature: Option<PathBuf>,
+    /// Named services the plugin provides (manifest `provides`).
+    pub provides: Vec<String>,
 }
 
 /// One loaded plugin: its lifecycle and its current version.
@@ -100,6 +102,7 @@ struct ServicesTemplate {
     permissions: BTreeSet<Permission>,
     config_json: String,
     store: Arc<StateStore>,
+    provides: Vec<String>,
 }
 
 pub(crate) struct Inner {
@@ -307,6 +310,7 @@ impl Host {
                 permissions: options.permissions,
                 config_json: options.config_json.unwrap_or_else(|| "{}".to_owned()),
                 store: Arc::new(StateStore::default()),
+                provides: options.provides,
             },
         });
         {
@@ -565,6 +569,33 @@ impl Host {
             .filter(|s| s.extensions.contains(&extension))
             .map(|s| s.identity.id)
             .collect()
+    }
+
+    /// Plugins providing the named service (manifest `provides`), sorted by id.
+    pub fn providers_of(&self, service: &str) -> Vec<String> {
+        let plugins = self.inner.plugins.read();
+        plugins
+            .values()
+            .filter(|s| s.services.provides.iter().any(|p| p == service))
+            .map(|s| s.id.clone())
+            .collect()
+    }
+
+    /// Plugins of a category (e.g. `payment`), sorted by id.
+    pub fn plugins_in_category(&self, category: &str) -> Vec<String> {
+        self.statuses()
+            .into_iter()
+            .filter(|s| s.identity.category == category)
+            .map(|s| s.identity.id)
+            .collect()
+    }
+
+    /// The first plugin (by id) offering `extension` that is active for `tenant`.
+    pub fn provider_for_tenant(&self, extension: &str, tenant: &str) -> Option<PluginHandle> {
+        self.plugins_with(extension)
+            .into_iter()
+            .filter_map(|id| self.plugin(&id).ok())
+            .find(|p| p.is_active_for(tenant))
     }
 
     /// Stores a secret a plugin may read through its host services.

@@ -84,6 +84,7 @@ pub(crate) fn load_options(manifest: &Manifest) -> LoadOptions {
         expected_id: Some(manifest.id.clone()),
         expected_version: Some(manifest.version.to_string()),
         signature: None,
+        provides: manifest.provides.clone(),
         permissions: manifest.permissions.clone(),
         config_json: Some(serde_json::Value::Object(defaults).to_string()),
         hooks: manifest

@@ -2,4 +2,5 @@
 //! happens once.
 
 mod foundation;
+mod hooks;
 mod resolution;

@@ -152,15 +152,26 @@ impl LogCapture {
     }
 }
 
-struct CaptureWriter(Arc<Mutex<Vec<String>>>);
+thread_local! {
+    /// The capture the current thread writes into, if any.
+    static CURRENT: std::cell::RefCell<Option<Arc<Mutex<Vec<String>>>>> =
+        const { std::cell::RefCell::new(None) };
+}
 
-impl std::io::Write for CaptureWriter {
+/// Writes formatted events into the current thread's capture.
+struct ThreadWriter;
+
+impl std::io::Write for ThreadWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let text = String::from_utf8_lossy(buf);
-        let mut lines = self.0.lock();
-        for line in text.lines() {
-            lines.push(line.to_owned());
-        }
+        CURRENT.with(|current| {
+            if let Some(sink) = current.borrow().as_ref() {
+                let text = String::from_utf8_lossy(buf);
+                let mut lines = sink.lock();
+                for line in text.lines() {
+                    lines.push(line.to_owned());
+                }
+            }
+        });
         Ok(buf.len())
     }
 
@@ -169,14 +180,34 @@ impl std::io::Write for CaptureWriter {
     }
 }
 
-/// Runs `f` with a log capture installed for the current thread.
+/// One global subscriber for the whole test binary. Scoped subscribers
+/// (`with_default`) race with tracing's per-callsite interest cache when
+/// tests run in parallel and silently drop events.
+fn install_global_subscriber() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(|| ThreadWriter)
+            .finish();
+        let _ = tracing::subscriber::set_global_default(subscriber);
+    });
+}
+
+/// Runs `f` capturing every log line written on the current thread (host
+/// and plugin calls run on the caller's thread).
 pub fn with_log_capture<T>(f: impl FnOnce(&LogCapture) -> T) -> T {
+    install_global_subscriber();
     let capture = LogCapture::default();
-    let sink = capture.lines.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .with_writer(move || CaptureWriter(sink.clone()))
-        .finish();
-    tracing::subscriber::with_default(subscriber, || f(&capture))
+    let previous = CURRENT.with(|c| c.replace(Some(capture.lines.clone())));
+    struct Restore(Option<Arc<Mutex<Vec<String>>>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let previous = self.0.take();
+            CURRENT.with(|c| *c.borrow_mut() = previous);
+        }
+    }
+    let _restore = Restore(previous);
+    f(&capture)
 }

@@ -26,7 +26,7 @@ use serde::Serialize;
 use crate::error::{Call, HostError};
 use crate::hooks::{self, HookKind, OrderingCycle, Subscription};
 use crate::lifecycle::{Lifecycle, PluginState, Transition};
-use crate::loader::{self, LoadedPlugin, Loader, PluginIdentity};
+use crate::loader::{self, LoadedPlugin, Loader, PluginIdentity, UnloadStats};
 use crate::metrics::{MetricsSnapshot, PluginMetrics};
 use crate::services::{Permission, PluginServices, StateStore};
 use crate::signature::{self, SignatureCheck, SignatureStatus, TrustPolicy};
@@ -39,6 +39,9 @@ pub struct HostConfig {
     /// Which libraries may load. The library default is
     /// [`TrustPolicy::AllowUnsigned`] (development); a daemon should require signatures.
     pub trust: TrustPolicy,
+    /// Unload a library once nothing from it is left (default true). See
+    /// ARCHITECTURE.md for the contract a plugin keeps to be unloadable.
+    pub unload_libraries: bool,
 }
 
 impl HostConfig {
@@ -47,6 +50,7 @@ impl HostConfig {
         Self {
             runtime_dir: runtime_dir.into(),
             trust: TrustPolicy::AllowUnsigned,
+            unload_libraries: true,
         }
     }
 
@@ -83,26 +87,55 @@ pub struct LoadOptions {
     pub signature: Option<PathBuf>,
     /// Named services the plugin provides (manifest `provides`).
     pub provides: Vec<String>,
+    /// Plugins it depends on (manifest `dependencies`); a reload cycles them.
+    pub dependencies: Vec<String>,
 }
 
 /// One loaded plugin: its lifecycle and its current version.
 pub(crate) struct Slot {
-    id: String,
-    source: PathBuf,
-    lifecycle: Mutex<Lifecycle>,
+    pub(crate) id: String,
+    pub(crate) source: RwLock<PathBuf>,
+    pub(crate) lifecycle: Mutex<Lifecycle>,
     /// Mirror of the lifecycle's tenant set for the call path.
-    active_tenants: RwLock<BTreeSet<String>>,
-    current: RwLock<Arc<LoadedPlugin>>,
-    metrics: PluginMetrics,
-    signature: SignatureStatus,
-    services: ServicesTemplate,
+    pub(crate) active_tenants: RwLock<BTreeSet<String>>,
+    /// The configuration each active tenant was activated with, for reloads.
+    pub(crate) tenant_configs: Mutex<BTreeMap<String, String>>,
+    /// The version serving calls; swapped whole by a reload.
+    pub(crate) current: RwLock<Arc<LoadedPlugin>>,
+    pub(crate) metrics: PluginMetrics,
+    pub(crate) signature: RwLock<SignatureStatus>,
+    pub(crate) services: RwLock<ServicesTemplate>,
+    /// Plugins this one depends on (present optional ones included).
+    pub(crate) dependencies: RwLock<Vec<String>>,
+    /// One reload of this plugin at a time.
+    pub(crate) reload_lock: Mutex<()>,
 }
 
-struct ServicesTemplate {
-    permissions: BTreeSet<Permission>,
-    config_json: String,
-    store: Arc<StateStore>,
-    provides: Vec<String>,
+pub(crate) struct ServicesTemplate {
+    pub(crate) permissions: BTreeSet<Permission>,
+    pub(crate) config_json: String,
+    pub(crate) store: Arc<StateStore>,
+    pub(crate) provides: Vec<String>,
+}
+
+impl ServicesTemplate {
+    pub(crate) fn from_options(options: &LoadOptions, store: Arc<StateStore>) -> Self {
+        Self {
+            permissions: options.permissions.clone(),
+            config_json: options
+                .config_json
+                .clone()
+                .unwrap_or_else(|| "{}".to_owned()),
+            store,
+            provides: options.provides.clone(),
+        }
+    }
+}
+
+/// A loaded, not yet registered library.
+pub(crate) struct Prepared {
+    pub(crate) loaded: LoadedPlugin,
+    pub(crate) signature: SignatureStatus,
 }
 
 pub(crate) struct Inner {
@@ -224,7 +257,7 @@ impl Host {
     pub fn new(config: HostConfig) -> Result<Self, HostError> {
         Ok(Self {
             inner: Arc::new(Inner {
-                loader: Loader::new(config.runtime_dir)?,
+                loader: Loader::new(config.runtime_dir, config.unload_libraries)?,
                 trust: config.trust,
                 plugins: RwLock::new(BTreeMap::new()),
                 subscriptions: RwLock::new(Vec::new()),
@@ -238,6 +271,66 @@ impl Host {
     /// Loads a plugin library: stages a private copy, checks it, loads it
     /// and instantiates the plugin. Returns the plugin's id.
     pub fn load(&self, path: &Path, options: LoadOptions) -> Result<String, HostError> {
+        if let Ok(bytes) = std::fs::read(path) {
+            if let Ok((id, _)) = crate::elf::embedded_identity(&bytes) {
+                if let Some(existing) = self.inner.plugins.read().get(&id) {
+                    return Err(HostError::AlreadyLoaded {
+                        plugin: id,
+                        existing: existing.source.read().clone(),
+                        path: path.to_owned(),
+                    });
+                }
+            }
+        }
+        let Prepared {
+            loaded,
+            signature: signature_status,
+        } = self.prepare(path, &options)?;
+        let id = loaded.identity.id.clone();
+        let slot = Arc::new(Slot {
+            id: id.clone(),
+            source: RwLock::new(path.to_owned()),
+            lifecycle: Mutex::new(Lifecycle::new()),
+            active_tenants: RwLock::new(BTreeSet::new()),
+            tenant_configs: Mutex::new(BTreeMap::new()),
+            current: RwLock::new(Arc::new(loaded)),
+            metrics: PluginMetrics::default(),
+            signature: RwLock::new(signature_status),
+            services: RwLock::new(ServicesTemplate::from_options(
+                &options,
+                Arc::new(StateStore::default()),
+            )),
+            dependencies: RwLock::new(options.dependencies.clone()),
+            reload_lock: Mutex::new(()),
+        });
+        {
+            let mut plugins = self.inner.plugins.write();
+            if let Some(existing) = plugins.get(&id) {
+                return Err(HostError::AlreadyLoaded {
+                    plugin: id,
+                    existing: existing.source.read().clone(),
+                    path: path.to_owned(),
+                });
+            }
+            plugins.insert(id.clone(), slot);
+        }
+        let mut subs = options.hooks;
+        for s in &mut subs {
+            s.plugin = id.clone();
+        }
+        self.inner.subscriptions.write().extend(subs);
+        self.inner.rebuild_hook_order();
+        self.record_started(&id);
+        tracing::info!(plugin = %id, path = %path.display(), "loaded");
+        Ok(id)
+    }
+
+    /// Reads, verifies, stages and loads a library without registering it.
+    pub(crate) fn prepare(
+        &self,
+        path: &Path,
+        options: &LoadOptions,
+    ) -> Result<Prepared, HostError> {
         let label = loader::label_of(path);
         let plugin = options.expected_id.clone().unwrap_or_else(|| label.clone());
         let io = |action: &'static str, at: &Path, source: std::io::Error| HostError::Io {
@@ -263,11 +356,12 @@ impl Host {
                 library: &bytes,
                 signature: signature.as_deref(),
                 plugin: &plugin,
+                expected_id: options.expected_id.as_deref(),
                 version: options.expected_version.as_deref(),
                 path,
             },
         )?;
-        let staged = self.inner.loader.stage_bytes(path, &label, &bytes)?;
+        let staged = self.inner.loader.stage_bytes(path, &plugin, &bytes)?;
         drop(bytes);
         if let (Some(expected), Some((id, _))) = (&options.expected_id, &staged.embedded) {
             if expected != id {
@@ -278,61 +372,20 @@ impl Host {
                 });
             }
         }
-        if let Some((id, _)) = &staged.embedded {
-            if let Some(existing) = self.inner.plugins.read().get(id) {
-                return Err(HostError::AlreadyLoaded {
-                    plugin: id.clone(),
-                    existing: existing.source.clone(),
-                    path: path.to_owned(),
-                });
-            }
-        }
         let loaded = self.inner.loader.load(&staged)?;
-        let id = loaded.identity.id.clone();
         if let Some(expected) = &options.expected_id {
-            if *expected != id {
+            if *expected != loaded.identity.id {
                 return Err(HostError::IdentityMismatch {
                     expected: expected.clone(),
-                    found: id,
+                    found: loaded.identity.id.clone(),
                     path: path.to_owned(),
                 });
             }
         }
-        let slot = Arc::new(Slot {
-            id: id.clone(),
-            source: path.to_owned(),
-            lifecycle: Mutex::new(Lifecycle::new()),
-            active_tenants: RwLock::new(BTreeSet::new()),
-            current: RwLock::new(Arc::new(loaded)),
-            metrics: PluginMetrics::default(),
+        Ok(Prepared {
+            loaded,
             signature: signature_status,
-            services: ServicesTemplate {
-                permissions: options.permissions,
-                config_json: options.config_json.unwrap_or_else(|| "{}".to_owned()),
-                store: Arc::new(StateStore::default()),
-                provides: options.provides,
-            },
-        });
-        {
-            let mut plugins = self.inner.plugins.write();
-            if let Some(existing) = plugins.get(&id) {
-                return Err(HostError::AlreadyLoaded {
-                    plugin: id,
-                    existing: existing.source.clone(),
-                    path: path.to_owned(),
-                });
-            }
-            plugins.insert(id.clone(), slot);
-        }
-        let mut subs = options.hooks;
-        for s in &mut subs {
-            s.plugin = id.clone();
-        }
-        self.inner.subscriptions.write().extend(subs);
-        self.inner.rebuild_hook_order();
-        self.record_started(&id);
-        tracing::info!(plugin = %id, path = %path.display(), "loaded");
-        Ok(id)
+        })
     }
 
     pub(crate) fn record_started(&self, id: &str) {
@@ -364,17 +417,83 @@ impl Host {
     /// Calls the plugin's `initialize` with its host services.
     pub fn initialize(&self, id: &str) -> Result<(), HostError> {
         let slot = self.inner.slot(id)?;
-        let services = PluginServices {
-            plugin: slot.id.clone(),
-            permissions: slot.services.permissions.clone(),
-            config_json: slot.services.config_json.clone(),
-            store: slot.services.store.clone(),
-            host: Arc::downgrade(&self.inner),
-        }
-        .into_box();
+        let services = self.services_for(&slot);
         self.step(&slot, Transition::Initialize, Call::Initialize, |p| {
             p.base.initialize(services)
         })
+    }
+
+    pub(crate) fn services_for(&self, slot: &Slot) -> plugin_api::abi::HostServicesBox {
+        let template = slot.services.read();
+        self.services_with(&slot.id, &template)
+    }
+
+    pub(crate) fn services_with(
+        &self,
+        plugin: &str,
+        template: &ServicesTemplate,
+    ) -> plugin_api::abi::HostServicesBox {
+        PluginServices {
+            plugin: plugin.to_owned(),
+            permissions: template.permissions.clone(),
+            config_json: template.config_json.clone(),
+            store: template.store.clone(),
+            host: Arc::downgrade(&self.inner),
+        }
+        .into_box()
+    }
+
+    pub(crate) fn slot(&self, id: &str) -> Result<Arc<Slot>, HostError> {
+        self.inner.slot(id)
+    }
+
+    /// Tenants the plugin is active for, with their configurations.
+    pub(crate) fn tenant_configs(&self, id: &str) -> Vec<(String, String)> {
+        match self.inner.slot(id) {
+            Ok(slot) => slot
+                .tenant_configs
+                .lock()
+                .iter()
+                .map(|(t, c)| (t.clone(), c.clone()))
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Loaded plugins that depend on `id`, directly or not, in start order.
+    pub(crate) fn loaded_dependents(&self, id: &str) -> Vec<String> {
+        let plugins: Vec<(String, Vec<String>)> = self
+            .inner
+            .plugins
+            .read()
+            .values()
+            .map(|s| (s.id.clone(), s.dependencies.read().clone()))
+            .collect();
+        let mut found: BTreeSet<String> = BTreeSet::new();
+        let mut frontier = vec![id.to_owned()];
+        while let Some(next) = frontier.pop() {
+            for (plugin, deps) in &plugins {
+                if deps.contains(&next) && found.insert(plugin.clone()) {
+                    frontier.push(plugin.clone());
+                }
+            }
+        }
+        self.started_order()
+            .into_iter()
+            .filter(|p| found.contains(p))
+            .collect()
+    }
+
+    pub(crate) fn replace_subscriptions(&self, id: &str, subs: Vec<Subscription>) {
+        {
+            let mut all = self.inner.subscriptions.write();
+            all.retain(|s| s.plugin != id);
+            all.extend(subs.into_iter().map(|mut s| {
+                s.plugin = id.to_owned();
+                s
+            }));
+        }
+        self.inner.rebuild_hook_order();
     }
 
     /// Activates the plugin for `tenant` with its resolved configuration (a JSON object).
@@ -390,6 +509,9 @@ impl Host {
             Call::Activate,
             |p| p.base.activate(activation),
         )?;
+        slot.tenant_configs
+            .lock()
+            .insert(tenant.to_owned(), config_json.to_owned());
         slot.active_tenants.write().insert(tenant.to_owned());
         Ok(())
     }
@@ -399,6 +521,7 @@ impl Host {
         let slot = self.inner.slot(id)?;
         // New calls for this tenant stop first; calls in flight finish.
         slot.active_tenants.write().remove(tenant);
+        slot.tenant_configs.lock().remove(tenant);
         self.step(
             &slot,
             Transition::Deactivate(tenant.to_owned()),
@@ -465,7 +588,8 @@ impl Host {
                 Ok(())
             }
             RResult::RErr(error) => {
-                let err = loader::call_error(&slot.id, &slot.source, call, &error);
+                let source = slot.source.read().clone();
+                let err = loader::call_error(&slot.id, &source, call, &error);
                 slot.metrics.record_error(
                     &err.to_string(),
                     matches!(err, HostError::CallPanicked { .. }),
@@ -515,6 +639,11 @@ impl Host {
         let slot = self.inner.slot(id)?;
         let loaded = slot.current.read().clone();
         Ok(PluginHandle { slot, loaded })
+    }
+
+    /// How many old library versions were unloaded, and which stayed mapped.
+    pub fn unload_stats(&self) -> UnloadStats {
+        self.inner.loader.unload_stats()
     }
 
     /// The plugin's metrics.
@@ -576,7 +705,7 @@ impl Host {
         let plugins = self.inner.plugins.read();
         plugins
             .values()
-            .filter(|s| s.services.provides.iter().any(|p| p == service))
+            .filter(|s| s.services.read().provides.iter().any(|p| p == service))
             .map(|s| s.id.clone())
             .collect()
     }
@@ -840,14 +969,14 @@ impl Slot {
         let loaded = self.current.read().clone();
         PluginStatus {
             identity: loaded.identity.clone(),
-            source: self.source.clone(),
+            source: self.source.read().clone(),
             state,
             tenants,
             failure,
             extensions: extensions_of(&loaded.instance),
             loaded_copy: loaded.library.path.clone(),
             sha256: hex::encode(loaded.library.sha256),
-            signature: self.signature.clone(),
+            signature: self.signature.read().clone(),
         }
     }
 }
@@ -919,7 +1048,8 @@ impl PluginHandle {
 
     #[cold]
     fn fail(&self, error: &PluginError) -> HostError {
-        let err = loader::call_error(&self.slot.id, &self.slot.source, Call::Service, error);
+        let source = self.slot.source.read().clone();
+        let err = loader::call_error(&self.slot.id, &source, Call::Service, error);
         self.slot.metrics.record_error(
             &err.to_string(),
             matches!(err, HostError::CallPanicked { .. }),

@@ -24,12 +24,16 @@ mod graph;
 mod hooks;
 mod host;
 mod lifecycle;
+mod live;
 mod loader;
 mod manifest;
 mod metrics;
+mod reload;
 mod services;
 mod signature;
 mod supervisor;
+pub(crate) mod tenancy;
+mod watch;
 
 pub use error::{Call, HostError};
 pub use hooks::{HookKind, OrderingCycle, Subscription};
@@ -38,11 +42,22 @@ pub use host::{
     PluginHandle, PluginHealth, PluginStatus,
 };
 pub use lifecycle::{PluginState, Transition};
-pub use loader::PluginIdentity;
+pub use live::{LiveEvent, LiveOptions, LiveReload, OnStarted};
+pub use loader::{PinnedLibrary, PluginIdentity, UnloadStats};
 pub use metrics::MetricsSnapshot;
+pub use reload::{ReloadOutcome, ReloadReport, ReloadStep};
 pub use services::Permission;
-pub use signature::{SignatureStatus, TrustPolicy};
+pub use signature::{
+    embedded_identity, public_key_id, verify_signature, Expected, SignatureError, SignatureStatus,
+    SignedClaims, TrustPolicy, VerifiedSignature,
+};
 pub use supervisor::{SkippedPlugin, StartReport};
+pub use tenancy::{
+    env_var_name, example_toml, plan_tier_change, AuditAction, AuditEntry, AuditLog, AuditOutcome,
+    ConfigError, ConfigProblem, ConfigSource, Environment, PersistError, Platform, PlatformConfig,
+    PlatformError, RestoreReport, SecretError, TenantPluginView, TenantView, TierChange, TierError,
+    TierPlan, Tiers, VaultConfig, AUDIT_FILE, REDACTED, REGISTRY_FILE, TENANTS_FILE,
+};
 
 pub use discovery::{discover, DiscoveredPlugin, Discovery, DiscoveryProblem, EmbeddedIdentity};
 pub use graph::{BlockReason, Blocked, DependencyGraph, Resolution, ResolutionProblem};

@@ -66,12 +66,95 @@ pub(crate) struct StagedLibrary {
     pub(crate) label: String,
 }
 
-/// A loaded library. Dropping it does not unload: abi_stable and glibc make
-/// that unsafe in general; the reload module owns any unloading decision.
+/// A loaded library. When the last plugin object from it is gone it is
+/// unloaded (if the host allows it), and `/proc/self/maps` is checked to
+/// confirm; a library glibc keeps mapped is reported, never a crash.
 pub(crate) struct Library {
-    _raw: ManuallyDrop<RawLibrary>,
+    raw: ManuallyDrop<RawLibrary>,
     pub(crate) path: PathBuf,
     pub(crate) sha256: [u8; 32],
+    label: String,
+    unload: Option<Arc<UnloadLog>>,
+}
+
+impl Drop for Library {
+    fn drop(&mut self) {
+        let Some(log) = self.unload.take() else {
+            // Never unloaded: the mapping stays for the life of the process.
+            return;
+        };
+        // SAFETY: `Library` is only reachable through `Arc`s held by objects
+        // from this library, which have all been dropped (field order in
+        // `LoadedPlugin`), and the layout check kept no pointers into it.
+        unsafe { ManuallyDrop::drop(&mut self.raw) };
+        log.record(&self.label, &self.path);
+    }
+}
+
+/// What happened to libraries the host tried to unload.
+#[derive(Default)]
+pub(crate) struct UnloadLog {
+    unloaded: std::sync::atomic::AtomicU64,
+    pinned: parking_lot::Mutex<Vec<PinnedLibrary>>,
+}
+
+/// A library still mapped after `dlclose`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PinnedLibrary {
+    /// The plugin.
+    pub plugin: String,
+    /// The private copy that stays mapped.
+    pub path: PathBuf,
+    /// Why it is likely still mapped.
+    pub reason: String,
+}
+
+/// Counts of unload outcomes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UnloadStats {
+    /// Libraries unmapped after their plugin was gone.
+    pub unloaded: u64,
+    /// Libraries still mapped after `dlclose`.
+    pub pinned: Vec<PinnedLibrary>,
+}
+
+impl UnloadLog {
+    fn record(&self, plugin: &str, path: &Path) {
+        if is_mapped(path) {
+            let reason = "still mapped after dlclose: the plugin left a thread-local destructor \
+                          pending or a thread running (see ARCHITECTURE.md, the unload contract)";
+            tracing::warn!(plugin, path = %path.display(), "could not unload: {reason}");
+            self.pinned.lock().push(PinnedLibrary {
+                plugin: plugin.to_owned(),
+                path: path.to_owned(),
+                reason: reason.to_owned(),
+            });
+        } else {
+            self.unloaded
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::debug!(plugin, path = %path.display(), "unloaded");
+            let _ = fs::remove_file(path);
+        }
+    }
+
+    pub(crate) fn stats(&self) -> UnloadStats {
+        UnloadStats {
+            unloaded: self.unloaded.load(std::sync::atomic::Ordering::Relaxed),
+            pinned: self.pinned.lock().clone(),
+        }
+    }
+}
+
+/// Whether `path` appears in this process's memory map.
+pub(crate) fn is_mapped(path: &Path) -> bool {
+    let needle = path.to_string_lossy();
+    match fs::read_to_string("/proc/self/maps") {
+        Ok(maps) => maps
+            .lines()
+            .any(|line| line.split_whitespace().nth(5).is_some_and(|p| p == needle)),
+        // Without /proc we cannot prove it is gone: report it as kept.
+        Err(_) => true,
+    }
 }
 
 /// A plugin object and the library it came from.
@@ -86,11 +169,15 @@ pub(crate) struct LoadedPlugin {
 /// Stages and loads libraries from one private runtime directory.
 pub(crate) struct Loader {
     runtime_dir: PathBuf,
+    /// Makes every private copy a distinct path: `dlopen` of a path that is
+    /// still loaded returns the old library.
+    sequence: std::sync::atomic::AtomicU64,
+    unload: Option<Arc<UnloadLog>>,
 }
 
 impl Loader {
     /// Creates the runtime directory with mode 0700.
-    pub(crate) fn new(runtime_dir: PathBuf) -> Result<Self, HostError> {
+    pub(crate) fn new(runtime_dir: PathBuf, unload: bool) -> Result<Self, HostError> {
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -101,7 +188,21 @@ impl Loader {
                 path: runtime_dir.clone(),
                 source,
             })?;
-        Ok(Self { runtime_dir })
+        Ok(Self {
+            runtime_dir,
+            sequence: std::sync::atomic::AtomicU64::new(0),
+            unload: unload.then(|| Arc::new(UnloadLog::default())),
+        })
+    }
+
+    pub(crate) fn unload_stats(&self) -> UnloadStats {
+        match &self.unload {
+            Some(log) => log.stats(),
+            None => UnloadStats {
+                unloaded: 0,
+                pinned: Vec::new(),
+            },
+        }
     }
 
     /// Copies `bytes` (read from `source`, and already checked against the
@@ -121,7 +222,10 @@ impl Loader {
         let embedded = elf::embedded_identity(bytes).ok();
         let sha256: [u8; 32] = Sha256::digest(bytes).into();
         let name_part = embedded.as_ref().map_or(label, |(id, _)| id.as_str());
-        let file = format!("{name_part}-{}.so", hex::encode(&sha256[..8]));
+        let seq = self
+            .sequence
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let file = format!("{name_part}-{}-{seq}.so", hex::encode(&sha256[..8]));
         let path = self.runtime_dir.join(file);
         let io = |action: &'static str, path: &Path, source: std::io::Error| HostError::Io {
             plugin: label.to_owned(),
@@ -129,27 +233,20 @@ impl Loader {
             path: path.to_owned(),
             source,
         };
-        let reusable = match fs::read(&path) {
-            Ok(existing) => Sha256::digest(&existing).as_slice() == sha256,
-            Err(_) => false,
-        };
-        if !reusable {
-            // Write beside, then rename: a half-written copy never has the final name.
-            let tmp = self
-                .runtime_dir
-                .join(format!(".{name_part}-{}.tmp", std::process::id()));
-            let mut out = fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o500)
-                .open(&tmp)
-                .map_err(|e| io("creating the private copy", &tmp, e))?;
-            out.write_all(bytes)
-                .and_then(|()| out.sync_all())
-                .map_err(|e| io("writing the private copy", &tmp, e))?;
-            fs::rename(&tmp, &path).map_err(|e| io("renaming the private copy", &path, e))?;
-        }
+        // Write beside, then rename: a half-written copy never has the final name.
+        let tmp = self.runtime_dir.join(format!(".{name_part}-{seq}.tmp"));
+        let mut out = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o500)
+            .open(&tmp)
+            .map_err(|e| io("creating the private copy", &tmp, e))?;
+        // No fsync: a private copy is worthless after a crash and is made
+        // anew from the installed file on the next start.
+        out.write_all(bytes)
+            .map_err(|e| io("writing the private copy", &tmp, e))?;
+        fs::rename(&tmp, &path).map_err(|e| io("renaming the private copy", &path, e))?;
         Ok(StagedLibrary {
             source: source.to_owned(),
             path,
@@ -170,24 +267,28 @@ impl Loader {
             message: e.to_string(),
         })?;
         let library = Arc::new(Library {
-            _raw: ManuallyDrop::new(raw),
+            raw: ManuallyDrop::new(raw),
             path: staged.path.clone(),
             sha256: staged.sha256,
+            label: staged
+                .embedded
+                .as_ref()
+                .map_or_else(|| label.clone(), |(id, _)| id.clone()),
+            unload: self.unload.clone(),
         });
         // SAFETY: the header is read from a library we keep loaded for as long
         // as anything from it exists (`library` travels with the instance).
-        let header =
-            unsafe { lib_header_from_raw_library(&library._raw) }.map_err(|e| match e {
-                LibraryError::GetSymbolError { .. } => HostError::NotAPlugin {
-                    plugin: label.clone(),
-                    path: path.clone(),
-                },
-                other => HostError::Dlopen {
-                    plugin: label.clone(),
-                    path: path.clone(),
-                    message: other.to_string(),
-                },
-            })?;
+        let header = unsafe { lib_header_from_raw_library(&library.raw) }.map_err(|e| match e {
+            LibraryError::GetSymbolError { .. } => HostError::NotAPlugin {
+                plugin: label.clone(),
+                path: path.clone(),
+            },
+            other => HostError::Dlopen {
+                plugin: label.clone(),
+                path: path.clone(),
+                message: other.to_string(),
+            },
+        })?;
 
         let host_api = <PluginModRef as RootModule>::VERSION_STRINGS;
         let plugin_api = header.version_strings();

@@ -19,6 +19,8 @@ pub(crate) struct PluginMetrics {
     panics: AtomicU64,
     denied: AtomicU64,
     hook_failures: AtomicU64,
+    reloads: AtomicU64,
+    rollbacks: AtomicU64,
     latency: [AtomicU64; BUCKETS],
     last_error: Mutex<Option<String>>,
     custom: Mutex<BTreeMap<String, f64>>,
@@ -32,6 +34,8 @@ impl Default for PluginMetrics {
             panics: AtomicU64::new(0),
             denied: AtomicU64::new(0),
             hook_failures: AtomicU64::new(0),
+            reloads: AtomicU64::new(0),
+            rollbacks: AtomicU64::new(0),
             latency: std::array::from_fn(|_| AtomicU64::new(0)),
             last_error: Mutex::new(None),
             custom: Mutex::new(BTreeMap::new()),
@@ -66,6 +70,14 @@ impl PluginMetrics {
         self.hook_failures.fetch_add(1, Relaxed);
     }
 
+    pub(crate) fn record_reload(&self, swapped: bool) {
+        if swapped {
+            self.reloads.fetch_add(1, Relaxed);
+        } else {
+            self.rollbacks.fetch_add(1, Relaxed);
+        }
+    }
+
     pub(crate) fn record_denied(&self) {
         self.denied.fetch_add(1, Relaxed);
     }
@@ -82,6 +94,8 @@ impl PluginMetrics {
             panics: self.panics.load(Relaxed),
             permission_denials: self.denied.load(Relaxed),
             hook_failures: self.hook_failures.load(Relaxed),
+            reloads: self.reloads.load(Relaxed),
+            rollbacks: self.rollbacks.load(Relaxed),
             latency_p50_ns: quantile(&counts, 0.50),
             latency_p99_ns: quantile(&counts, 0.99),
             last_error: self.last_error.lock().clone(),
@@ -120,6 +134,10 @@ pub struct MetricsSnapshot {
     pub permission_denials: u64,
     /// Event hook invocations that failed.
     pub hook_failures: u64,
+    /// Hot reloads that swapped in a new version.
+    pub reloads: u64,
+    /// Hot reloads rolled back.
+    pub rollbacks: u64,
     /// Median call latency (power-of-two bucket upper bound), sampled.
     pub latency_p50_ns: Option<u64>,
     /// 99th percentile call latency (bucket upper bound), sampled.

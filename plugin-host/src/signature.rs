@@ -4,9 +4,24 @@
 //!
 //! The check runs on the same bytes that are then written to the private
 //! copy and loaded, so there is no gap between check and load.
+//!
+//! A plugkit signature is an ordinary minisign signature of the library whose
+//! *trusted comment* (signed too) carries what the library is:
+//! `plugkit id=<id> version=<version> sha256=<library hex> [manifest-sha256=<hex>]`.
+//! So a validly signed library cannot be relabelled as another plugin or
+//! version, and a signed older release is recognisable as a downgrade.
+//!
+//! [`verify_signature`] is the one implementation of the check; the host's
+//! load path and `cargo xtask` (install, verify, validate) both call it.
 
+use std::fmt;
 use std::path::Path;
 
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+
+use crate::discovery::EmbeddedIdentity;
+use crate::elf;
 use crate::error::HostError;
 
 /// Whether unsigned plugins may load.
@@ -15,7 +30,8 @@ use crate::error::HostError;
 pub enum TrustPolicy {
     /// Only libraries signed by one of these minisign public keys load.
     Require {
-        /// Trusted public keys, minisign text form (the base64 line).
+        /// Trusted public keys: the base64 line of a minisign public key, or
+        /// the whole text of a `.pub` file.
         trusted_keys: Vec<String>,
     },
     /// Development: unsigned or badly signed libraries load with a loud warning.
@@ -38,14 +54,365 @@ pub enum SignatureStatus {
     },
 }
 
+/// What a plugkit signature's trusted comment says about the library.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SignedClaims {
+    /// The plugin id.
+    pub id: String,
+    /// The plugin version.
+    pub version: String,
+    /// SHA-256 of the library, lowercase hex.
+    pub sha256: String,
+    /// SHA-256 of the `plugin.toml` packaged with it, lowercase hex, when signed.
+    pub manifest_sha256: Option<String>,
+}
+
+const COMMENT_TAG: &str = "plugkit";
+
+impl SignedClaims {
+    /// The claims for `library`, built as plugin `id` at `version`.
+    pub fn new(id: &str, version: &str, library: &[u8]) -> Self {
+        Self {
+            id: id.to_owned(),
+            version: version.to_owned(),
+            sha256: sha256_hex(library),
+            manifest_sha256: None,
+        }
+    }
+
+    /// The same claims, also binding the package's `plugin.toml` bytes.
+    pub fn with_manifest(mut self, manifest: &[u8]) -> Self {
+        self.manifest_sha256 = Some(sha256_hex(manifest));
+        self
+    }
+
+    /// The trusted comment to sign.
+    pub fn trusted_comment(&self) -> String {
+        let mut comment = format!(
+            "{COMMENT_TAG} id={} version={} sha256={}",
+            self.id, self.version, self.sha256
+        );
+        if let Some(manifest) = &self.manifest_sha256 {
+            comment.push_str(&format!(" manifest-sha256={manifest}"));
+        }
+        comment
+    }
+
+    /// Parses a trusted comment written by [`SignedClaims::trusted_comment`].
+    /// Unknown `key=value` fields are ignored so the format can grow.
+    pub fn parse(comment: &str) -> Result<Self, SignatureError> {
+        let not_plugkit = || SignatureError::NotPlugkit {
+            comment: comment.chars().take(120).collect(),
+        };
+        let mut words = comment.split_whitespace();
+        if words.next() != Some(COMMENT_TAG) {
+            return Err(not_plugkit());
+        }
+        let (mut id, mut version, mut sha256, mut manifest_sha256) = (None, None, None, None);
+        for word in words {
+            let Some((key, value)) = word.split_once('=') else {
+                return Err(not_plugkit());
+            };
+            let slot = match key {
+                "id" => &mut id,
+                "version" => &mut version,
+                "sha256" => &mut sha256,
+                "manifest-sha256" => &mut manifest_sha256,
+                _ => continue,
+            };
+            *slot = Some(value.to_owned());
+        }
+        match (id, version, sha256) {
+            (Some(id), Some(version), Some(sha256)) => Ok(Self {
+                id,
+                version,
+                sha256,
+                manifest_sha256,
+            }),
+            _ => Err(not_plugkit()),
+        }
+    }
+}
+
+/// What a signed library is expected to be, from its manifest or the caller.
+/// Fields left `None` are not checked.
+#[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
+pub struct Expected<'a> {
+    /// The plugin id.
+    pub id: Option<&'a str>,
+    /// The plugin version.
+    pub version: Option<&'a str>,
+    /// The `plugin.toml` bytes packaged with the library.
+    pub manifest: Option<&'a [u8]>,
+}
+
+impl<'a> Expected<'a> {
+    /// Expects plugin `id` at `version`.
+    pub fn plugin(id: &'a str, version: &'a str) -> Self {
+        Self {
+            id: Some(id),
+            version: Some(version),
+            manifest: None,
+        }
+    }
+
+    /// Also expects the signature to bind these manifest bytes.
+    pub fn manifest(mut self, manifest: &'a [u8]) -> Self {
+        self.manifest = Some(manifest);
+        self
+    }
+}
+
+/// A signature that passed every check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct VerifiedSignature {
+    /// The id of the trusted key that signed, as minisign prints it (16 hex digits).
+    pub key_id: String,
+    /// What the signature says the library is.
+    pub claims: SignedClaims,
+}
+
+/// Why a library's signature does not pass. Each variant is a distinct
+/// failure; the message says what was found, the caller says what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignatureError {
+    /// There is no signature.
+    #[error("the library is not signed (no .minisig file beside it)")]
+    Unsigned,
+    /// The signature file is not a minisign signature.
+    #[error("the signature file is not a valid minisign signature ({reason})")]
+    Malformed {
+        /// What the decoder said.
+        reason: String,
+    },
+    /// The policy trusts no key at all.
+    #[error("no trusted public keys are configured, so no signature can be accepted")]
+    NoTrustedKeys,
+    /// A configured trusted key cannot be decoded.
+    #[error("trusted key `{key}` is not a minisign public key ({reason})")]
+    InvalidTrustedKey {
+        /// The start of the key as configured.
+        key: String,
+        /// What the decoder said.
+        reason: String,
+    },
+    /// Signed by a key that is not trusted.
+    #[error("it is signed by key {key_id}, which is not one of the trusted keys")]
+    UntrustedKey {
+        /// The signing key's id.
+        key_id: String,
+    },
+    /// The signature does not match the bytes: the library or the signature
+    /// changed after signing.
+    #[error(
+        "the signature by trusted key {key_id} does not match the library: \
+         the file was modified or corrupted after it was signed"
+    )]
+    Tampered {
+        /// The signing key's id.
+        key_id: String,
+    },
+    /// The trusted comment is not a plugkit one.
+    #[error(
+        "the signature's trusted comment `{comment}` does not carry the plugkit claims \
+         (`plugkit id=... version=... sha256=...`); sign it with `cargo xtask sign`"
+    )]
+    NotPlugkit {
+        /// The comment (truncated).
+        comment: String,
+    },
+    /// The signed library hash is not the hash of these bytes.
+    #[error("the signature was made for a library with sha256 {signed}, this one has {actual}")]
+    HashMismatch {
+        /// What the signature says.
+        signed: String,
+        /// What the bytes hash to.
+        actual: String,
+    },
+    /// The signature is for another plugin or version than the one being loaded.
+    #[error(
+        "the signature is for {field} `{signed}`, but the {origin} says `{found}`: \
+         the package was relabelled or its files were mixed up"
+    )]
+    Relabelled {
+        /// `id` or `version`.
+        field: &'static str,
+        /// What the signature says.
+        signed: String,
+        /// Where the other value comes from (`manifest`, `library`).
+        origin: &'static str,
+        /// The other value.
+        found: String,
+    },
+    /// The packaged manifest is not the one that was signed.
+    #[error(
+        "plugin.toml was changed after the package was signed (sha256 {actual}, signed {signed})"
+    )]
+    ManifestChanged {
+        /// What the signature says.
+        signed: String,
+        /// What the manifest hashes to.
+        actual: String,
+    },
+}
+
+/// Lowercase hex SHA-256 of `bytes`.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// The id of a minisign public key (its base64 line or `.pub` file text),
+/// as minisign prints it: 16 uppercase hex digits.
+pub fn public_key_id(key: &str) -> Result<String, SignatureError> {
+    let line = public_key_line(key);
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(line)
+        .ok()
+        .filter(|b| b.len() == 42)
+        .ok_or_else(|| SignatureError::InvalidTrustedKey {
+            key: line.chars().take(16).collect(),
+            reason: "expected 56 base64 characters".to_owned(),
+        })?;
+    Ok(key_id_hex(&bytes[2..10]))
+}
+
+/// The base64 line of a public key given as that line or as `.pub` file text.
+fn public_key_line(key: &str) -> &str {
+    key.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with("untrusted comment:"))
+        .unwrap_or("")
+}
+
+fn key_id_hex(le_bytes: &[u8]) -> String {
+    le_bytes.iter().rev().map(|b| format!("{b:02X}")).collect()
+}
+
+/// The key id a `.minisig` text names, read without verifying anything.
+fn signature_key_id(signature: &str) -> Result<String, SignatureError> {
+    let malformed = |reason: &str| SignatureError::Malformed {
+        reason: reason.to_owned(),
+    };
+    let line = signature
+        .lines()
+        .nth(1)
+        .ok_or_else(|| malformed("it has fewer than 4 lines"))?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(line.trim())
+        .map_err(|_| malformed("its second line is not base64"))?;
+    if bytes.len() != 74 {
+        return Err(malformed("its second line has the wrong length"));
+    }
+    Ok(key_id_hex(&bytes[2..10]))
+}
+
+/// Verifies `library` against the minisign `signature` text, requiring one
+/// of `trusted_keys` to have signed it, and checks the signed claims against
+/// the bytes, against `expected`, and against the identity the library embeds.
+///
+/// This is the whole check the host runs before staging a library under
+/// [`TrustPolicy::Require`]; tools call it to verify a package the same way.
+pub fn verify_signature(
+    library: &[u8],
+    signature: &str,
+    trusted_keys: &[String],
+    expected: &Expected<'_>,
+) -> Result<VerifiedSignature, SignatureError> {
+    let decoded =
+        minisign_verify::Signature::decode(signature).map_err(|e| SignatureError::Malformed {
+            reason: e.to_string(),
+        })?;
+    let key_id = signature_key_id(signature)?;
+    if trusted_keys.is_empty() {
+        return Err(SignatureError::NoTrustedKeys);
+    }
+    let mut signer = None;
+    for key in trusted_keys {
+        let line = public_key_line(key);
+        let public = minisign_verify::PublicKey::from_base64(line).map_err(|e| {
+            SignatureError::InvalidTrustedKey {
+                key: line.chars().take(16).collect(),
+                reason: e.to_string(),
+            }
+        })?;
+        if public_key_id(line)? == key_id {
+            signer = Some(public);
+        }
+    }
+    let signer = signer.ok_or_else(|| SignatureError::UntrustedKey {
+        key_id: key_id.clone(),
+    })?;
+    // `false`: legacy (non-prehashed) signatures are refused.
+    signer
+        .verify(library, &decoded, false)
+        .map_err(|_| SignatureError::Tampered {
+            key_id: key_id.clone(),
+        })?;
+    let claims = SignedClaims::parse(decoded.trusted_comment())?;
+    let actual = sha256_hex(library);
+    if !claims.sha256.eq_ignore_ascii_case(&actual) {
+        return Err(SignatureError::HashMismatch {
+            signed: claims.sha256,
+            actual,
+        });
+    }
+    let relabelled = |field, signed: &str, origin, found: &str| SignatureError::Relabelled {
+        field,
+        signed: signed.to_owned(),
+        origin,
+        found: found.to_owned(),
+    };
+    if let Some(id) = expected.id.filter(|id| *id != claims.id) {
+        return Err(relabelled("id", &claims.id, "manifest", id));
+    }
+    if let Some(version) = expected.version.filter(|v| *v != claims.version) {
+        return Err(relabelled("version", &claims.version, "manifest", version));
+    }
+    if let Ok(embedded) = embedded_identity(library) {
+        if embedded.id != claims.id {
+            return Err(relabelled("id", &claims.id, "library", &embedded.id));
+        }
+        if embedded.version.to_string() != claims.version {
+            let found = embedded.version.to_string();
+            return Err(relabelled("version", &claims.version, "library", &found));
+        }
+    }
+    if let (Some(manifest), Some(signed)) = (expected.manifest, &claims.manifest_sha256) {
+        let actual = sha256_hex(manifest);
+        if !signed.eq_ignore_ascii_case(&actual) {
+            return Err(SignatureError::ManifestChanged {
+                signed: signed.clone(),
+                actual,
+            });
+        }
+    }
+    Ok(VerifiedSignature { key_id, claims })
+}
+
+/// Checks that `library` is a complete shared object for this machine and
+/// reads the identity it embeds, without loading it: the checks the host
+/// runs on the bytes before `dlopen`.
+pub fn embedded_identity(library: &[u8]) -> Result<EmbeddedIdentity, String> {
+    let (id, version) = elf::embedded_identity(library).map_err(|e| e.to_string())?;
+    let version = semver::Version::parse(&version)
+        .map_err(|e| format!("embedded version `{version}` is not semver: {e}"))?;
+    Ok(EmbeddedIdentity { id, version })
+}
+
 /// The inputs of one check.
 pub(crate) struct SignatureCheck<'a> {
     /// The library bytes about to be staged and loaded.
     pub(crate) library: &'a [u8],
     /// The `.minisig` file's text, when there is one.
     pub(crate) signature: Option<&'a str>,
-    /// The plugin id the manifest names (or the file label).
+    /// The plugin id the manifest names (or the file label), for messages.
     pub(crate) plugin: &'a str,
+    /// The id the caller expects (from the manifest), when there is one.
+    pub(crate) expected_id: Option<&'a str>,
     /// The version the manifest names, when known.
     pub(crate) version: Option<&'a str>,
     /// The library's install path, for errors.
@@ -57,13 +424,22 @@ pub(crate) fn verify(
     policy: &TrustPolicy,
     check: &SignatureCheck<'_>,
 ) -> Result<SignatureStatus, HostError> {
-    let outcome: Result<String, String> = match check.signature {
-        None => Err("no signature file".to_owned()),
-        Some(_) => Err("signature verification is not implemented yet".to_owned()),
+    let outcome: Result<String, SignatureError> = match (policy, check.signature) {
+        (_, None) => Err(SignatureError::Unsigned),
+        (TrustPolicy::AllowUnsigned, Some(_)) => Err(SignatureError::NoTrustedKeys),
+        (TrustPolicy::Require { trusted_keys }, Some(signature)) => {
+            let expected = Expected {
+                id: check.expected_id,
+                version: check.version,
+                manifest: None,
+            };
+            verify_signature(check.library, signature, trusted_keys, &expected).map(|v| v.key_id)
+        }
     };
     match (outcome, policy) {
         (Ok(key_id), _) => Ok(SignatureStatus::Verified { key_id }),
         (Err(reason), TrustPolicy::AllowUnsigned) => {
+            let reason = reason.to_string();
             tracing::warn!(
                 plugin = check.plugin,
                 path = %check.path.display(),
@@ -74,7 +450,109 @@ pub(crate) fn verify(
         (Err(reason), TrustPolicy::Require { .. }) => Err(HostError::SignatureRejected {
             plugin: check.plugin.to_owned(),
             path: check.path.to_owned(),
-            reason,
+            reason: reason.to_string(),
         }),
+    }
+}
+
+impl fmt::Display for SignedClaims {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.trusted_comment())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_claims(comment: &str, expected: Result<(&str, &str, &str, Option<&str>), ()>) {
+        let parsed = SignedClaims::parse(comment);
+        match (parsed, expected) {
+            (Ok(c), Ok((id, version, sha, manifest))) => {
+                assert_eq!(
+                    (
+                        c.id.as_str(),
+                        c.version.as_str(),
+                        c.sha256.as_str(),
+                        c.manifest_sha256.as_deref()
+                    ),
+                    (id, version, sha, manifest),
+                    "{comment}"
+                );
+            }
+            (Err(SignatureError::NotPlugkit { .. }), Err(())) => {}
+            (other, expected) => panic!("{comment}: got {other:?}, expected {expected:?}"),
+        }
+    }
+
+    #[test]
+    fn trusted_comments_parse_or_are_refused() {
+        check_claims(
+            "plugkit id=sms version=1.2.3 sha256=ab",
+            Ok(("sms", "1.2.3", "ab", None)),
+        );
+        check_claims(
+            "plugkit id=sms version=1.2.3 sha256=ab manifest-sha256=cd future=x",
+            Ok(("sms", "1.2.3", "ab", Some("cd"))),
+        );
+        check_claims("timestamp:1555779966\tfile:test", Err(()));
+        check_claims("plugkit id=sms version=1.2.3", Err(()));
+        check_claims("plugkit id=sms junk version=1 sha256=ab", Err(()));
+        check_claims("", Err(()));
+    }
+
+    #[test]
+    fn claims_round_trip_through_the_comment() {
+        let claims = SignedClaims::new("pay", "0.3.0", b"library").with_manifest(b"manifest");
+        assert_eq!(
+            SignedClaims::parse(&claims.trusted_comment()).ok(),
+            Some(claims)
+        );
+    }
+
+    #[test]
+    fn key_ids_read_as_minisign_prints_them() {
+        // From minisign-verify's own test vectors: key E7620F1842B4E81F.
+        let key = "RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3";
+        assert_eq!(public_key_id(key).ok().as_deref(), Some("E7620F1842B4E81F"));
+        let file = format!("untrusted comment: minisign public key E7620F1842B4E81F\n{key}\n");
+        assert_eq!(
+            public_key_id(&file).ok().as_deref(),
+            Some("E7620F1842B4E81F")
+        );
+        assert!(matches!(
+            public_key_id("not a key"),
+            Err(SignatureError::InvalidTrustedKey { .. })
+        ));
+    }
+
+    #[test]
+    fn policy_outcomes() {
+        let path = Path::new("/plugins/sms/libsms.so");
+        let check = |signature| SignatureCheck {
+            library: b"bytes",
+            signature,
+            plugin: "sms",
+            expected_id: Some("sms"),
+            version: Some("1.0.0"),
+            path,
+        };
+        let require = TrustPolicy::Require {
+            trusted_keys: vec!["RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3".into()],
+        };
+        let refused = verify(&require, &check(None)).map_err(|e| e.to_string());
+        assert!(
+            matches!(&refused, Err(m) if m.contains("not signed") && m.contains("sms")),
+            "{refused:?}"
+        );
+        let garbage = verify(&require, &check(Some("nonsense"))).map_err(|e| e.to_string());
+        assert!(
+            matches!(&garbage, Err(m) if m.contains("not a valid minisign")),
+            "{garbage:?}"
+        );
+        assert!(matches!(
+            verify(&TrustPolicy::AllowUnsigned, &check(None)),
+            Ok(SignatureStatus::Unverified { .. })
+        ));
     }
 }

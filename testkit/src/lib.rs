@@ -5,4 +5,9 @@
 //! npm). A test never skips because a peer is missing: it fails and says
 //! which install step to run.
 
+pub mod ansible;
+pub mod openbao;
+pub mod prism;
 pub mod process;
+pub mod snmpd;
+pub mod sshd;

@@ -17,9 +17,9 @@ pub struct ChildGuard {
 impl ChildGuard {
     /// Spawns `command`, naming it in errors.
     pub fn spawn(name: &str, command: &mut Command) -> Result<Self> {
-        let child = command
-            .spawn()
-            .with_context(|| format!("starting {name}: is it installed? run `bash .ci/run` once or see tests/peers/"))?;
+        let child = command.spawn().with_context(|| {
+            format!("starting {name}: is it installed? run `bash .ci/run` once or see tests/peers/")
+        })?;
         Ok(Self {
             name: name.to_owned(),
             child,
@@ -83,7 +83,12 @@ pub fn wait_until(
 }
 
 /// Waits until something accepts TCP connections on 127.0.0.1:`port`.
-pub fn wait_for_tcp(what: &str, port: u16, limit: Duration, child: Option<&mut ChildGuard>) -> Result<()> {
+pub fn wait_for_tcp(
+    what: &str,
+    port: u16,
+    limit: Duration,
+    child: Option<&mut ChildGuard>,
+) -> Result<()> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     wait_until(what, limit, child, || {
         TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()

@@ -3,4 +3,7 @@
 
 mod foundation;
 mod hooks;
+mod reload;
 mod resolution;
+mod signing;
+mod tenants;

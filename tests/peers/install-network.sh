@@ -9,7 +9,8 @@
 #! starts are refused with a temporary policy-rc.d while apt runs.
 set -euo pipefail
 
-debs=(snmpd snmp openssh-server openssh-client libssl-dev pkg-config)
+# No OpenSSL: snmp2 uses its pure-Rust crypto and russh uses ring.
+debs=(snmpd snmp openssh-server openssh-client)
 
 missing=()
 for pkg in "${debs[@]}"; do

@@ -118,3 +118,99 @@ fn package_name(msg: &serde_json::Value) -> Option<String> {
             .map(|n| n.to_string_lossy().into_owned()),
     }
 }
+
+/// A crate that builds a plugin: a cdylib with a `plugin.toml` beside its `Cargo.toml`.
+#[derive(Debug, Clone)]
+pub(crate) struct PluginCrate {
+    /// The cargo package name.
+    pub(crate) package: String,
+    /// The crate's folder.
+    pub(crate) dir: PathBuf,
+}
+
+impl PluginCrate {
+    /// Its `Cargo.toml`.
+    pub(crate) fn cargo_toml(&self) -> PathBuf {
+        self.dir.join("Cargo.toml")
+    }
+
+    /// Its `plugin.toml`.
+    pub(crate) fn plugin_toml(&self) -> PathBuf {
+        self.dir.join("plugin.toml")
+    }
+}
+
+/// The cdylib packages of the workspace, or of the crate at `manifest_path`,
+/// that have a `plugin.toml`, from `cargo metadata`.
+pub(crate) fn plugin_crates(manifest_path: Option<&Path>) -> Result<Vec<PluginCrate>> {
+    let mut cmd = cargo();
+    cmd.args(["metadata", "--format-version", "1", "--no-deps"])
+        .current_dir(workspace_root());
+    if let Some(path) = manifest_path {
+        cmd.arg("--manifest-path").arg(path);
+    }
+    let output = cmd.output().context("running cargo metadata")?;
+    if !output.status.success() {
+        bail!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    let meta: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    let mut crates = Vec::new();
+    for package in meta["packages"].as_array().into_iter().flatten() {
+        let is_cdylib = package["targets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|t| {
+                t["crate_types"]
+                    .as_array()
+                    .is_some_and(|k| k.iter().any(|k| k == "cdylib"))
+            });
+        let (Some(name), Some(manifest)) =
+            (package["name"].as_str(), package["manifest_path"].as_str())
+        else {
+            continue;
+        };
+        let Some(dir) = Path::new(manifest).parent() else {
+            continue;
+        };
+        if is_cdylib && dir.join("plugin.toml").is_file() {
+            crates.push(PluginCrate {
+                package: name.to_owned(),
+                dir: dir.to_owned(),
+            });
+        }
+    }
+    crates.sort_by(|a, b| a.package.cmp(&b.package));
+    Ok(crates)
+}
+
+/// Builds the crate at `manifest_path` (in this workspace or not; cargo
+/// honours `CARGO_TARGET_DIR`) and returns its cdylib.
+pub(crate) fn build_crate(manifest_path: &Path, package: &str, release: bool) -> Result<PathBuf> {
+    let mut cmd = cargo();
+    cmd.current_dir(workspace_root())
+        .args([
+            "build",
+            "--message-format=json-render-diagnostics",
+            "--manifest-path",
+        ])
+        .arg(manifest_path)
+        .args(["-p", package])
+        .stderr(Stdio::inherit());
+    if release {
+        cmd.arg("--release");
+    }
+    let output = cmd.output().context("running cargo build")?;
+    if !output.status.success() {
+        bail!(
+            "cargo build of `{package}` ({}) failed; fix the errors above and run the command again",
+            manifest_path.display()
+        );
+    }
+    cdylibs_from_messages(&output.stdout)
+        .remove(package)
+        .with_context(|| format!("cargo built no cdylib for `{package}`; add `crate-type = [\"cdylib\", \"rlib\"]` to its [lib]"))
+}

@@ -3,15 +3,61 @@
 
 mod artifacts;
 mod bench;
+mod files;
+mod install;
+mod keys;
+mod list;
+mod locations;
+mod package;
+mod remove;
+mod scaffold;
+mod sign;
+mod store;
 mod test;
+mod validate;
 
-use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "plugkit workflows")]
+#[command(
+    name = "cargo xtask",
+    about = "plugkit workflows",
+    after_help = "Locations: --plugin-dir, else PLUGKIT_PLUGIN_DIR, else <workspace>/var/plugins; \
+                  signing key in PLUGKIT_KEY_DIR, else ~/.config/plugkit; \
+                  daemon configuration in PLUGKIT_CONFIG_DIR, else <workspace>/config."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// Where installed plugins live.
+#[derive(Args)]
+struct PluginDirArg {
+    /// The plugin directory [default: $PLUGKIT_PLUGIN_DIR, else <workspace>/var/plugins].
+    #[arg(long, value_name = "DIR")]
+    plugin_dir: Option<PathBuf>,
+}
+
+/// How to build and install.
+#[derive(Args)]
+struct InstallArgs {
+    /// Build with the release profile.
+    #[arg(long, conflicts_with = "debug")]
+    release: bool,
+    /// Build with the dev profile (the default).
+    #[arg(long)]
+    debug: bool,
+    #[command(flatten)]
+    dir: PluginDirArg,
+    /// Install even when an older version than the installed one.
+    #[arg(long)]
+    allow_downgrade: bool,
+    /// Only say what would be built and installed.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Subcommand)]
@@ -29,10 +75,100 @@ enum Command {
     },
     /// Builds the plugin libraries and prints where they are (JSON).
     Artifacts,
+    /// Builds, signs, verifies and installs plugins (by id, package name or crate folder).
+    InstallPlugin {
+        /// Plugin ids (e.g. `twilio`), package names, or plugin crate folders.
+        #[arg(required = true)]
+        names: Vec<String>,
+        #[command(flatten)]
+        args: InstallArgs,
+    },
+    /// Installs the reference plugins: twilio, stripe, network-automation.
+    InstallCommonPlugins {
+        #[command(flatten)]
+        args: InstallArgs,
+    },
+    /// Lists plugins available in plugins/ and installed in the plugin directory.
+    ListPlugins {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        dir: PluginDirArg,
+    },
+    /// Uninstalls a plugin; refuses while installed plugins depend on it.
+    RemovePlugin {
+        /// The plugin id.
+        name: String,
+        /// Also remove the installed plugins that depend on it.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        dir: PluginDirArg,
+    },
+    /// Creates a plugin crate that builds, installs and loads as it is.
+    NewPlugin {
+        /// The plugin id, e.g. `sms-gateway`.
+        name: String,
+        /// communication, payment, network-automation, crm, custom, or another lowercase word.
+        #[arg(long)]
+        category: String,
+        /// Where to create it [default: plugins/<name>, added to the workspace].
+        #[arg(long, value_name = "DIR")]
+        path: Option<PathBuf>,
+    },
+    /// Checks a package or plugin crate folder without installing; lists every problem.
+    Validate {
+        /// A package folder (e.g. <plugin-dir>/<id>) or a plugin crate folder.
+        path: PathBuf,
+        /// A trusted public key (.pub file or base64); default: the development key and config/trusted-keys.
+        #[arg(long, value_name = "KEY")]
+        trusted_key: Vec<String>,
+        /// Build a crate with the release profile.
+        #[arg(long)]
+        release: bool,
+    },
+    /// Creates the development signing key (outside the repository).
+    Keygen {
+        /// Replace an existing key.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Signs a package folder with the development key.
+    Sign {
+        /// The package folder.
+        package: PathBuf,
+    },
+    /// Verifies a package folder's signature as the host does.
+    Verify {
+        /// The package folder.
+        package: PathBuf,
+        /// A trusted public key (.pub file or base64); default: the development key and config/trusted-keys.
+        #[arg(long, value_name = "KEY")]
+        trusted_key: Vec<String>,
+    },
 }
 
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+fn install_options(args: InstallArgs) -> install::Options {
+    install::Options {
+        release: args.release,
+        plugin_dir: locations::plugin_dir(args.dir.plugin_dir),
+        allow_downgrade: args.allow_downgrade,
+        dry_run: args.dry_run,
+    }
+}
+
+fn main() {
+    // Errors print as one short chain, never with a backtrace (RUST_BACKTRACE
+    // is often set for the tests' sake).
+    if let Err(error) = run(Cli::parse().command) {
+        eprintln!("error: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Test { args } => test::run(&args),
         Command::Bench { filter } => bench::run(filter.as_deref()),
         Command::Artifacts => {
@@ -40,5 +176,32 @@ fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&built)?);
             Ok(())
         }
+        Command::InstallPlugin { names, args } => install::run(&names, &install_options(args)),
+        Command::InstallCommonPlugins { args } => {
+            let names = install::COMMON_PLUGINS.map(String::from);
+            install::run(&names, &install_options(args))
+        }
+        Command::ListPlugins { json, dir } => {
+            list::run(&locations::plugin_dir(dir.plugin_dir), json)
+        }
+        Command::RemovePlugin { name, force, dir } => {
+            remove::run(&locations::plugin_dir(dir.plugin_dir), &name, force)
+        }
+        Command::NewPlugin {
+            name,
+            category,
+            path,
+        } => scaffold::run(&name, &category, path),
+        Command::Validate {
+            path,
+            trusted_key,
+            release,
+        } => validate::run(&path, &trusted_key, release),
+        Command::Keygen { force } => keys::keygen(force),
+        Command::Sign { package } => sign::sign(&package),
+        Command::Verify {
+            package,
+            trusted_key,
+        } => sign::verify(&package, &trusted_key),
     }
 }

@@ -1,0 +1,239 @@
+//! The lifecycle loop behind hot reload: turns settled folder events from
+//! [`crate::watch`] into reloads, starts and stops, and reports each as a
+//! [`LiveEvent`] that callers (the daemon, tests) wait on.
+
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::error::HostError;
+use crate::graph::DependencyGraph;
+use crate::host::Host;
+use crate::manifest::Manifest;
+use crate::reload::ReloadReport;
+use crate::supervisor::{load_options, read_identity};
+use crate::watch::{self, FolderEvent, FolderWatcher};
+
+/// Called after the live loop starts a new plugin (e.g. to activate it for tenants).
+pub type OnStarted = Arc<dyn Fn(&Host, &str) + Send + Sync>;
+
+/// How the live loop runs.
+#[derive(Clone)]
+pub struct LiveOptions {
+    /// The plugin directories to watch.
+    pub dirs: Vec<PathBuf>,
+    /// Quiet time before a change counts, and the settle window after it (default 150 ms).
+    pub debounce: Duration,
+    /// Called after a newly added plugin was loaded and initialized.
+    pub on_started: Option<OnStarted>,
+}
+
+impl LiveOptions {
+    /// Watches `dirs` with the default debounce.
+    pub fn new(dirs: Vec<PathBuf>) -> Self {
+        Self {
+            dirs,
+            debounce: Duration::from_millis(150),
+            on_started: None,
+        }
+    }
+}
+
+/// Something the live loop did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum LiveEvent {
+    /// A loaded plugin's files changed: the reload swapped or rolled back.
+    Reloaded(ReloadReport),
+    /// A plugin appeared (or its missing dependency did) and was started.
+    Started {
+        /// The plugin.
+        plugin: String,
+        /// Its version.
+        version: String,
+    },
+    /// A plugin that appeared could not be started.
+    StartFailed {
+        /// The plugin.
+        plugin: String,
+        /// Why.
+        error: String,
+    },
+    /// A plugin's folder was removed: it and its dependents were stopped.
+    Stopped {
+        /// The plugin.
+        plugin: String,
+        /// Dependents stopped before it.
+        dependents: Vec<String>,
+    },
+    /// A change that could not be acted on (a bad manifest, say).
+    Problem {
+        /// The folder.
+        folder: PathBuf,
+        /// What is wrong and what to do.
+        message: String,
+    },
+}
+
+/// A running live loop. Dropping it stops watching.
+pub struct LiveReload {
+    _watcher: FolderWatcher,
+    events: Receiver<LiveEvent>,
+}
+
+impl LiveReload {
+    /// The next event, waiting at most `limit`.
+    pub fn next_event(&self, limit: Duration) -> Option<LiveEvent> {
+        self.events.recv_timeout(limit).ok()
+    }
+
+    /// Waits for the first event matching `wanted`, at most `limit` in all.
+    pub fn wait_for(
+        &self,
+        limit: Duration,
+        mut wanted: impl FnMut(&LiveEvent) -> bool,
+    ) -> Option<LiveEvent> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(event) if wanted(&event) => return Some(event),
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return None,
+            }
+        }
+    }
+}
+
+impl Host {
+    /// Watches plugin directories and applies every settled change: a
+    /// changed plugin is reloaded, a removed one stopped with its
+    /// dependents, a new one started once its dependencies are met.
+    pub fn watch(&self, options: LiveOptions) -> Result<LiveReload, HostError> {
+        let (folder_tx, folder_rx) = mpsc::channel();
+        let watcher = watch::watch(&options.dirs, options.debounce, folder_tx)?;
+        let (event_tx, event_rx) = mpsc::channel();
+        let host = self.clone();
+        std::thread::Builder::new()
+            .name("plugkit-live".to_owned())
+            .spawn(move || {
+                while let Ok(event) = folder_rx.recv() {
+                    host.apply(&options, event, &event_tx);
+                }
+            })
+            .map_err(|source| HostError::Io {
+                plugin: "<host>".to_owned(),
+                action: "starting the live reload thread",
+                path: PathBuf::new(),
+                source,
+            })?;
+        Ok(LiveReload {
+            _watcher: watcher,
+            events: event_rx,
+        })
+    }
+
+    fn apply(&self, options: &LiveOptions, event: FolderEvent, out: &Sender<LiveEvent>) {
+        match event {
+            FolderEvent::Settled(folder) => {
+                let manifest = match Manifest::load(&folder.join("plugin.toml")) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        let _ = out.send(LiveEvent::Problem {
+                            folder,
+                            message: e.to_string(),
+                        });
+                        return;
+                    }
+                };
+                if self.state(&manifest.id).is_some() {
+                    let library = folder.join(&manifest.library);
+                    match self.reload(&manifest.id, &library, load_options(&manifest)) {
+                        Ok(report) => {
+                            let _ = out.send(LiveEvent::Reloaded(report));
+                        }
+                        Err(e) => {
+                            let _ = out.send(LiveEvent::Problem {
+                                folder,
+                                message: e.to_string(),
+                            });
+                        }
+                    }
+                } else {
+                    self.start_ready(options, out);
+                }
+            }
+            FolderEvent::Removed(folder) => {
+                let gone: Vec<String> = self
+                    .statuses()
+                    .into_iter()
+                    .filter(|s| s.source.starts_with(&folder))
+                    .map(|s| s.identity.id)
+                    .collect();
+                for plugin in gone {
+                    let dependents = self.loaded_dependents(&plugin);
+                    for dependent in dependents.iter().rev() {
+                        if let Err(e) = self.remove(dependent) {
+                            tracing::warn!(plugin = %dependent, "stopping a dependent: {e}");
+                        }
+                    }
+                    if let Err(e) = self.remove(&plugin) {
+                        tracing::warn!(plugin = %plugin, "stopping a removed plugin: {e}");
+                    }
+                    tracing::info!(plugin = %plugin, ?dependents, "stopped: its folder was removed");
+                    let _ = out.send(LiveEvent::Stopped { plugin, dependents });
+                }
+            }
+        }
+    }
+
+    /// Starts every installed plugin that is not loaded and whose
+    /// dependencies are all loaded now.
+    fn start_ready(&self, options: &LiveOptions, out: &Sender<LiveEvent>) {
+        let found = crate::discovery::discover(&options.dirs, &read_identity);
+        let manifests: Vec<Manifest> = found.plugins.iter().map(|p| p.manifest.clone()).collect();
+        let api = semver::Version::parse(plugin_api::API_VERSION)
+            .unwrap_or_else(|_| semver::Version::new(0, 0, 0));
+        let resolution = DependencyGraph::resolve(&manifests, &api);
+        for id in &resolution.start_order {
+            if self.state(id).is_some() {
+                continue;
+            }
+            let Some(plugin) = found.plugins.iter().find(|p| &p.manifest.id == id) else {
+                continue;
+            };
+            let ready = plugin
+                .manifest
+                .dependencies
+                .iter()
+                .all(|(dep, spec)| spec.optional || self.state(dep).is_some());
+            if !ready {
+                continue;
+            }
+            let started = self
+                .load(&plugin.library, load_options(&plugin.manifest))
+                .and_then(|id| self.initialize(&id).map(|()| id));
+            match started {
+                Ok(id) => {
+                    if let Some(hook) = &options.on_started {
+                        hook(self, &id);
+                    }
+                    let _ = out.send(LiveEvent::Started {
+                        plugin: id,
+                        version: plugin.manifest.version.to_string(),
+                    });
+                }
+                Err(e) => {
+                    let _ = self.remove(id);
+                    let _ = out.send(LiveEvent::StartFailed {
+                        plugin: id.clone(),
+                        error: e.to_string(),
+                    });
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,587 @@
+//! Secret references in configuration values — `${env:VAR}`,
+//! `${file:/path}`, `${vault:path#key}` — and the providers that resolve
+//! them at activation.
+//!
+//! Invariants: a resolved value lives in a [`SecretString`] and is exposed
+//! only to build the JSON handed to the plugin; no error, log line or
+//! `Debug` output carries a resolved value or the Vault token. Errors name
+//! the reference, which is not secret.
+
+use std::fmt;
+use std::io;
+use std::path::Path;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+
+use crate::tenancy::config::Environment;
+
+/// A parsed `${scheme:locator}` reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SecretRef {
+    scheme: Scheme,
+    locator: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    Env,
+    File,
+    Vault,
+}
+
+impl Scheme {
+    fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Env => "env",
+            Scheme::File => "file",
+            Scheme::Vault => "vault",
+        }
+    }
+}
+
+/// What a configuration string is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Reference {
+    /// A plain value.
+    Literal,
+    /// `$${...}`: the literal text `${...}`.
+    Escaped(String),
+    /// A reference to resolve.
+    Secret(SecretRef),
+    /// Starts like a reference but is not one; the reason never quotes the text.
+    Malformed(String),
+}
+
+impl SecretRef {
+    /// Classifies a configuration string.
+    pub(crate) fn classify(text: &str) -> Reference {
+        if let Some(rest) = text.strip_prefix("$${") {
+            return Reference::Escaped(format!("${{{rest}"));
+        }
+        let Some(inner) = text.strip_prefix("${") else {
+            return Reference::Literal;
+        };
+        let Some(inner) = inner.strip_suffix('}') else {
+            return Reference::Malformed("a reference must end with `}`".to_owned());
+        };
+        let Some((scheme, locator)) = inner.split_once(':') else {
+            return Reference::Malformed("a reference has the form `${scheme:locator}`".to_owned());
+        };
+        let scheme = match scheme {
+            "env" => Scheme::Env,
+            "file" => Scheme::File,
+            "vault" => Scheme::Vault,
+            other => {
+                // The scheme is echoed only when it cannot be a pasted secret.
+                let short_word =
+                    other.len() <= 16 && other.chars().all(|c| c.is_ascii_lowercase() || c == '-');
+                return Reference::Malformed(if short_word {
+                    format!("unknown scheme `{other}`")
+                } else {
+                    "unknown scheme".to_owned()
+                });
+            }
+        };
+        match Self::check_locator(scheme, locator) {
+            Ok(()) => Reference::Secret(SecretRef {
+                scheme,
+                locator: locator.to_owned(),
+            }),
+            Err(reason) => Reference::Malformed(reason.to_owned()),
+        }
+    }
+
+    fn check_locator(scheme: Scheme, locator: &str) -> Result<(), &'static str> {
+        match scheme {
+            Scheme::Env => {
+                let ok = !locator.is_empty()
+                    && locator
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_');
+                ok.then_some(())
+                    .ok_or("an env reference names a variable of letters, digits and `_`")
+            }
+            Scheme::File => Path::new(locator)
+                .is_absolute()
+                .then_some(())
+                .ok_or("a file reference needs an absolute path"),
+            Scheme::Vault => {
+                let (path, key) = locator
+                    .split_once('#')
+                    .ok_or("a vault reference needs `#key` after the path")?;
+                let path_ok = !path.is_empty()
+                    && !path.starts_with('/')
+                    && path.split('/').all(|seg| !seg.is_empty() && seg != "..")
+                    && path
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c));
+                if !path_ok {
+                    return Err("a vault path is relative, like `tenants/acme`, made of \
+                                letters, digits, `-`, `_`, `.` and `/`, without `..`");
+                }
+                if key.is_empty() {
+                    return Err("a vault reference needs a key after `#`");
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// `env`, `file` or `vault`.
+    #[cfg(test)]
+    pub(crate) fn scheme(&self) -> &str {
+        self.scheme.as_str()
+    }
+
+    /// What follows the scheme: a variable name, a path, or `path#key`.
+    pub(crate) fn locator(&self) -> &str {
+        &self.locator
+    }
+}
+
+impl fmt::Display for SecretRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "${{{}:{}}}", self.scheme.as_str(), self.locator)
+    }
+}
+
+/// A reference that could not be resolved. Never carries the value or a token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SecretError {
+    /// The variable, file, Vault path or key does not exist.
+    #[error("secret `{reference}` was not found: {reason}")]
+    NotFound {
+        /// The reference, e.g. `${vault:tenants/acme#token}`.
+        reference: String,
+        /// What is missing and what to do.
+        reason: String,
+    },
+    /// The store refused access.
+    #[error("secret `{reference}` was refused: {reason}")]
+    Denied {
+        /// The reference.
+        reference: String,
+        /// Why and what to do.
+        reason: String,
+    },
+    /// The store could not be reached or failed.
+    #[error("secret `{reference}` is unavailable: {reason}")]
+    Unavailable {
+        /// The reference.
+        reference: String,
+        /// Why and what to do.
+        reason: String,
+    },
+    /// The store answered something that is not a usable secret.
+    #[error("secret `{reference}` is unusable: {reason}")]
+    Invalid {
+        /// The reference.
+        reference: String,
+        /// Why and what to do.
+        reason: String,
+    },
+    /// No provider is configured for the reference's scheme.
+    #[error(
+        "secret `{reference}` needs a Vault, and none is configured; set \
+         `PlatformConfig::vault` (address and token) or use an env or file reference"
+    )]
+    NoProvider {
+        /// The reference.
+        reference: String,
+    },
+}
+
+/// Resolves references of one scheme.
+pub(crate) trait SecretProvider: Send + Sync {
+    /// The value `reference` points to.
+    fn resolve(&self, reference: &SecretRef) -> Result<SecretString, SecretError>;
+}
+
+/// `${env:VAR}`.
+pub(crate) struct EnvSecrets {
+    pub(crate) env: Environment,
+}
+
+impl SecretProvider for EnvSecrets {
+    fn resolve(&self, reference: &SecretRef) -> Result<SecretString, SecretError> {
+        self.env
+            .var(reference.locator())
+            .map(SecretString::from)
+            .ok_or_else(|| SecretError::NotFound {
+                reference: reference.to_string(),
+                reason: format!(
+                    "environment variable `{}` is not set (or not UTF-8); set it in the \
+                     daemon's environment",
+                    reference.locator()
+                ),
+            })
+    }
+}
+
+/// `${file:/path}`: the whole file, one trailing newline removed.
+pub(crate) struct FileSecrets;
+
+impl SecretProvider for FileSecrets {
+    fn resolve(&self, reference: &SecretRef) -> Result<SecretString, SecretError> {
+        let path = reference.locator();
+        match std::fs::read(path) {
+            Ok(bytes) => {
+                let mut text = String::from_utf8(bytes).map_err(|_| SecretError::Invalid {
+                    reference: reference.to_string(),
+                    reason: format!("{path} is not UTF-8 text; store the secret as text"),
+                })?;
+                if text.ends_with('\n') {
+                    text.pop();
+                    if text.ends_with('\r') {
+                        text.pop();
+                    }
+                }
+                Ok(SecretString::from(text))
+            }
+            Err(e) => {
+                let reference = reference.to_string();
+                Err(match e.kind() {
+                    io::ErrorKind::NotFound => SecretError::NotFound {
+                        reference,
+                        reason: format!("{path} does not exist; create it or fix the path"),
+                    },
+                    io::ErrorKind::PermissionDenied => SecretError::Denied {
+                        reference,
+                        reason: format!(
+                            "the host may not read {path}; give the daemon's user read access"
+                        ),
+                    },
+                    _ => SecretError::Unavailable {
+                        reference,
+                        reason: format!("reading {path} failed: {e}"),
+                    },
+                })
+            }
+        }
+    }
+}
+
+/// How to reach a Vault or OpenBao server (KV version 2).
+#[derive(Clone, Debug)]
+pub struct VaultConfig {
+    /// Base address, e.g. `https://vault.example:8200`.
+    pub addr: String,
+    /// The token sent as `X-Vault-Token`. Never logged or shown.
+    pub token: SecretString,
+    /// The KV v2 mount; `secret` by default.
+    pub mount: String,
+    /// Limit for one whole request.
+    pub timeout: Duration,
+}
+
+impl VaultConfig {
+    /// A server at `addr`, KV v2 mounted at `secret/`, 10 s per request.
+    pub fn new(addr: impl Into<String>, token: SecretString) -> Self {
+        Self {
+            addr: addr.into(),
+            token,
+            mount: "secret".to_owned(),
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// `${vault:path#key}` through the KV v2 HTTP API.
+pub(crate) struct VaultSecrets {
+    config: VaultConfig,
+    agent: ureq::Agent,
+}
+
+/// Largest answer read from Vault; a KV secret is small.
+const MAX_ANSWER: u64 = 1 << 20;
+
+impl VaultSecrets {
+    pub(crate) fn new(config: VaultConfig) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(config.timeout))
+            // A redirect would resend the token to wherever it points.
+            .max_redirects(0)
+            .build()
+            .into();
+        Self { config, agent }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!(
+            "{}/v1/{}/data/{path}",
+            self.config.addr.trim_end_matches('/'),
+            self.config.mount.trim_matches('/')
+        )
+    }
+}
+
+impl SecretProvider for VaultSecrets {
+    fn resolve(&self, reference: &SecretRef) -> Result<SecretString, SecretError> {
+        let (path, key) =
+            reference
+                .locator()
+                .split_once('#')
+                .ok_or_else(|| SecretError::Invalid {
+                    reference: reference.to_string(),
+                    reason: "a vault reference needs `#key` after the path".to_owned(),
+                })?;
+        let addr = &self.config.addr;
+        let mount = &self.config.mount;
+        let at = format!("{mount}/data/{path} on {addr}");
+        let fail_ref = reference.to_string();
+        let mut answer = self
+            .agent
+            .get(&self.url(path))
+            .header("X-Vault-Token", self.config.token.expose_secret())
+            .call()
+            .map_err(|e| SecretError::Unavailable {
+                reference: fail_ref.clone(),
+                reason: format!(
+                    "cannot reach Vault at {addr}: {e}; check that it runs and the address \
+                     is right"
+                ),
+            })?;
+        let status = answer.status().as_u16();
+        match status {
+            200 => {}
+            404 => {
+                return Err(SecretError::NotFound {
+                    reference: fail_ref,
+                    reason: format!(
+                        "Vault has no secret at {at} (404); write it there or fix the path"
+                    ),
+                })
+            }
+            401 | 403 => {
+                return Err(SecretError::Denied {
+                    reference: fail_ref,
+                    reason: format!(
+                        "Vault refused the token for {at} ({status}); check that the token is \
+                         valid and its policy allows reading this path"
+                    ),
+                })
+            }
+            _ => {
+                return Err(SecretError::Unavailable {
+                    reference: fail_ref,
+                    reason: format!(
+                        "Vault answered {status} for {at}; check its health (sealed?) and logs"
+                    ),
+                })
+            }
+        }
+        // The body holds the secret: keep it in a zeroized buffer.
+        let body = answer
+            .body_mut()
+            .with_config()
+            .limit(MAX_ANSWER)
+            .read_to_string()
+            .map(SecretString::from)
+            .map_err(|e| SecretError::Unavailable {
+                reference: fail_ref.clone(),
+                reason: format!("reading Vault's answer for {at} failed: {e}"),
+            })?;
+        let parsed: Value =
+            serde_json::from_str(body.expose_secret()).map_err(|_| SecretError::Invalid {
+                reference: fail_ref.clone(),
+                reason: format!(
+                    "Vault's answer for {at} is not JSON; is `{mount}` a KV version 2 mount?"
+                ),
+            })?;
+        let Some(data) = parsed.pointer("/data/data").and_then(Value::as_object) else {
+            return Err(SecretError::Invalid {
+                reference: fail_ref,
+                reason: format!(
+                    "Vault's answer for {at} has no `data.data`; is `{mount}` a KV version 2 \
+                     mount, and is the latest version deleted?"
+                ),
+            });
+        };
+        match data.get(key) {
+            Some(Value::String(s)) => Ok(SecretString::from(s.as_str())),
+            Some(Value::Null) | None => Err(SecretError::NotFound {
+                reference: fail_ref,
+                reason: format!(
+                    "the secret at {at} has no key `{key}`; add it or fix the key after `#`"
+                ),
+            }),
+            Some(other) => Ok(SecretString::from(other.to_string())),
+        }
+    }
+}
+
+/// The providers a platform resolves references with.
+pub(crate) struct SecretResolver {
+    env: EnvSecrets,
+    file: FileSecrets,
+    vault: Option<VaultSecrets>,
+}
+
+impl fmt::Debug for SecretResolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecretResolver")
+            .field("env", &self.env.env)
+            .field("vault", &self.vault.as_ref().map(|v| &v.config.addr))
+            .finish()
+    }
+}
+
+impl SecretResolver {
+    pub(crate) fn new(env: Environment, vault: Option<VaultConfig>) -> Self {
+        Self {
+            env: EnvSecrets { env },
+            file: FileSecrets,
+            vault: vault.map(VaultSecrets::new),
+        }
+    }
+
+    /// Resolves one reference through the provider of its scheme.
+    pub(crate) fn resolve(&self, reference: &SecretRef) -> Result<SecretString, SecretError> {
+        let provider: &dyn SecretProvider = match reference.scheme {
+            Scheme::Env => &self.env,
+            Scheme::File => &self.file,
+            Scheme::Vault => match &self.vault {
+                Some(vault) => vault,
+                None => {
+                    return Err(SecretError::NoProvider {
+                        reference: reference.to_string(),
+                    })
+                }
+            },
+        };
+        provider.resolve(reference)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str, expected: &str) {
+        let actual = match SecretRef::classify(text) {
+            Reference::Literal => "literal".to_owned(),
+            Reference::Escaped(s) => format!("escaped {s}"),
+            Reference::Secret(r) => format!("ref {} {}", r.scheme(), r.locator()),
+            Reference::Malformed(reason) => format!("malformed: {reason}"),
+        };
+        assert_eq!(actual, expected, "{text:?}");
+    }
+
+    #[test]
+    fn references_are_recognised_and_checked() {
+        check("plain", "literal");
+        check("a ${env:X} inside", "literal");
+        check("$${env:X}", "escaped ${env:X}");
+        check("${env:API_KEY}", "ref env API_KEY");
+        check("${file:/run/secrets/token}", "ref file /run/secrets/token");
+        check(
+            "${vault:tenants/acme#api_key}",
+            "ref vault tenants/acme#api_key",
+        );
+        check("${env:X", "malformed: a reference must end with `}`");
+        check(
+            "${X}",
+            "malformed: a reference has the form `${scheme:locator}`",
+        );
+        check("${aws:x}", "malformed: unknown scheme `aws`");
+        check("${S3cr3t-Pa55:x}", "malformed: unknown scheme");
+        check(
+            "${env:}",
+            "malformed: an env reference names a variable of letters, digits and `_`",
+        );
+        check(
+            "${file:relative}",
+            "malformed: a file reference needs an absolute path",
+        );
+        check(
+            "${vault:tenants/acme}",
+            "malformed: a vault reference needs `#key` after the path",
+        );
+        check(
+            "${vault:a#}",
+            "malformed: a vault reference needs a key after `#`",
+        );
+        for bad in [
+            "${vault:/abs#k}",
+            "${vault:a/../sys#k}",
+            "${vault:a?b#k}",
+            "${vault:a//b#k}",
+        ] {
+            assert!(
+                matches!(SecretRef::classify(bad), Reference::Malformed(r) if r.starts_with("a vault path")),
+                "{bad}"
+            );
+        }
+    }
+
+    fn reference(text: &str) -> SecretRef {
+        match SecretRef::classify(text) {
+            Reference::Secret(r) => r,
+            other => panic!("{text} is {other:?}"),
+        }
+    }
+
+    #[test]
+    fn env_references_read_the_environment() {
+        let resolver = SecretResolver::new(Environment::fixed([("TOKEN", "t0k")]), None);
+        let value = resolver.resolve(&reference("${env:TOKEN}")).unwrap();
+        assert_eq!(value.expose_secret(), "t0k");
+        let err = resolver.resolve(&reference("${env:NOPE}")).unwrap_err();
+        assert!(matches!(err, SecretError::NotFound { .. }));
+        assert_eq!(
+            err.to_string(),
+            "secret `${env:NOPE}` was not found: environment variable `NOPE` is not set (or not \
+             UTF-8); set it in the daemon's environment"
+        );
+        // The process environment, which cargo fills for every test run.
+        let process = SecretResolver::new(Environment::process(), None);
+        let name = process
+            .resolve(&reference("${env:CARGO_PKG_NAME}"))
+            .unwrap();
+        assert_eq!(name.expose_secret(), "plugin-host");
+    }
+
+    #[test]
+    fn file_references_read_the_file_without_its_last_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "file-secret\n").unwrap();
+        let resolver =
+            SecretResolver::new(Environment::fixed(Vec::<(String, String)>::new()), None);
+        let text = format!("${{file:{}}}", path.display());
+        let value = resolver.resolve(&reference(&text)).unwrap();
+        assert_eq!(value.expose_secret(), "file-secret");
+        let missing = format!("${{file:{}}}", dir.path().join("nope").display());
+        let err = resolver.resolve(&reference(&missing)).unwrap_err();
+        assert!(matches!(err, SecretError::NotFound { .. }), "{err}");
+        assert!(err.to_string().contains(&missing), "{err}");
+    }
+
+    #[test]
+    fn vault_references_need_a_configured_vault() {
+        let resolver = SecretResolver::new(Environment::process(), None);
+        let err = resolver.resolve(&reference("${vault:a#b}")).unwrap_err();
+        assert!(matches!(err, SecretError::NoProvider { .. }), "{err}");
+    }
+
+    #[test]
+    fn unreachable_vault_is_unavailable_and_the_token_stays_hidden() {
+        let port = plugkit_testkit::process::free_tcp_port().unwrap();
+        let token = "hvs.token-canary";
+        let config = VaultConfig::new(format!("http://127.0.0.1:{port}"), token.into());
+        assert!(!format!("{config:?}").contains(token));
+        let resolver = SecretResolver::new(Environment::process(), Some(config));
+        assert!(!format!("{resolver:?}").contains(token));
+        let err = resolver
+            .resolve(&reference("${vault:tenants/acme#api_key}"))
+            .unwrap_err();
+        assert!(matches!(err, SecretError::Unavailable { .. }), "{err}");
+        let text = err.to_string();
+        assert!(text.starts_with("secret `${vault:tenants/acme#api_key}` is unavailable: cannot reach Vault at http://127.0.0.1:"), "{text}");
+        assert!(!text.contains(token) && !format!("{err:?}").contains(token));
+    }
+}

@@ -29,6 +29,9 @@ pub struct LiveOptions {
     pub debounce: Duration,
     /// Called after a newly added plugin was loaded and initialized.
     pub on_started: Option<OnStarted>,
+    /// Appends every event as a JSON line here (e.g. for `cargo xtask dev`,
+    /// which prints the host's swap time from it).
+    pub event_log: Option<PathBuf>,
 }
 
 impl LiveOptions {
@@ -38,6 +41,7 @@ impl LiveOptions {
             dirs,
             debounce: Duration::from_millis(150),
             on_started: None,
+            event_log: None,
         }
     }
 }
@@ -108,6 +112,25 @@ impl LiveReload {
     }
 }
 
+fn append_json_line(path: &std::path::Path, event: &LiveEvent) {
+    use std::io::Write;
+    let line = match serde_json::to_string(event) {
+        Ok(line) => line,
+        Err(e) => {
+            tracing::warn!("cannot serialize a live event: {e}");
+            return;
+        }
+    };
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| writeln!(f, "{line}"));
+    if let Err(e) = written {
+        tracing::warn!(path = %path.display(), "cannot append to the live event log: {e}");
+    }
+}
+
 impl Host {
     /// Watches plugin directories and applies every settled change: a
     /// changed plugin is reloaded, a removed one stopped with its
@@ -117,12 +140,27 @@ impl Host {
         let watcher = watch::watch(&options.dirs, options.debounce, folder_tx)?;
         let (event_tx, event_rx) = mpsc::channel();
         let host = self.clone();
+        let (inner_tx, inner_rx) = mpsc::channel::<LiveEvent>();
+        let event_log = options.event_log.clone();
         std::thread::Builder::new()
             .name("plugkit-live".to_owned())
             .spawn(move || {
+                // Events go to the log file first, then to the caller.
+                let forward = std::thread::spawn(move || {
+                    for event in inner_rx {
+                        if let Some(path) = &event_log {
+                            append_json_line(path, &event);
+                        }
+                        if event_tx.send(event).is_err() && event_log.is_none() {
+                            break;
+                        }
+                    }
+                });
                 while let Ok(event) = folder_rx.recv() {
-                    host.apply(&options, event, &event_tx);
+                    host.apply(&options, event, &inner_tx);
                 }
+                drop(inner_tx);
+                let _ = forward.join();
             })
             .map_err(|source| HostError::Io {
                 plugin: "<host>".to_owned(),

@@ -92,6 +92,7 @@ pub struct ReloadReport {
     /// The version offered.
     pub to_version: Option<String>,
     /// How it ended.
+    #[serde(flatten)]
     pub outcome: ReloadOutcome,
     /// From the start of the reload to its end.
     pub total: Duration,

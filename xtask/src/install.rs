@@ -23,6 +23,8 @@ pub(crate) struct Options {
     pub(crate) plugin_dir: PathBuf,
     pub(crate) allow_downgrade: bool,
     pub(crate) dry_run: bool,
+    /// `cargo xtask dev`: install a new build of the same version.
+    pub(crate) rebuild: bool,
 }
 
 /// Installs each of `names` (a plugin id, a package name, or a crate folder).
@@ -133,7 +135,7 @@ fn install_one(
                 }
                 .unwrap_or_else(|| current.manifest.version.clone());
                 match &verified {
-                    Ok(_) if current_version == version => {
+                    Ok(_) if current_version == version && !options.rebuild => {
                         println!(
                             "{id} {version} is already installed ({}); nothing to do \
                              (bump the version to install a new build, or remove-plugin it first)",
@@ -164,8 +166,25 @@ fn install_one(
 
     let mode = if options.release { "release" } else { "debug" };
     say(&id, &format!("building `{}` ({mode})", krate.package));
+    let build_started = std::time::Instant::now();
     let library = artifacts::build_crate(&krate.cargo_toml(), &krate.package, options.release)?;
+    let build_time = build_started.elapsed();
+    say(&id, &format!("built in {} ms", build_time.as_millis()));
     crash_point("built");
+    if options.rebuild {
+        if let Some(installed) = dir.get(&id)? {
+            if let Ok(current) = Package::open(&installed.target) {
+                if files::sha256_hex(&current.library)
+                    == files::sha256_hex(&std::fs::read(&library)?)
+                {
+                    println!(
+                        "{id}: the new build is identical to the installed one; nothing to install"
+                    );
+                    return Ok(());
+                }
+            }
+        }
+    }
 
     say(&id, "packaging: manifest, library, checksums, signature");
     let staged = dir.staging(&id)?;

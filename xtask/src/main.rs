@@ -3,6 +3,7 @@
 
 mod artifacts;
 mod bench;
+mod dev;
 mod files;
 mod install;
 mod keys;
@@ -129,6 +130,18 @@ enum Command {
         release: bool,
     },
     /// Creates the development signing key (outside the repository).
+    /// Rebuilds and reinstalls a plugin on every save; a host watching the
+    /// plugin directory swaps it in, and the build and swap times are printed.
+    Dev {
+        name: String,
+        #[command(flatten)]
+        dir: PluginDirArg,
+        #[arg(long)]
+        release: bool,
+        /// Build and install once, report the swap, and exit.
+        #[arg(long)]
+        once: bool,
+    },
     Keygen {
         /// Replace an existing key.
         #[arg(long)]
@@ -155,6 +168,7 @@ fn install_options(args: InstallArgs) -> install::Options {
         plugin_dir: locations::plugin_dir(args.dir.plugin_dir),
         allow_downgrade: args.allow_downgrade,
         dry_run: args.dry_run,
+        rebuild: false,
     }
 }
 
@@ -181,6 +195,12 @@ fn run(command: Command) -> anyhow::Result<()> {
             let names = install::COMMON_PLUGINS.map(String::from);
             install::run(&names, &install_options(args))
         }
+        Command::Dev {
+            name,
+            dir,
+            release,
+            once,
+        } => dev::run(&name, locations::plugin_dir(dir.plugin_dir), release, once),
         Command::ListPlugins { json, dir } => {
             list::run(&locations::plugin_dir(dir.plugin_dir), json)
         }

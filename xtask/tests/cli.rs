@@ -784,3 +784,53 @@ fn install_killed_at_any_step_leaves_the_old_or_the_new_installation() {
         }
     }
 }
+
+/// `cargo xtask dev`: an edit is rebuilt, reinstalled and swapped in by a
+/// host watching the plugin directory; the build and swap times are printed.
+#[test]
+fn dev_rebuilds_an_edit_and_the_watching_host_swaps_it_in() {
+    let env = Env::new();
+    let dir = env.scaffold("dev-demo", "0.1.0", "");
+    let path = dir.display().to_string();
+    env.xtask(&["install-plugin", &path]).ok();
+
+    let (host, _host_dir, _runtime) = require_host(vec![env.public_key()]);
+    let report = host.start_installed(&[env.plugin_dir()]);
+    assert_eq!(report.started, ["dev-demo"], "{:?}", report.problems());
+    host.activate("dev-demo", "acme", "{}").expect("activate");
+    let echo = |host: &Host| {
+        let reply = host
+            .plugin("dev-demo")
+            .and_then(|p| p.invoke("acme", "echo", b"world"))
+            .expect("echo");
+        String::from_utf8(reply).expect("utf-8")
+    };
+    assert_eq!(echo(&host), "hello world");
+
+    let mut options = plugin_host::LiveOptions::new(vec![env.plugin_dir()]);
+    options.event_log = Some(env.plugin_dir().join(".plugkit-live.jsonl"));
+    let _live = host.watch(options).expect("watch");
+
+    let lib_rs = dir.join("src/lib.rs");
+    let source = fs::read_to_string(&lib_rs).expect("lib.rs");
+    let edited = source.replace(
+        "\"echo\" => Ok([greeting.as_bytes(), b\" \", payload].concat()),",
+        "\"echo\" => Ok([greeting.as_bytes(), b\", \", payload, b\"!\"].concat()),",
+    );
+    assert_ne!(
+        source, edited,
+        "the scaffold's echo line changed; update this test"
+    );
+    fs::write(&lib_rs, edited).expect("edit");
+
+    let run = env.xtask(&["dev", &path, "--once"]).ok();
+    let stderr = run.stderr();
+    assert!(stderr.contains("built in"), "{}", run.describe());
+    assert!(
+        stderr.contains("live: 0.1.0 -> 0.1.0"),
+        "{}",
+        run.describe()
+    );
+    assert!(stderr.contains("callers waited"), "{}", run.describe());
+    assert_eq!(echo(&host), "hello, world!");
+}

@@ -87,6 +87,8 @@ pub struct LoadOptions {
     pub signature: Option<PathBuf>,
     /// Named services the plugin provides (manifest `provides`).
     pub provides: Vec<String>,
+    /// The installed `plugin.toml`; a signature must bind its exact bytes.
+    pub manifest_path: Option<PathBuf>,
     /// Plugins it depends on (manifest `dependencies`); a reload cycles them.
     pub dependencies: Vec<String>,
 }
@@ -350,6 +352,10 @@ impl Host {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(io("reading the signature", &signature_path, e)),
         };
+        let manifest = match &options.manifest_path {
+            Some(p) => Some(std::fs::read(p).map_err(|e| io("reading the manifest", p, e))?),
+            None => None,
+        };
         let signature_status = signature::verify(
             &self.inner.trust,
             &SignatureCheck {
@@ -357,6 +363,7 @@ impl Host {
                 signature: signature.as_deref(),
                 plugin: &plugin,
                 expected_id: options.expected_id.as_deref(),
+                manifest: manifest.as_deref(),
                 version: options.expected_version.as_deref(),
                 path,
             },

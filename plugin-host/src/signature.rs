@@ -413,6 +413,8 @@ pub(crate) struct SignatureCheck<'a> {
     pub(crate) plugin: &'a str,
     /// The id the caller expects (from the manifest), when there is one.
     pub(crate) expected_id: Option<&'a str>,
+    /// The installed `plugin.toml` bytes, which the signature must bind.
+    pub(crate) manifest: Option<&'a [u8]>,
     /// The version the manifest names, when known.
     pub(crate) version: Option<&'a str>,
     /// The library's install path, for errors.
@@ -431,7 +433,7 @@ pub(crate) fn verify(
             let expected = Expected {
                 id: check.expected_id,
                 version: check.version,
-                manifest: None,
+                manifest: check.manifest,
             };
             verify_signature(check.library, signature, trusted_keys, &expected).map(|v| v.key_id)
         }
@@ -534,6 +536,7 @@ mod tests {
             signature,
             plugin: "sms",
             expected_id: Some("sms"),
+            manifest: None,
             version: Some("1.0.0"),
             path,
         };

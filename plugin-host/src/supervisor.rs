@@ -85,6 +85,7 @@ pub(crate) fn load_options(manifest: &Manifest) -> LoadOptions {
         expected_version: Some(manifest.version.to_string()),
         signature: None,
         provides: manifest.provides.clone(),
+        manifest_path: Some(manifest.path.clone()),
         dependencies: manifest.dependencies.keys().cloned().collect(),
         permissions: manifest.permissions.clone(),
         config_json: Some(serde_json::Value::Object(defaults).to_string()),

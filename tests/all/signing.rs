@@ -283,3 +283,43 @@ fn start_installed_under_require_starts_signed_plugins_and_reports_tampered_ones
         report.problems()
     );
 }
+
+/// The signature binds the installed manifest too: a `plugin.toml` edited
+/// after signing (here: a permission added) is refused before any load.
+#[test]
+fn an_installed_manifest_edited_after_signing_is_refused() {
+    let signer = Signer::new();
+    let setup = setup(require(&[&signer]));
+    let library = install(&setup, None, None);
+    let folder = library.parent().expect("folder").to_owned();
+    let manifest = format!(
+        "id = \"{ID}\"\nname = \"{ID}\"\nversion = \"{VERSION}\"\napi = \"^0.1\"\nlibrary = \"{}\"\n",
+        library.file_name().expect("name").to_string_lossy()
+    );
+    std::fs::write(folder.join("plugin.toml"), &manifest).expect("manifest");
+    let bytes = std::fs::read(&library).expect("library");
+    let comment = SignedClaims::new(ID, VERSION, &bytes)
+        .with_manifest(manifest.as_bytes())
+        .trusted_comment();
+    std::fs::write(signature_of(&library), signer.sign(&bytes, &comment)).expect("sign");
+    let plugins = setup.dir.path().join("plugins");
+
+    let report = setup.host.start_installed(std::slice::from_ref(&plugins));
+    assert_eq!(report.started, [ID], "{:#?}", report.problems());
+    assert!(setup.host.stop_all().is_empty());
+
+    std::fs::write(
+        folder.join("plugin.toml"),
+        format!("{manifest}permissions = [\"secrets:read\"]\n"),
+    )
+    .expect("edit manifest");
+    let fresh = self::setup(require(&[&signer]));
+    let report = fresh.host.start_installed(&[plugins]);
+    assert!(report.started.is_empty());
+    match &report.failed[..] {
+        [(id, err @ HostError::SignatureRejected { .. })] if id == ID => {
+            assert!(err.to_string().contains("plugin.toml was changed"), "{err}");
+        }
+        other => panic!("expected SignatureRejected, got {other:#?}"),
+    }
+}

@@ -27,9 +27,9 @@ impl DirectService for Echo {
     }
 }
 
-/// A plain C-ABI function doing the same work.
-extern "C" fn c_echo(method_len: usize, payload: *const u8, len: usize, out: *mut Vec<u8>) -> i32 {
-    if method_len == 4 {
+/// A plain C-ABI function doing the same work (method 0: ping, 1: echo).
+extern "C" fn c_echo(method: u32, payload: *const u8, len: usize, out: *mut Vec<u8>) -> i32 {
+    if method == 0 {
         // SAFETY: the caller passes a valid pointer to a Vec and a valid slice.
         unsafe { (*out).clear() };
         return 0;
@@ -49,7 +49,7 @@ fn calls(c: &mut Criterion) {
     host.activate(&id, "acme", "{}").expect("activate");
     let plugin = host.plugin(&id).expect("handle");
     let direct: Box<dyn DirectService> = black_box(Box::new(Echo));
-    let c_fn: extern "C" fn(usize, *const u8, usize, *mut Vec<u8>) -> i32 = black_box(c_echo);
+    let c_fn: extern "C" fn(u32, *const u8, usize, *mut Vec<u8>) -> i32 = black_box(c_echo);
     let kib = vec![7u8; 1024];
 
     for (label, method, payload) in [("empty", "ping", &[][..]), ("1KiB", "echo", &kib[..])] {

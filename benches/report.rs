@@ -25,7 +25,13 @@ pub fn library(package: &str) -> PathBuf {
 
 /// The mean time in nanoseconds criterion measured for `id` (`group/function`).
 pub fn mean_ns(id: &str) -> Option<f64> {
-    let dir = criterion_dir().join(id).join("new").join("estimates.json");
+    // Criterion stores `group/with/slashes` + `function` as `group_with_slashes/function`.
+    let (group, function) = id.rsplit_once('/')?;
+    let dir = criterion_dir()
+        .join(group.replace('/', "_"))
+        .join(function)
+        .join("new")
+        .join("estimates.json");
     let text = std::fs::read_to_string(dir).ok()?;
     let value: serde_json::Value = serde_json::from_str(&text).ok()?;
     value["mean"]["point_estimate"].as_f64()

@@ -147,6 +147,11 @@ pub(crate) struct Inner {
     subscriptions: RwLock<Vec<Subscription>>,
     /// Ordered subscribers per hook, rebuilt when subscriptions change.
     hook_order: RwLock<BTreeMap<String, Arc<Vec<Subscription>>>>,
+    /// Resolved dispatch targets per hook and tenant; dropped on every
+    /// lifecycle change, subscription change and reload swap.
+    dispatch: RwLock<BTreeMap<String, BTreeMap<String, Arc<Vec<Target>>>>>,
+    /// Bumped by every invalidation, so a table resolved before one is not cached after it.
+    dispatch_generation: std::sync::atomic::AtomicU64,
     secrets: RwLock<BTreeMap<(String, String, String), String>>,
     /// Plugins in the order they were loaded, for stopping in reverse.
     started: Mutex<Vec<String>>,
@@ -245,6 +250,23 @@ pub struct FilteredPayload {
     pub ran: Vec<String>,
 }
 
+/// One resolved hook subscriber: the plugin version that will be called.
+pub(crate) struct Target {
+    plugin: String,
+    kind: HookKind,
+    slot: Arc<Slot>,
+    loaded: Arc<LoadedPlugin>,
+}
+
+/// Counts from [`Host::emit`], which skips collecting names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct EmitSummary {
+    /// Subscribers that handled the event.
+    pub delivered: usize,
+    /// Subscribers that failed (each logged with its plugin id and counted in its metrics).
+    pub failed: usize,
+}
+
 /// What an event dispatch did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct EventReport {
@@ -264,6 +286,8 @@ impl Host {
                 plugins: RwLock::new(BTreeMap::new()),
                 subscriptions: RwLock::new(Vec::new()),
                 hook_order: RwLock::new(BTreeMap::new()),
+                dispatch: RwLock::new(BTreeMap::new()),
+                dispatch_generation: std::sync::atomic::AtomicU64::new(0),
                 secrets: RwLock::new(BTreeMap::new()),
                 started: Mutex::new(Vec::new()),
             }),
@@ -454,6 +478,10 @@ impl Host {
         self.inner.slot(id)
     }
 
+    pub(crate) fn invalidate_dispatch(&self) {
+        self.inner.invalidate_dispatch();
+    }
+
     /// Tenants the plugin is active for, with their configurations.
     pub(crate) fn tenant_configs(&self, id: &str) -> Vec<(String, String)> {
         match self.inner.slot(id) {
@@ -520,6 +548,7 @@ impl Host {
             .lock()
             .insert(tenant.to_owned(), config_json.to_owned());
         slot.active_tenants.write().insert(tenant.to_owned());
+        self.inner.invalidate_dispatch();
         Ok(())
     }
 
@@ -529,6 +558,7 @@ impl Host {
         // New calls for this tenant stop first; calls in flight finish.
         slot.active_tenants.write().remove(tenant);
         slot.tenant_configs.lock().remove(tenant);
+        self.inner.invalidate_dispatch();
         self.step(
             &slot,
             Transition::Deactivate(tenant.to_owned()),
@@ -588,7 +618,9 @@ impl Host {
                 transition: transition.clone(),
             })?;
         let loaded = slot.current.read().clone();
-        match f(&loaded.instance) {
+        let result = f(&loaded.instance);
+        self.inner.invalidate_dispatch();
+        match result {
             RResult::ROk(()) => {
                 life.complete(&transition);
                 tracing::info!(plugin = %slot.id, step = %transition, "lifecycle step done");
@@ -766,6 +798,19 @@ impl Host {
         self.inner.fire_event(tenant, hook, content_type, payload)
     }
 
+    /// Fires an event like [`Host::fire_event`] but returns only counts: the
+    /// hot path for emitters that do not need subscriber names (failures are
+    /// still logged with the plugin id and counted in its metrics).
+    pub fn emit(
+        &self,
+        tenant: &str,
+        hook: &str,
+        content_type: &str,
+        payload: &[u8],
+    ) -> Result<EmitSummary, OrderingCycle> {
+        self.inner.emit(tenant, hook, content_type, payload)
+    }
+
     /// Fires an event with a JSON payload.
     pub fn fire_json<T: Serialize>(
         &self,
@@ -773,8 +818,20 @@ impl Host {
         hook: &str,
         payload: &T,
     ) -> Result<EventReport, OrderingCycle> {
-        let bytes = serde_json::to_vec(payload).unwrap_or_default();
-        self.fire_event(tenant, hook, "application/json", &bytes)
+        match serde_json::to_vec(payload) {
+            Ok(bytes) => self.fire_event(tenant, hook, "application/json", &bytes),
+            Err(e) => {
+                // Nothing is delivered rather than an empty payload.
+                tracing::error!(hook, tenant, "hook payload does not serialize: {e}");
+                Ok(EventReport {
+                    delivered: Vec::new(),
+                    failures: vec![(
+                        "<host>".to_owned(),
+                        format!("payload does not serialize: {e}"),
+                    )],
+                })
+            }
+        }
     }
 
     /// The ordered subscribers of a hook.
@@ -830,8 +887,59 @@ impl Inner {
     }
 
     fn rebuild_hook_order(&self) {
-        // Orders are computed lazily per hook; dropping the cache is enough.
+        // Orders are computed lazily per hook; dropping the caches is enough.
         self.hook_order.write().clear();
+        self.invalidate_dispatch();
+    }
+
+    /// Drops the resolved dispatch tables (they hold plugin versions).
+    pub(crate) fn invalidate_dispatch(&self) {
+        let mut dispatch = self.dispatch.write();
+        self.dispatch_generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        dispatch.clear();
+    }
+
+    /// The subscribers `tenant` gets for `hook`, resolved to plugin versions.
+    fn targets(&self, hook: &str, tenant: &str) -> Result<Arc<Vec<Target>>, OrderingCycle> {
+        if let Some(table) = self
+            .dispatch
+            .read()
+            .get(hook)
+            .and_then(|by_tenant| by_tenant.get(tenant))
+        {
+            return Ok(table.clone());
+        }
+        let generation = self
+            .dispatch_generation
+            .load(std::sync::atomic::Ordering::SeqCst);
+        let order = self.ordered(hook)?;
+        let table: Vec<Target> = order
+            .iter()
+            .filter_map(|sub| {
+                let (slot, loaded) = self.subscriber(&sub.plugin, tenant)?;
+                loaded.instance.hooks.is_some().then(|| Target {
+                    plugin: sub.plugin.clone(),
+                    kind: sub.kind,
+                    slot,
+                    loaded,
+                })
+            })
+            .collect();
+        let table = Arc::new(table);
+        let mut dispatch = self.dispatch.write();
+        // Something changed while resolving: use the table once, do not keep it.
+        if self
+            .dispatch_generation
+            .load(std::sync::atomic::Ordering::SeqCst)
+            == generation
+        {
+            dispatch
+                .entry(hook.to_owned())
+                .or_default()
+                .insert(tenant.to_owned(), table.clone());
+        }
+        Ok(table)
     }
 
     fn ordered(&self, hook: &str) -> Result<Arc<Vec<Subscription>>, OrderingCycle> {
@@ -869,15 +977,13 @@ impl Inner {
         content_type: &str,
         payload: &[u8],
     ) -> Result<FilteredPayload, FilterError> {
-        let order = self.ordered(hook)?;
+        let targets = self.targets(hook, tenant)?;
         let mut content_type = content_type.to_owned();
         let mut bytes = payload.to_vec();
         let mut ran = Vec::new();
-        for sub in order.iter().filter(|s| s.kind == HookKind::Filter) {
-            let Some((slot, loaded)) = self.subscriber(&sub.plugin, tenant) else {
-                continue;
-            };
-            let Some(handler) = loaded.instance.hooks.as_ref().into_option() else {
+        for sub in targets.iter().filter(|t| t.kind == HookKind::Filter) {
+            let slot = &sub.slot;
+            let Some(handler) = sub.loaded.instance.hooks.as_ref().into_option() else {
                 continue;
             };
             let call = HookCall {
@@ -931,35 +1037,76 @@ impl Inner {
         content_type: &str,
         payload: &[u8],
     ) -> Result<EventReport, OrderingCycle> {
-        let order = self.ordered(hook)?;
         let mut report = EventReport::default();
-        for sub in order.iter().filter(|s| s.kind == HookKind::Event) {
-            let Some((slot, loaded)) = self.subscriber(&sub.plugin, tenant) else {
+        self.dispatch_event(
+            tenant,
+            hook,
+            content_type,
+            payload,
+            |target, failure| match failure {
+                None => report.delivered.push(target.plugin.clone()),
+                Some(message) => report.failures.push((target.plugin.clone(), message)),
+            },
+        )?;
+        Ok(report)
+    }
+
+    fn emit(
+        &self,
+        tenant: &str,
+        hook: &str,
+        content_type: &str,
+        payload: &[u8],
+    ) -> Result<EmitSummary, OrderingCycle> {
+        let mut summary = EmitSummary::default();
+        self.dispatch_event(tenant, hook, content_type, payload, |_, failure| {
+            if failure.is_some() {
+                summary.failed += 1;
+            } else {
+                summary.delivered += 1;
+            }
+        })?;
+        Ok(summary)
+    }
+
+    /// Calls every event subscriber; a failing one is logged and counted,
+    /// and never stops the others.
+    #[inline]
+    fn dispatch_event(
+        &self,
+        tenant: &str,
+        hook: &str,
+        content_type: &str,
+        payload: &[u8],
+        mut outcome: impl FnMut(&Target, Option<String>),
+    ) -> Result<(), OrderingCycle> {
+        let targets = self.targets(hook, tenant)?;
+        let call = HookCall {
+            tenant: RStr::from_str(tenant),
+            hook: RStr::from_str(hook),
+            content_type: RStr::from_str(content_type),
+            payload: payload.into(),
+        };
+        for target in targets.iter().filter(|t| t.kind == HookKind::Event) {
+            let Some(handler) = target.loaded.instance.hooks.as_ref().into_option() else {
                 continue;
             };
-            let Some(handler) = loaded.instance.hooks.as_ref().into_option() else {
-                continue;
-            };
-            let call = HookCall {
-                tenant: RStr::from_str(tenant),
-                hook: RStr::from_str(hook),
-                content_type: RStr::from_str(content_type),
-                payload: payload.into(),
-            };
-            slot.metrics.start_call();
+            target.slot.metrics.start_call();
             match handler.on_hook(call) {
                 HookOutcome::Failed(error) => {
                     let message = error.to_string();
-                    slot.metrics
+                    target
+                        .slot
+                        .metrics
                         .record_error(&message, matches!(error, PluginError::Panicked { .. }));
-                    slot.metrics.record_hook_failure();
-                    tracing::warn!(plugin = %sub.plugin, hook, tenant, "event subscriber failed: {message}");
-                    report.failures.push((sub.plugin.clone(), message));
+                    target.slot.metrics.record_hook_failure();
+                    tracing::warn!(plugin = %target.plugin, hook, tenant, "event subscriber failed: {message}");
+                    outcome(target, Some(message));
                 }
-                _ => report.delivered.push(sub.plugin.clone()),
+                _ => outcome(target, None),
             }
         }
-        Ok(report)
+        Ok(())
     }
 }
 
@@ -1071,7 +1218,14 @@ impl PluginHandle {
             |p| {
                 p.service.as_ref().into_option().map(|s| {
                     s.invoke(tenant.into(), method.into(), payload.into())
-                        .map(|v| v.into_vec())
+                        .map(|v| {
+                            // An empty reply needs no allocator hand-over.
+                            if v.capacity() == 0 {
+                                Vec::new()
+                            } else {
+                                v.into_vec()
+                            }
+                        })
                 })
             },
             "service",

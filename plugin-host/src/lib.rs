@@ -38,7 +38,7 @@ mod watch;
 pub use error::{Call, HostError};
 pub use hooks::{HookKind, OrderingCycle, Subscription};
 pub use host::{
-    EventReport, FilterError, FilteredPayload, HealthReport, Host, HostConfig, LoadOptions,
+    EmitSummary, EventReport, FilterError, FilteredPayload, HealthReport, Host, HostConfig, LoadOptions,
     PluginHandle, PluginHealth, PluginStatus,
 };
 pub use lifecycle::{PluginState, Transition};

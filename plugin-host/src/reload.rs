@@ -253,6 +253,8 @@ impl Host {
         // 3. Close the gate; drain; hand state over; activate the new version.
         let gate_closed = Instant::now();
         let mut current = slot.current.write();
+        // Cached hook targets hold the old version; drop them before draining.
+        self.invalidate_dispatch();
         drain(old);
         let tenants: Vec<(String, String)> = slot
             .tenant_configs
@@ -322,6 +324,7 @@ impl Host {
 
         // 4. Swap.
         *current = new.clone();
+        self.invalidate_dispatch();
         drop(current);
         report.swap = gate_closed.elapsed();
         *slot.services.write() = template;

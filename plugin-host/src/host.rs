@@ -149,7 +149,7 @@ pub(crate) struct Inner {
     hook_order: RwLock<BTreeMap<String, Arc<Vec<Subscription>>>>,
     /// Resolved dispatch targets per hook and tenant; dropped on every
     /// lifecycle change, subscription change and reload swap.
-    dispatch: RwLock<BTreeMap<String, BTreeMap<String, Arc<Vec<Target>>>>>,
+    dispatch: RwLock<DispatchTables>,
     /// Bumped by every invalidation, so a table resolved before one is not cached after it.
     dispatch_generation: std::sync::atomic::AtomicU64,
     secrets: RwLock<BTreeMap<(String, String, String), String>>,
@@ -249,6 +249,9 @@ pub struct FilteredPayload {
     /// The plugins that ran, in order.
     pub ran: Vec<String>,
 }
+
+/// hook → tenant → resolved targets.
+type DispatchTables = BTreeMap<String, BTreeMap<String, Arc<Vec<Target>>>>;
 
 /// One resolved hook subscriber: the plugin version that will be called.
 pub(crate) struct Target {

@@ -38,8 +38,8 @@ mod watch;
 pub use error::{Call, HostError};
 pub use hooks::{HookKind, OrderingCycle, Subscription};
 pub use host::{
-    EmitSummary, EventReport, FilterError, FilteredPayload, HealthReport, Host, HostConfig, LoadOptions,
-    PluginHandle, PluginHealth, PluginStatus,
+    EmitSummary, EventReport, FilterError, FilteredPayload, HealthReport, Host, HostConfig,
+    LoadOptions, PluginHandle, PluginHealth, PluginStatus,
 };
 pub use lifecycle::{PluginState, Transition};
 pub use live::{LiveEvent, LiveOptions, LiveReload, OnStarted};

@@ -3,6 +3,7 @@
 
 mod artifacts;
 mod bench;
+mod demo;
 mod dev;
 mod files;
 mod install;
@@ -130,6 +131,14 @@ enum Command {
         release: bool,
     },
     /// Creates the development signing key (outside the repository).
+    /// The main job: installs the reference plugins and runs the ISP daemon's
+    /// demo on its embedded configuration (extra arguments go to the daemon).
+    Demo {
+        #[command(flatten)]
+        dir: PluginDirArg,
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
     /// Rebuilds and reinstalls a plugin on every save; a host watching the
     /// plugin directory swaps it in, and the build and swap times are printed.
     Dev {
@@ -195,6 +204,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             let names = install::COMMON_PLUGINS.map(String::from);
             install::run(&names, &install_options(args))
         }
+        Command::Demo { dir, args } => demo::run(dir.plugin_dir, &args),
         Command::Dev {
             name,
             dir,

@@ -1,0 +1,435 @@
+//! The admin HTTP API (axum) and the admin page.
+//!
+//! Every `/api` route needs `Authorization: Bearer <token>`, compared in
+//! constant time (as SHA-256 digests, so the length is not revealed
+//! either); without it the answer is 401. `GET /` serves the admin page,
+//! which holds no data of its own: it calls the API with the token the
+//! operator gives it.
+//!
+//! Every error is a JSON body `{"error": "...", "tenant"?, "plugin"?}` with
+//! a 4xx status for bad input and 5xx for failures. Handlers run the
+//! daemon's blocking methods on blocking threads.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::daemon::Daemon;
+use crate::error::{Problem, ProblemKind};
+use crate::flows::{self, DeviceAlertRequest, NewCustomer, TierChangeRequest};
+
+/// The admin page, a single static file.
+const PAGE: &str = include_str!("page.html");
+/// Who the audit log names for changes made through the API.
+const ACTOR: &str = "admin-api";
+
+/// The admin token, kept only as a digest.
+#[derive(Clone)]
+pub struct AdminToken {
+    digest: [u8; 32],
+}
+
+impl AdminToken {
+    /// The token that grants access.
+    pub fn new(token: &str) -> Self {
+        Self {
+            digest: Sha256::digest(token.as_bytes()).into(),
+        }
+    }
+
+    /// Whether `presented` is the token, in time independent of both.
+    fn matches(&self, presented: &str) -> bool {
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        digest.ct_eq(&self.digest).into()
+    }
+}
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken(..)")
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    daemon: Arc<Daemon>,
+    token: AdminToken,
+}
+
+struct ApiError(Problem);
+
+impl From<Problem> for ApiError {
+    fn from(problem: Problem) -> Self {
+        Self(problem)
+    }
+}
+
+fn status_of(kind: ProblemKind) -> StatusCode {
+    match kind {
+        ProblemKind::BadRequest => StatusCode::BAD_REQUEST,
+        ProblemKind::Forbidden => StatusCode::FORBIDDEN,
+        ProblemKind::NotFound => StatusCode::NOT_FOUND,
+        ProblemKind::Conflict => StatusCode::CONFLICT,
+        ProblemKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+        ProblemKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (status_of(self.0.kind), Json(self.0)).into_response()
+    }
+}
+
+type ApiResult = Result<Json<Value>, ApiError>;
+
+/// Runs blocking daemon work off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, Problem> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result.map_err(ApiError),
+        Err(e) => Err(ApiError(Problem::internal(format!(
+            "the request's worker failed: {e}"
+        )))),
+    }
+}
+
+/// Parses a JSON body; a malformed one is a 400 naming the problem.
+fn parse_body<T: DeserializeOwned>(body: &Bytes, what: &str) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError(Problem::bad_request(format!(
+            "the body is not a valid {what}: {e}"
+        )))
+    })
+}
+
+/// The admin API and page for `daemon`.
+pub fn router(daemon: Arc<Daemon>, token: AdminToken) -> Router {
+    let state = AppState { daemon, token };
+    let api = Router::new()
+        .route("/daemon", get(daemon_info))
+        .route("/plugins", get(plugins))
+        .route("/plugins/{plugin}/reload", post(reload))
+        .route("/tenants", get(tenants))
+        .route("/tenants/{tenant}", get(tenant))
+        .route(
+            "/tenants/{tenant}/plugins/{plugin}/activate",
+            post(activate),
+        )
+        .route(
+            "/tenants/{tenant}/plugins/{plugin}/deactivate",
+            post(deactivate),
+        )
+        .route(
+            "/tenants/{tenant}/plugins/{plugin}/config",
+            get(get_config).put(put_config),
+        )
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/graph", get(graph_json))
+        .route("/graph.dot", get(graph_dot))
+        .route("/audit", get(audit))
+        .route("/flows/new-customer", post(new_customer))
+        .route("/flows/device-alert", post(device_alert))
+        .route("/flows/tier-change", post(tier_change))
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .with_state(state);
+    Router::new()
+        .route("/", get(page))
+        .nest("/api", api)
+        .fallback(no_route)
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then lets
+/// requests in flight finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match presented {
+        Some(token) if state.token.matches(token) => next.run(request).await,
+        Some(_) => unauthorized("the bearer token is not the admin token"),
+        None => unauthorized(
+            "this endpoint needs `Authorization: Bearer <admin token>`; the daemon printed \
+             where its token comes from when it started",
+        ),
+    }
+}
+
+fn unauthorized(message: &str) -> Response {
+    let mut response = (
+        StatusCode::UNAUTHORIZED,
+        Json(Problem::new(ProblemKind::BadRequest, message)),
+    )
+        .into_response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"isp-daemon\""),
+    );
+    response
+}
+
+async fn no_route() -> ApiError {
+    ApiError(Problem::not_found(
+        "no such route; the admin API is under /api (see GET / for the admin page)",
+    ))
+}
+
+async fn wrong_method() -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        Json(Problem::new(
+            ProblemKind::BadRequest,
+            "this route does not take that method",
+        )),
+    )
+        .into_response()
+}
+
+async fn page() -> Response {
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+             connect-src 'self'",
+        ),
+    );
+    (headers, Html(PAGE)).into_response()
+}
+
+async fn daemon_info(State(s): State<AppState>) -> ApiResult {
+    blocking(move || Ok(s.daemon.info())).await.map(Json)
+}
+
+async fn plugins(State(s): State<AppState>) -> ApiResult {
+    blocking(move || Ok(s.daemon.plugins_overview()))
+        .await
+        .map(Json)
+}
+
+async fn reload(State(s): State<AppState>, Path(plugin): Path<String>) -> ApiResult {
+    blocking(move || s.daemon.reload(ACTOR, &plugin))
+        .await
+        .map(Json)
+}
+
+async fn tenants(State(s): State<AppState>) -> ApiResult {
+    blocking(move || s.daemon.tenants_overview())
+        .await
+        .map(Json)
+}
+
+async fn tenant(State(s): State<AppState>, Path(tenant): Path<String>) -> ApiResult {
+    blocking(move || s.daemon.tenant_overview(&tenant))
+        .await
+        .map(Json)
+}
+
+async fn activate(
+    State(s): State<AppState>,
+    Path((tenant, plugin)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult {
+    let overrides: Option<Value> = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        Some(parse_body(&body, "JSON object of configuration overrides")?)
+    };
+    blocking(move || {
+        s.daemon.activate(ACTOR, &tenant, &plugin, overrides)?;
+        s.daemon.tenant_overview(&tenant)
+    })
+    .await
+    .map(Json)
+}
+
+async fn deactivate(
+    State(s): State<AppState>,
+    Path((tenant, plugin)): Path<(String, String)>,
+) -> ApiResult {
+    blocking(move || {
+        s.daemon.deactivate(ACTOR, &tenant, &plugin)?;
+        s.daemon.tenant_overview(&tenant)
+    })
+    .await
+    .map(Json)
+}
+
+async fn get_config(
+    State(s): State<AppState>,
+    Path((tenant, plugin)): Path<(String, String)>,
+) -> ApiResult {
+    blocking(move || {
+        let view = s.daemon.plugin_config(&tenant, &plugin)?;
+        serde_json::to_value(view).map_err(|e| Problem::internal(e.to_string()))
+    })
+    .await
+    .map(Json)
+}
+
+async fn put_config(
+    State(s): State<AppState>,
+    Path((tenant, plugin)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult {
+    let overrides: Value = parse_body(&body, "JSON object of configuration overrides")?;
+    blocking(move || {
+        let view = s.daemon.update_config(ACTOR, &tenant, &plugin, overrides)?;
+        serde_json::to_value(view).map_err(|e| Problem::internal(e.to_string()))
+    })
+    .await
+    .map(Json)
+}
+
+async fn health(State(s): State<AppState>) -> ApiResult {
+    blocking(move || {
+        serde_json::to_value(s.daemon.host().health()).map_err(|e| Problem::internal(e.to_string()))
+    })
+    .await
+    .map(Json)
+}
+
+async fn metrics(State(s): State<AppState>) -> ApiResult {
+    blocking(move || Ok(s.daemon.metrics())).await.map(Json)
+}
+
+async fn graph_json(State(s): State<AppState>) -> ApiResult {
+    blocking(move || Ok(s.daemon.graph().0)).await.map(Json)
+}
+
+async fn graph_dot(State(s): State<AppState>) -> Result<Response, ApiError> {
+    let dot = blocking(move || Ok(s.daemon.graph().1)).await?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/vnd.graphviz; charset=utf-8"),
+        )],
+        dot,
+    )
+        .into_response())
+}
+
+/// `limit=N` from a query string; anything else is a 400.
+fn parse_limit(query: Option<&str>) -> Result<Option<usize>, Problem> {
+    let mut limit = None;
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("limit", n)) => {
+                limit = Some(n.parse::<usize>().map_err(|_| {
+                    Problem::bad_request(format!(
+                        "`limit` must be a whole number of entries, not {n:?}"
+                    ))
+                })?);
+            }
+            _ => {
+                return Err(Problem::bad_request(format!(
+                    "unknown query parameter {pair:?}; the audit log takes `limit=N`"
+                )))
+            }
+        }
+    }
+    Ok(limit)
+}
+
+async fn audit(State(s): State<AppState>, RawQuery(query): RawQuery) -> ApiResult {
+    let limit = parse_limit(query.as_deref()).map_err(ApiError)?;
+    blocking(move || s.daemon.audit(limit)).await.map(Json)
+}
+
+fn report_json(report: flows::FlowReport) -> Result<Value, Problem> {
+    let lines = report.lines();
+    let mut value = serde_json::to_value(report).map_err(|e| Problem::internal(e.to_string()))?;
+    if let Value::Object(map) = &mut value {
+        map.insert("lines".to_owned(), Value::from(lines));
+    }
+    Ok(value)
+}
+
+async fn new_customer(State(s): State<AppState>, body: Bytes) -> ApiResult {
+    let request: NewCustomer = parse_body(&body, "new customer")?;
+    blocking(move || report_json(flows::new_customer(&s.daemon, &request)?))
+        .await
+        .map(Json)
+}
+
+async fn device_alert(State(s): State<AppState>, body: Bytes) -> ApiResult {
+    let request: DeviceAlertRequest = parse_body(&body, "device alert")?;
+    blocking(move || report_json(flows::device_alert(&s.daemon, &request)?))
+        .await
+        .map(Json)
+}
+
+async fn tier_change(State(s): State<AppState>, body: Bytes) -> ApiResult {
+    let request: TierChangeRequest = parse_body(&body, "tier change")?;
+    blocking(move || report_json(flows::change_tier(&s.daemon, ACTOR, &request)?))
+        .await
+        .map(Json)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_token_itself_matches() {
+        let token = AdminToken::new("s3cret-token");
+        assert!(token.matches("s3cret-token"));
+        for wrong in [
+            "",
+            "s3cret",
+            "s3cret-token ",
+            "S3CRET-TOKEN",
+            "s3cret-tokenx",
+        ] {
+            assert!(!token.matches(wrong), "{wrong:?}");
+        }
+        assert_eq!(format!("{token:?}"), "AdminToken(..)");
+    }
+
+    #[test]
+    fn the_audit_query_takes_only_a_limit() {
+        let check = |query: Option<&str>, expected: Result<Option<usize>, &str>| match (
+            parse_limit(query),
+            expected,
+        ) {
+            (Ok(got), Ok(want)) => assert_eq!(got, want, "{query:?}"),
+            (Err(got), Err(part)) => assert!(got.error.contains(part), "{got}"),
+            (got, want) => panic!("{query:?}: got {got:?}, expected {want:?}"),
+        };
+        check(None, Ok(None));
+        check(Some(""), Ok(None));
+        check(Some("limit=5"), Ok(Some(5)));
+        check(Some("limit=-1"), Err("whole number"));
+        check(Some("limit=many"), Err("whole number"));
+        check(Some("since=yesterday"), Err("unknown query parameter"));
+    }
+}

@@ -1,0 +1,455 @@
+//! The daemon's configuration file (TOML): plugin directories, trust, state,
+//! the admin API, the stand-ins, the tenants with their tiers and plugin
+//! settings, and the demo script. [`EMBEDDED`] is the default.
+//!
+//! Pure apart from [`Config::load`] and [`TrustConfig::policy`], which read
+//! files. Secrets never appear as values: the admin token and sensitive
+//! plugin settings are references (`${env:VAR}`, `${file:/path}`).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use plugin_host::TrustPolicy;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::flows::{DeviceAlertRequest, NewCustomer, TierChangeRequest};
+
+/// The embedded default configuration: three demo tenants and the demo script.
+pub const EMBEDDED: &str = include_str!("demo.toml");
+
+/// A parsed configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where installed plugins are.
+    #[serde(default)]
+    pub plugins: PluginsConfig,
+    /// Which libraries may load.
+    #[serde(default)]
+    pub trust: TrustConfig,
+    /// Where state lives.
+    #[serde(default)]
+    pub state: StateConfig,
+    /// The tiers, lowest first; `free < pro < enterprise` when absent.
+    #[serde(default)]
+    pub tiers: Option<Vec<String>>,
+    /// The admin API.
+    pub admin: AdminConfig,
+    /// The API stand-ins.
+    #[serde(default)]
+    pub standins: StandinsConfig,
+    /// Tenants by id.
+    #[serde(default)]
+    pub tenants: BTreeMap<String, TenantConfig>,
+    /// The demo script.
+    #[serde(default)]
+    pub demo: DemoConfig,
+    /// Relative paths are relative to this folder.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+/// `[plugins]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginsConfig {
+    /// Plugin directories, scanned in order.
+    #[serde(default)]
+    pub dirs: Vec<PathBuf>,
+}
+
+/// `[trust]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustConfig {
+    /// The policy.
+    #[serde(default)]
+    pub policy: TrustMode,
+    /// Trusted minisign public keys: base64 lines, or the text of `.pub` files.
+    #[serde(default)]
+    pub keys: Vec<String>,
+    /// Folders whose `*.pub` files are trusted keys.
+    #[serde(default)]
+    pub key_dirs: Vec<PathBuf>,
+}
+
+/// Whether unsigned libraries may load.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TrustMode {
+    /// Only libraries signed by a trusted key.
+    #[default]
+    Require,
+    /// Anything, loudly (development).
+    AllowUnsigned,
+}
+
+/// `[state]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// State directory; a fresh temporary one per run when absent.
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    /// The operator's configuration directory (`plugins/<id>.toml`); the
+    /// state directory when absent.
+    #[serde(default)]
+    pub config_dir: Option<PathBuf>,
+}
+
+/// `[admin]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// `address:port` to listen on.
+    pub listen: String,
+    /// The bearer token, as a reference.
+    pub token: String,
+    /// Make up a token for the run when the reference does not resolve.
+    #[serde(default)]
+    pub generate_token_if_unset: bool,
+}
+
+/// `[standins]`.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StandinsConfig {
+    /// The Twilio stand-in.
+    #[serde(default)]
+    pub twilio: StandinMode,
+    /// The Stripe stand-in.
+    #[serde(default)]
+    pub stripe: StandinMode,
+}
+
+/// When a stand-in runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StandinMode {
+    /// When the real credentials are not in the environment.
+    #[default]
+    Auto,
+    /// Always.
+    On,
+    /// Never.
+    Off,
+}
+
+/// `[tenants.<id>]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    /// The tier the tenant starts with.
+    pub tier: String,
+    /// Settings per plugin id: the tenant's overrides of the plugin's configuration.
+    #[serde(default)]
+    pub plugins: BTreeMap<String, toml::Table>,
+}
+
+/// `[demo]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DemoConfig {
+    /// The flows to run, in order.
+    #[serde(default)]
+    pub steps: Vec<DemoStep>,
+}
+
+/// One flow of the demo script.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "flow", rename_all = "kebab-case")]
+pub enum DemoStep {
+    /// A new customer signs up.
+    NewCustomer(NewCustomer),
+    /// A device raises an alert.
+    DeviceAlert(DeviceAlertRequest),
+    /// A tenant changes tier.
+    TierChange(TierChangeRequest),
+}
+
+impl DemoStep {
+    /// The tenant the step concerns.
+    pub fn tenant(&self) -> &str {
+        match self {
+            Self::NewCustomer(c) => &c.tenant,
+            Self::DeviceAlert(a) => &a.tenant,
+            Self::TierChange(t) => &t.tenant,
+        }
+    }
+}
+
+impl Config {
+    /// The embedded default, relative paths resolved against the current directory.
+    pub fn embedded() -> Result<Self> {
+        let cwd = std::env::current_dir().context("reading the current directory")?;
+        Self::parse(EMBEDDED, &cwd).context("the embedded default configuration")
+    }
+
+    /// Reads a configuration file; relative paths are relative to its folder.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the configuration {}", path.display()))?;
+        let base = path
+            .parent()
+            .map(Path::to_owned)
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from("."));
+        Self::parse(&text, &base).with_context(|| format!("in {}", path.display()))
+    }
+
+    /// Parses and checks a configuration.
+    pub fn parse(text: &str, base_dir: &Path) -> Result<Self> {
+        let mut config: Config = toml::from_str(text).context("not a valid configuration")?;
+        config.base_dir = base_dir.to_owned();
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<()> {
+        self.listen_addr()?;
+        if self.admin.token.trim().is_empty() {
+            bail!("[admin] token is empty; set it to a reference such as \"${{env:ISP_DAEMON_ADMIN_TOKEN}}\"");
+        }
+        if !is_reference(&self.admin.token) {
+            bail!(
+                "[admin] token must be a secret reference such as \"${{env:ISP_DAEMON_ADMIN_TOKEN}}\" \
+                 or \"${{file:/etc/isp-daemon/token}}\", never the token itself"
+            );
+        }
+        for (index, step) in self.demo.steps.iter().enumerate() {
+            if !self.tenants.contains_key(step.tenant()) {
+                bail!(
+                    "[[demo.steps]] number {}: tenant `{}` is not configured under [tenants]",
+                    index + 1,
+                    step.tenant()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The admin API's address.
+    pub fn listen_addr(&self) -> Result<SocketAddr> {
+        self.admin.listen.parse().with_context(|| {
+            format!(
+                "[admin] listen = {:?} is not an address:port such as \"127.0.0.1:8089\"",
+                self.admin.listen
+            )
+        })
+    }
+
+    /// `path` made absolute against the configuration's folder.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_owned()
+        } else {
+            self.base_dir.join(path)
+        }
+    }
+
+    /// The configured plugin directories, absolute.
+    pub fn plugin_dirs(&self) -> Vec<PathBuf> {
+        self.plugins.dirs.iter().map(|d| self.resolve(d)).collect()
+    }
+
+    /// The tenant's configured settings of `plugin` as a JSON object, if any.
+    pub fn settings(&self, tenant: &str, plugin: &str) -> Option<Value> {
+        let table = self.tenants.get(tenant)?.plugins.get(plugin)?;
+        Some(match serde_json::to_value(table) {
+            Ok(Value::Object(map)) => Value::Object(map),
+            _ => Value::Object(Map::new()),
+        })
+    }
+}
+
+impl TrustConfig {
+    /// The host's trust policy; `require` without any key is an error.
+    pub fn policy(&self, config: &Config) -> Result<TrustPolicy> {
+        match self.policy {
+            TrustMode::AllowUnsigned => Ok(TrustPolicy::AllowUnsigned),
+            TrustMode::Require => {
+                let mut keys: Vec<String> = Vec::new();
+                let listed = self.keys.iter().cloned();
+                let mut from_dirs = Vec::new();
+                for dir in &self.key_dirs {
+                    from_dirs.extend(read_key_dir(&config.resolve(dir))?);
+                }
+                // The same folder may be named twice (configuration and command line).
+                for key in listed.chain(from_dirs) {
+                    if !keys.iter().any(|k| k.trim() == key.trim()) {
+                        keys.push(key);
+                    }
+                }
+                if keys.is_empty() {
+                    bail!(
+                        "trust policy `require` has no trusted key: `cargo xtask install-plugin` \
+                         writes the signing key's public half to config/trusted-keys/; add keys \
+                         under [trust] keys or key_dirs, pass --trusted-key, or pass \
+                         --allow-unsigned for development"
+                    );
+                }
+                Ok(TrustPolicy::Require { trusted_keys: keys })
+            }
+        }
+    }
+}
+
+/// Every `*.pub` file in `dir`, sorted by name; nothing when `dir` does not exist.
+pub fn read_key_dir(dir: &Path) -> Result<Vec<String>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(e).with_context(|| format!("listing trusted keys in {}", dir.display()))
+        }
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "pub"))
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .map(|p| {
+            std::fs::read_to_string(p)
+                .with_context(|| format!("reading trusted key {}", p.display()))
+        })
+        .collect()
+}
+
+/// Whether `text` is written as a `${scheme:locator}` reference.
+fn is_reference(text: &str) -> bool {
+    text.starts_with("${") && text.ends_with('}')
+}
+
+/// Resolves an `${env:VAR}` or `${file:/path}` reference against `env`.
+/// The error names the reference, never a value.
+pub fn resolve_reference(text: &str, env: &BTreeMap<String, String>) -> Result<String, String> {
+    let inner = text
+        .strip_prefix("${")
+        .and_then(|t| t.strip_suffix('}'))
+        .ok_or_else(|| format!("`{text}` is not a reference such as ${{env:VAR}}"))?;
+    match inner.split_once(':') {
+        Some(("env", var)) => env
+            .get(var)
+            .filter(|v| !v.is_empty())
+            .cloned()
+            .ok_or_else(|| format!("environment variable `{var}` (from `{text}`) is not set")),
+        Some(("file", path)) if Path::new(path).is_absolute() => std::fs::read_to_string(path)
+            .map(|t| t.trim_end_matches(['\n', '\r']).to_owned())
+            .map_err(|e| format!("cannot read `{path}` (from `{text}`): {e}")),
+        Some(("file", _)) => Err(format!("`{text}`: a file reference needs an absolute path")),
+        _ => Err(format!(
+            "`{text}`: only ${{env:VAR}} and ${{file:/path}} references are supported here"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_configuration_parses_and_names_three_tiers_of_tenants() {
+        let config = Config::parse(EMBEDDED, Path::new("/base")).expect("embedded config");
+        let tiers: Vec<(&str, &str)> = config
+            .tenants
+            .iter()
+            .map(|(id, t)| (id.as_str(), t.tier.as_str()))
+            .collect();
+        assert_eq!(
+            tiers,
+            [
+                ("acme-fiber", "enterprise"),
+                ("bluesky-net", "pro"),
+                ("corner-wifi", "free")
+            ]
+        );
+        assert_eq!(config.plugin_dirs(), [PathBuf::from("/base/var/plugins")]);
+        assert!(!config.demo.steps.is_empty());
+        let settings = config
+            .settings("acme-fiber", "stripe")
+            .expect("stripe settings");
+        assert_eq!(settings["max_amount_minor"], 100000);
+        assert_eq!(settings["secret_key"], "${env:STRIPE_SECRET_KEY}");
+    }
+
+    fn check(text: &str, expected: &str) {
+        let full = format!("[admin]\nlisten = \"127.0.0.1:1\"\ntoken = \"${{env:T}}\"\n{text}");
+        let outcome = match Config::parse(&full, Path::new("/")) {
+            Ok(_) => "ok".to_owned(),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(
+            outcome.contains(expected),
+            "{text:?}: expected {expected:?} in {outcome:?}"
+        );
+    }
+
+    #[test]
+    fn bad_configurations_are_refused_with_the_reason() {
+        check("", "ok");
+        check("[tenants.a]\ntier = \"pro\"", "ok");
+        check("[plugins]\ndirz = []", "unknown field `dirz`");
+        check("[trust]\npolicy = \"maybe\"", "unknown variant `maybe`");
+        check(
+            "[standins]\ntwilio = \"sometimes\"",
+            "unknown variant `sometimes`",
+        );
+        check(
+            "[[demo.steps]]\nflow = \"tier-change\"\ntenant = \"ghost\"\ntier = \"pro\"",
+            "tenant `ghost` is not configured",
+        );
+        check(
+            "[[demo.steps]]\nflow = \"dance\"\ntenant = \"a\"",
+            "unknown variant `dance`",
+        );
+    }
+
+    #[test]
+    fn the_admin_section_is_checked() {
+        let parse = |admin: &str| match Config::parse(&format!("[admin]\n{admin}"), Path::new("/"))
+        {
+            Ok(_) => "ok".to_owned(),
+            Err(e) => format!("{e:#}"),
+        };
+        assert_eq!(
+            parse("listen = \"127.0.0.1:0\"\ntoken = \"${file:/t}\""),
+            "ok"
+        );
+        assert!(
+            parse("listen = \"localhost\"\ntoken = \"${env:T}\"").contains("not an address:port")
+        );
+        assert!(parse("listen = \"127.0.0.1:0\"\ntoken = \"hunter2\"")
+            .contains("never the token itself"));
+        assert!(parse("listen = \"127.0.0.1:0\"").contains("missing field `token`"));
+    }
+
+    #[test]
+    fn references_resolve_from_the_environment_and_files() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("token");
+        std::fs::write(&file, "from-file\n").expect("write");
+        let env: BTreeMap<String, String> = [("TOKEN".to_owned(), "from-env".to_owned())].into();
+        let check = |text: &str, expected: Result<&str, &str>| {
+            let got = resolve_reference(text, &env);
+            match expected {
+                Ok(value) => assert_eq!(got.as_deref(), Ok(value), "{text}"),
+                Err(part) => {
+                    let message = got.expect_err(text);
+                    assert!(message.contains(part), "{text}: {message}");
+                    assert!(!message.contains("from-env"), "{message}");
+                }
+            }
+        };
+        check("${env:TOKEN}", Ok("from-env"));
+        check(&format!("${{file:{}}}", file.display()), Ok("from-file"));
+        check("${env:MISSING}", Err("`MISSING`"));
+        check("${file:relative}", Err("absolute path"));
+        check("${vault:a#b}", Err("only ${env:VAR} and ${file:/path}"));
+        check("TOKEN", Err("not a reference"));
+    }
+}

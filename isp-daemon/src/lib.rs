@@ -1,0 +1,44 @@
+//! isp-daemon: plugkit's host embedded in an ISP service. It starts the
+//! installed plugins, keeps tenants on tiers with their plugin settings,
+//! runs the ISP flows through hooks and category services, and serves an
+//! admin API and page. `--demo` runs the demo script against local stand-ins
+//! of Twilio and Stripe.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use isp_daemon::{Config, Daemon, StartOptions};
+//!
+//! # fn main() -> anyhow::Result<()> {
+//! let daemon = Arc::new(Daemon::start(Config::embedded()?, StartOptions::default())?);
+//! let reports = isp_daemon::demo::run(&daemon, &|line| println!("{line}"));
+//! println!("{} flows ran", reports.len());
+//! for line in daemon.shutdown() {
+//!     println!("{line}");
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! # Modules
+//! - `config`: the TOML configuration and the embedded default (pure but
+//!   for reading files).
+//! - `daemon`: the host and the platform, and every operation on them.
+//! - `flows`: the ISP flows (new customer, device alert, tier change).
+//! - `api`: the admin HTTP API and page (the only async code besides `main`).
+//! - `demo`, `standins`, `peers`, `install`: the demo script, the Twilio and
+//!   Stripe stand-ins, the snmpd/sshd devices, `--plugins-from-build`.
+//! - `live`: `--watch`, hot reload of the plugin directories.
+
+pub mod api;
+pub mod config;
+pub mod daemon;
+pub mod demo;
+pub mod error;
+pub mod flows;
+pub mod install;
+pub mod live;
+pub mod peers;
+pub mod standins;
+
+pub use config::Config;
+pub use daemon::{Daemon, StartOptions};
+pub use error::{Problem, ProblemKind};

@@ -1,0 +1,110 @@
+//! `--watch`: hot reload of the plugin directories through [`Host::watch`],
+//! each [`LiveEvent`] printed, recorded in the audit log, and a newly
+//! started plugin registered and activated for the tenants waiting for it.
+//!
+//! [`Host::watch`]: plugin_host::Host::watch
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use plugin_host::{LiveEvent, LiveOptions, ReloadOutcome};
+
+use crate::daemon::Daemon;
+
+/// Where the daemon's lines go.
+pub type Say = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// One line for a live event.
+pub fn describe(event: &LiveEvent) -> String {
+    match event {
+        LiveEvent::Reloaded(report) => match &report.outcome {
+            ReloadOutcome::Swapped => format!(
+                "[reload] {}: {} → {} swapped in (callers waited {:?} at most{})",
+                report.plugin,
+                report.from_version,
+                report.to_version.as_deref().unwrap_or("?"),
+                report.swap,
+                if report.dependents_cycled.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; dependents cycled: {}",
+                        report.dependents_cycled.join(", ")
+                    )
+                }
+            ),
+            ReloadOutcome::Unchanged => format!(
+                "[reload] {}: the library did not change; nothing to do",
+                report.plugin
+            ),
+            ReloadOutcome::RolledBack { step, error } => format!(
+                "[reload] {}: the new version failed at the {step} and was rolled back; {} \
+                 keeps serving: {error}",
+                report.plugin, report.from_version
+            ),
+        },
+        LiveEvent::Started { plugin, version } => format!("[reload] {plugin} {version} started"),
+        LiveEvent::StartFailed { plugin, error } => {
+            format!("[reload] {plugin} could not start: {error}")
+        }
+        LiveEvent::Stopped { plugin, dependents } => format!(
+            "[reload] {plugin} stopped: its folder was removed{}",
+            if dependents.is_empty() {
+                String::new()
+            } else {
+                format!(" (and its dependents {})", dependents.join(", "))
+            }
+        ),
+        LiveEvent::Problem { folder, message } => {
+            format!("[reload] {}: {message}", folder.display())
+        }
+    }
+}
+
+/// Starts watching the daemon's plugin directories; events are handled on
+/// a thread of their own until the daemon shuts down.
+pub fn watch(daemon: &Arc<Daemon>, say: Say) -> Result<()> {
+    let mut options = LiveOptions::new(daemon.plugin_dirs().to_vec());
+    let weak = Arc::downgrade(daemon);
+    options.on_started = Some(Arc::new(move |_host, plugin| {
+        if let Some(daemon) = weak.upgrade() {
+            daemon.adopt_new_plugin("isp-daemon", plugin);
+        }
+    }));
+    let live = daemon
+        .host()
+        .watch(options)
+        .context("watching the plugin directories")?;
+    daemon.watching.store(true, Ordering::SeqCst);
+    say(&format!(
+        "[reload] watching {} for changes (hot reload)",
+        daemon_dirs(daemon)
+    ));
+    let daemon = Arc::clone(daemon);
+    std::thread::Builder::new()
+        .name("isp-daemon-live".to_owned())
+        .spawn(move || {
+            while daemon.watching.load(Ordering::SeqCst) {
+                let Some(event) = live.next_event(Duration::from_millis(250)) else {
+                    continue;
+                };
+                if let LiveEvent::Reloaded(report) = &event {
+                    daemon.record_live_reload(report);
+                }
+                say(&describe(&event));
+            }
+        })
+        .context("starting the live reload thread")?;
+    Ok(())
+}
+
+fn daemon_dirs(daemon: &Daemon) -> String {
+    daemon
+        .plugin_dirs()
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,84 @@
+//! `cargo xtask demo`: the main job. Builds, signs and installs the three
+//! reference plugins, then runs the ISP daemon on its embedded demo
+//! configuration with signatures required; extra arguments go to the
+//! daemon (`--serve`, `--watch`, ...).
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+
+use crate::artifacts;
+use crate::install::{self, Options};
+use crate::locations;
+
+pub(crate) fn run(plugin_dir: Option<PathBuf>, extra: &[String]) -> Result<()> {
+    let plugin_dir = plugin_dir.unwrap_or_else(|| {
+        artifacts::workspace_root()
+            .join("var")
+            .join("demo")
+            .join("plugins")
+    });
+    eprintln!(
+        "xtask: installing the reference plugins into {}",
+        plugin_dir.display()
+    );
+    let names = install::COMMON_PLUGINS.map(String::from);
+    install::run(
+        &names,
+        &Options {
+            release: false,
+            plugin_dir: plugin_dir.clone(),
+            allow_downgrade: true,
+            dry_run: false,
+            rebuild: true,
+        },
+    )?;
+
+    eprintln!("xtask: building the ISP daemon");
+    let output = artifacts::cargo()
+        .current_dir(artifacts::workspace_root())
+        .args([
+            "build",
+            "-p",
+            "isp-daemon",
+            "--message-format=json-render-diagnostics",
+        ])
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running cargo build -p isp-daemon")?;
+    if !output.status.success() {
+        bail!("building isp-daemon failed (see the compiler output above)");
+    }
+    let daemon = executable(&output.stdout, "isp-daemon")
+        .context("cargo reported no isp-daemon executable")?;
+
+    let keys = locations::config_dir().join("trusted-keys");
+    eprintln!(
+        "xtask: running {} --demo (signatures required, trusted keys in {})",
+        daemon.display(),
+        keys.display()
+    );
+    let status = Command::new(&daemon)
+        .arg("--demo")
+        .arg("--plugin-dir")
+        .arg(&plugin_dir)
+        .arg("--trusted-key")
+        .arg(&keys)
+        .args(extra)
+        .status()
+        .with_context(|| format!("running {}", daemon.display()))?;
+    if !status.success() {
+        bail!("the ISP daemon exited with {status}");
+    }
+    Ok(())
+}
+
+/// The path of binary `name` from cargo's JSON messages.
+fn executable(stdout: &[u8], name: &str) -> Option<PathBuf> {
+    stdout
+        .split(|b| *b == b'\n')
+        .filter_map(|line| serde_json::from_slice::<serde_json::Value>(line).ok())
+        .filter(|msg| msg["reason"] == "compiler-artifact" && msg["target"]["name"] == name)
+        .find_map(|msg| msg["executable"].as_str().map(PathBuf::from))
+}

@@ -9,7 +9,8 @@ use criterion::{criterion_group, BenchmarkId, Criterion};
 use plugin_host::{Host, HostConfig, LoadOptions};
 use plugkit_bench::{format_ns, library, print_ratios, rss_bytes};
 
-/// The in-process baseline: the same signature as the plugin's service.
+/// The in-process baseline: the same signature as the plugin's service, and
+/// the same method dispatch as the fixture (`tests/fixtures/common/recording.rs`).
 trait DirectService {
     fn invoke(&self, tenant: &str, method: &str, payload: &[u8]) -> Result<Vec<u8>, String>;
 }
@@ -22,6 +23,11 @@ impl DirectService for Echo {
         match method {
             "ping" => Ok(Vec::new()),
             "echo" => Ok(payload.to_vec()),
+            "count" | "version" | "secret" | "state_put" | "state_get" | "emit" | "metric" => {
+                Ok(method.as_bytes().to_vec())
+            }
+            "panic" => panic!("panics on request"),
+            "fail" => Err("failing on request".to_owned()),
             other => Err(format!("unknown method {other}")),
         }
     }

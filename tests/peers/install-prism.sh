@@ -20,8 +20,17 @@ if ! command -v npm >/dev/null 2>&1; then
 fi
 
 mkdir -p "$prefix"
-npm install --prefix "$prefix" --no-audit --no-fund --loglevel=error \
-    @stoplight/prism-cli@5 @twilio-alpha/mcp@0.7.0
+install() {
+    npm install --prefix "$prefix" --no-audit --no-fund --loglevel=error \
+        @stoplight/prism-cli@5 @twilio-alpha/mcp@0.7.0
+}
+# A half-finished earlier install (an interrupted run) makes npm fail with
+# ENOTEMPTY; start over from an empty prefix once.
+if ! install; then
+    echo "prism: npm install failed; retrying from an empty $prefix" >&2
+    rm -rf "$prefix/node_modules" "$prefix/package-lock.json"
+    install
+fi
 
 if [[ ! -x "$prism_bin" || ! -f "$spec" ]]; then
     echo "prism: install finished but $prism_bin or $spec is missing" >&2

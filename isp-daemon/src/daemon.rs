@@ -21,8 +21,8 @@ use anyhow::{bail, Context, Result};
 use plugin_host::{
     discover, embedded_identity, AuditAction, AuditEntry, AuditOutcome, DependencyGraph,
     EmbeddedIdentity, Environment, Host, HostConfig, LoadOptions, Manifest, Platform,
-    PlatformConfig, PlatformError, PluginState, SignatureStatus, Subscription, TenantPluginView,
-    Tiers, TrustPolicy,
+    PlatformConfig, PlatformError, PluginState, SignatureStatus, TenantPluginView, Tiers,
+    TrustPolicy,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -118,40 +118,9 @@ pub(crate) fn identity_of(path: &Path) -> Result<EmbeddedIdentity, String> {
     embedded_identity(&bytes)
 }
 
-/// The load options a manifest implies, as the host's own supervisor builds
-/// them (`plugin_host`'s `load_options` is crate-private).
+/// The load options a manifest implies, as the host's own supervisor builds them.
 pub(crate) fn load_options(manifest: &Manifest) -> LoadOptions {
-    let mut defaults = serde_json::Map::new();
-    for (key, spec) in manifest.config.iter() {
-        if let Some(value) = &spec.default {
-            if let Ok(json) = serde_json::to_value(value) {
-                defaults.insert(key.to_owned(), json);
-            }
-        }
-    }
-    LoadOptions {
-        expected_id: Some(manifest.id.clone()),
-        expected_version: Some(manifest.version.to_string()),
-        provides: manifest.provides.clone(),
-        manifest_path: Some(manifest.path.clone()),
-        dependencies: manifest.dependencies.keys().cloned().collect(),
-        permissions: manifest.permissions.clone(),
-        config_json: Some(Value::Object(defaults).to_string()),
-        hooks: manifest
-            .hooks
-            .iter()
-            .map(|h| Subscription {
-                plugin: manifest.id.clone(),
-                hook: h.name.clone(),
-                priority: h.priority,
-                kind: h.kind,
-                before: h.before.clone(),
-                after: h.after.clone(),
-            })
-            .collect(),
-        // Fields the host adds later keep their defaults.
-        ..LoadOptions::default()
-    }
+    LoadOptions::from_manifest(manifest)
 }
 
 /// 32 hex digits from the kernel's random source.

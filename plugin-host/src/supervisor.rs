@@ -72,6 +72,19 @@ pub(crate) fn read_identity(path: &Path) -> Result<EmbeddedIdentity, String> {
 
 /// The load options a manifest implies.
 pub(crate) fn load_options(manifest: &Manifest) -> LoadOptions {
+    LoadOptions::from_manifest(manifest)
+}
+
+impl LoadOptions {
+    /// What an installed plugin's manifest implies: its id, version,
+    /// permissions, hooks, provided services, dependencies and configuration
+    /// defaults, and that its signature must bind this `plugin.toml`.
+    pub fn from_manifest(manifest: &Manifest) -> LoadOptions {
+        manifest_options(manifest)
+    }
+}
+
+fn manifest_options(manifest: &Manifest) -> LoadOptions {
     let mut defaults = serde_json::Map::new();
     for (key, spec) in manifest.config.iter() {
         if let Some(value) = &spec.default {

@@ -1,5 +1,7 @@
 //! Per-plugin counters and a sampled latency histogram, cheap enough for the
-//! call path: relaxed atomic increments, and a clock read on one call in 16.
+//! call path: one relaxed atomic increment per call, and two clock reads on
+//! one call in 256 (reading the clock on every 16th call cost 20% of an
+//! empty plugin call, measured with perf).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -9,7 +11,7 @@ use parking_lot::Mutex;
 use serde::Serialize;
 
 /// One clock read per this many calls.
-pub(crate) const SAMPLE_EVERY: u64 = 16;
+pub(crate) const SAMPLE_EVERY: u64 = 256;
 const BUCKETS: usize = 48;
 
 /// Live counters for one plugin.

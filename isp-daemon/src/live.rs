@@ -67,6 +67,11 @@ pub fn describe(event: &LiveEvent) -> String {
 /// a thread of their own until the daemon shuts down.
 pub fn watch(daemon: &Arc<Daemon>, say: Say) -> Result<()> {
     let mut options = LiveOptions::new(daemon.plugin_dirs().to_vec());
+    // `cargo xtask dev` reads the swap time from here.
+    options.event_log = daemon
+        .plugin_dirs()
+        .first()
+        .map(|dir| dir.join(".plugkit-live.jsonl"));
     let weak = Arc::downgrade(daemon);
     options.on_started = Some(Arc::new(move |_host, plugin| {
         if let Some(daemon) = weak.upgrade() {

@@ -98,8 +98,9 @@ pub(crate) struct Slot {
     pub(crate) id: String,
     pub(crate) source: RwLock<PathBuf>,
     pub(crate) lifecycle: Mutex<Lifecycle>,
-    /// Mirror of the lifecycle's tenant set for the call path.
-    pub(crate) active_tenants: RwLock<BTreeSet<String>>,
+    /// Mirror of the lifecycle's tenant set for the call path, copied on
+    /// write so a handle can keep a snapshot and check it without locking.
+    pub(crate) active_tenants: RwLock<Arc<BTreeSet<String>>>,
     /// The configuration each active tenant was activated with, for reloads.
     pub(crate) tenant_configs: Mutex<BTreeMap<String, String>>,
     /// The version serving calls; swapped whole by a reload.
@@ -320,7 +321,7 @@ impl Host {
             id: id.clone(),
             source: RwLock::new(path.to_owned()),
             lifecycle: Mutex::new(Lifecycle::new()),
-            active_tenants: RwLock::new(BTreeSet::new()),
+            active_tenants: RwLock::new(Arc::new(BTreeSet::new())),
             tenant_configs: Mutex::new(BTreeMap::new()),
             current: RwLock::new(Arc::new(loaded)),
             metrics: PluginMetrics::default(),
@@ -550,7 +551,12 @@ impl Host {
         slot.tenant_configs
             .lock()
             .insert(tenant.to_owned(), config_json.to_owned());
-        slot.active_tenants.write().insert(tenant.to_owned());
+        {
+            let mut active = slot.active_tenants.write();
+            let mut next = BTreeSet::clone(&active);
+            next.insert(tenant.to_owned());
+            *active = Arc::new(next);
+        }
         self.inner.invalidate_dispatch();
         Ok(())
     }
@@ -559,7 +565,12 @@ impl Host {
     pub fn deactivate(&self, id: &str, tenant: &str) -> Result<(), HostError> {
         let slot = self.inner.slot(id)?;
         // New calls for this tenant stop first; calls in flight finish.
-        slot.active_tenants.write().remove(tenant);
+        {
+            let mut active = slot.active_tenants.write();
+            let mut next = BTreeSet::clone(&active);
+            next.remove(tenant);
+            *active = Arc::new(next);
+        }
         slot.tenant_configs.lock().remove(tenant);
         self.inner.invalidate_dispatch();
         self.step(
@@ -680,7 +691,12 @@ impl Host {
     pub fn plugin(&self, id: &str) -> Result<PluginHandle, HostError> {
         let slot = self.inner.slot(id)?;
         let loaded = slot.current.read().clone();
-        Ok(PluginHandle { slot, loaded })
+        let tenants = slot.active_tenants.read().clone();
+        Ok(PluginHandle {
+            slot,
+            loaded,
+            tenants,
+        })
     }
 
     /// How many old library versions were unloaded, and which stayed mapped.
@@ -1167,6 +1183,9 @@ fn extensions_of(instance: &PluginInstance) -> Vec<&'static str> {
 pub struct PluginHandle {
     slot: Arc<Slot>,
     loaded: Arc<LoadedPlugin>,
+    /// The tenants the plugin was active for when the handle was taken: a
+    /// call for any other tenant is refused before it reaches the plugin.
+    tenants: Arc<BTreeSet<String>>,
 }
 
 impl PluginHandle {
@@ -1184,9 +1203,13 @@ impl PluginHandle {
     #[inline]
     fn call<T>(
         &self,
+        tenant: &str,
         f: impl FnOnce(&PluginInstance) -> Option<RResult<T, PluginError>>,
         extension: &'static str,
     ) -> Result<T, HostError> {
+        if !self.tenants.contains(tenant) {
+            return Err(self.not_active(tenant));
+        }
         let sampled = self.slot.metrics.start_call();
         let start = sampled.then(Instant::now);
         let result = f(&self.loaded.instance);
@@ -1221,6 +1244,9 @@ impl PluginHandle {
     /// moving it through two intermediate enums.
     #[inline]
     pub fn invoke(&self, tenant: &str, method: &str, payload: &[u8]) -> Result<Vec<u8>, HostError> {
+        if !self.tenants.contains(tenant) {
+            return Err(self.not_active(tenant));
+        }
         let Some(service) = self.loaded.instance.service.as_ref().into_option() else {
             return Err(HostError::MissingExtension {
                 plugin: self.slot.id.clone(),
@@ -1260,6 +1286,7 @@ impl PluginHandle {
         message: OutboundMessage,
     ) -> Result<MessageReceipt, HostError> {
         self.call(
+            tenant,
             |p| {
                 p.communication
                     .as_ref()
@@ -1273,6 +1300,7 @@ impl PluginHandle {
     /// Looks up a message (`communication`).
     pub fn message_status(&self, tenant: &str, id: &str) -> Result<MessageReceipt, HostError> {
         self.call(
+            tenant,
             |p| {
                 p.communication.as_ref().into_option().map(|c| {
                     c.message_status(tenant.into(), id.into())
@@ -1290,6 +1318,7 @@ impl PluginHandle {
         request: WebhookRequest,
     ) -> Result<bool, HostError> {
         self.call(
+            tenant,
             |p| {
                 p.communication
                     .as_ref()
@@ -1307,6 +1336,7 @@ impl PluginHandle {
         request: WebhookRequest,
     ) -> Result<StatusUpdate, HostError> {
         self.call(
+            tenant,
             |p| {
                 p.communication.as_ref().into_option().map(|c| {
                     c.parse_status_callback(tenant.into(), request)
@@ -1324,6 +1354,7 @@ impl PluginHandle {
         request: CreatePayment,
     ) -> Result<Payment, HostError> {
         self.call(
+            tenant,
             |p| {
                 p.payment
                     .as_ref()
@@ -1341,6 +1372,7 @@ impl PluginHandle {
         request: ConfirmPayment,
     ) -> Result<Payment, HostError> {
         self.call(
+            tenant,
             |p| {
                 p.payment
                     .as_ref()
@@ -1358,6 +1390,7 @@ impl PluginHandle {
         request: CapturePayment,
     ) -> Result<Payment, HostError> {
         self.call(
+            tenant,
             |p| {
                 p.payment
                     .as_ref()
@@ -1371,6 +1404,7 @@ impl PluginHandle {
     /// Refunds a payment (`payment`).
     pub fn refund(&self, tenant: &str, request: RefundRequest) -> Result<Refund, HostError> {
         self.call(
+            tenant,
             |p| {
                 p.payment
                     .as_ref()
@@ -1388,6 +1422,7 @@ impl PluginHandle {
         request: WebhookRequest,
     ) -> Result<PaymentEvent, HostError> {
         self.call(
+            tenant,
             |p| {
                 p.payment
                     .as_ref()
@@ -1401,6 +1436,7 @@ impl PluginHandle {
     /// Runs an SNMP operation (`network`).
     pub fn snmp(&self, tenant: &str, request: SnmpRequest) -> Result<Vec<VarBind>, HostError> {
         self.call(
+            tenant,
             |p| {
                 p.network.as_ref().into_option().map(|c| {
                     c.snmp(tenant.into(), request)
@@ -1414,6 +1450,7 @@ impl PluginHandle {
     /// Runs a command over SSH (`network`).
     pub fn ssh_exec(&self, tenant: &str, command: SshCommand) -> Result<SshOutput, HostError> {
         self.call(
+            tenant,
             |p| {
                 p.network
                     .as_ref()
@@ -1431,6 +1468,7 @@ impl PluginHandle {
         run: PlaybookRun,
     ) -> Result<PlaybookReport, HostError> {
         self.call(
+            tenant,
             |p| {
                 p.network
                     .as_ref()
@@ -1444,5 +1482,13 @@ impl PluginHandle {
     /// Whether the plugin is active for `tenant` right now.
     pub fn is_active_for(&self, tenant: &str) -> bool {
         self.slot.active_tenants.read().contains(tenant)
+    }
+
+    #[cold]
+    fn not_active(&self, tenant: &str) -> HostError {
+        HostError::NotActive {
+            plugin: self.slot.id.clone(),
+            tenant: tenant.to_owned(),
+        }
     }
 }

@@ -558,6 +558,7 @@ fn host_services_work_with_the_declared_permissions() {
         ],
     );
     host.set_secret(&id, "acme", "api_key", "s3cr3t");
+    host.activate(&id, "other", "{}").expect("activate other");
     let plugin = host.plugin(&id).expect("handle");
     assert_eq!(
         plugin.invoke("acme", "secret", b"api_key").expect("secret"),
@@ -613,4 +614,32 @@ fn health_is_aggregated_to_the_worst_plugin() {
         &[],
     );
     assert_eq!(host.health().status, HealthStatus::Unhealthy);
+}
+
+#[test]
+fn calls_for_a_tenant_the_plugin_is_not_active_for_are_refused() {
+    let (host, _dir) = new_host();
+    let id = start(&host, "fixture-good", vec![], serde_json::json!({}), &[]);
+    let plugin = host.plugin(&id).expect("handle");
+    let err = plugin
+        .invoke("other-isp", "echo", b"x")
+        .expect_err("inactive tenant");
+    assert!(
+        matches!(&err, HostError::NotActive { plugin, tenant } if plugin == "fixture-good" && tenant == "other-isp"),
+        "{err}"
+    );
+    let err = plugin
+        .send_message("other-isp", OutboundMessage::default())
+        .expect_err("inactive tenant");
+    assert!(matches!(err, HostError::NotActive { .. }), "{err}");
+    // Nothing reached the plugin.
+    assert_eq!(host.metrics(&id).expect("metrics").calls, 0);
+    // After deactivation, a fresh handle refuses the tenant too.
+    host.deactivate(&id, "acme").expect("deactivate");
+    let err = host
+        .plugin(&id)
+        .expect("handle")
+        .invoke("acme", "echo", b"x")
+        .expect_err("deactivated");
+    assert!(matches!(err, HostError::NotActive { .. }), "{err}");
 }

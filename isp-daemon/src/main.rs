@@ -144,6 +144,13 @@ fn load_config(cli: &Cli) -> Result<Config> {
                 std::fs::read_to_string(path)
                     .with_context(|| format!("reading trusted key {}", path.display()))?,
             );
+        } else if key.starts_with('/') || key.starts_with('.') || key.ends_with(".pub") {
+            // A base64 key never starts with `/` or `.`: this was meant as a path.
+            anyhow::bail!(
+                "--trusted-key {key}: no such file or directory; pass a public key, a `.pub` \
+                 file or a folder of them (`cargo xtask install-plugin` writes \
+                 config/trusted-keys/<KEY ID>.pub)"
+            );
         } else {
             config.trust.keys.push(key.clone());
         }

@@ -69,7 +69,19 @@ pub(crate) fn keygen(force: bool) -> Result<()> {
 pub(crate) fn load_or_create() -> Result<SigningKey> {
     let dir = locations::key_dir()?;
     if dir.join(SECRET_FILE).exists() {
-        return load(&dir);
+        let key = load(&dir)?;
+        // A fresh checkout has no trusted-keys folder yet, although the key
+        // (kept outside the repository) already exists: trust it here too.
+        let trusted = trusted_key_file(&key.key_id);
+        if !trusted.exists() {
+            write_trusted(&trusted, &key)?;
+            eprintln!(
+                "xtask: trusting development key {} for this checkout's daemon: {}",
+                key.key_id,
+                trusted.display()
+            );
+        }
+        return Ok(key);
     }
     eprintln!(
         "xtask: no signing key in {}; generating a development key",
@@ -144,14 +156,7 @@ fn load(dir: &Path) -> Result<SigningKey> {
 /// Prints the new public key and writes it where the daemon's configuration finds it.
 fn announce(dir: &Path, key: &SigningKey) -> Result<()> {
     let trusted = trusted_key_file(&key.key_id);
-    files::write_atomic(
-        &trusted,
-        format!(
-            "untrusted comment: minisign public key {}\n{}\n",
-            key.key_id, key.public_line
-        )
-        .as_bytes(),
-    )?;
+    write_trusted(&trusted, key)?;
     eprintln!(
         "xtask: new signing key {id}\n  secret key: {secret} (keep it private)\n  public key: {public}\n  \
          trusted by the daemon through {trusted}\n  \
@@ -162,6 +167,17 @@ fn announce(dir: &Path, key: &SigningKey) -> Result<()> {
         trusted = trusted.display(),
     );
     Ok(())
+}
+
+fn write_trusted(path: &Path, key: &SigningKey) -> Result<()> {
+    files::write_atomic(
+        path,
+        format!(
+            "untrusted comment: minisign public key {}\n{}\n",
+            key.key_id, key.public_line
+        )
+        .as_bytes(),
+    )
 }
 
 fn trusted_key_file(key_id: &str) -> PathBuf {

@@ -138,6 +138,15 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Daemon {
+    /// How many installed plugins could not be started (each reported in
+    /// the startup lines as `[host] problem: ...`).
+    pub fn startup_problems(&self) -> usize {
+        self.startup
+            .iter()
+            .filter(|l| l.starts_with("[host] problem:"))
+            .count()
+    }
+
     /// Starts the daemon: stand-ins, plugins, platform state, tenants.
     /// Returns once every plugin that can start has started.
     pub fn start(config: Config, options: StartOptions) -> Result<Self> {

@@ -315,6 +315,7 @@ async fn serve_and_run(cli: Cli, config: Config, devices: Devices, say: Say) -> 
         live::watch(&daemon, say.clone())?;
     }
 
+    let mut demo_failed = false;
     if cli.demo {
         let for_demo = Arc::clone(&daemon);
         let demo_say = say.clone();
@@ -329,8 +330,19 @@ async fn serve_and_run(cli: Cli, config: Config, devices: Devices, say: Say) -> 
                         "── demo done: {} flows ran, {reached} reached their goal (the veto is part of the demo)",
                         reports.len()
                     ));
+                    let problems = daemon.startup_problems();
+                    if problems > 0 {
+                        demo_failed = true;
+                        say(&format!(
+                            "[demo] FAILED: {problems} installed plugin(s) did not start (see `[host] problem:` above), \
+                             so the flows ran without them"
+                        ));
+                    }
                 }
-                Err(e) => say(&format!("[demo] FAILED: {e}")),
+                Err(e) => {
+                    demo_failed = true;
+                    say(&format!("[demo] FAILED: {e}"));
+                }
             },
             _ = stopped.wait_for(|stop| *stop) => say("[demo] interrupted"),
         }
@@ -365,5 +377,9 @@ async fn serve_and_run(cli: Cli, config: Config, devices: Devices, say: Say) -> 
         }
     }
     say("[isp-daemon] stopped");
-    Ok(ExitCode::SUCCESS)
+    Ok(if demo_failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

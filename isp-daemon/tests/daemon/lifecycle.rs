@@ -190,6 +190,71 @@ fn the_main_job_runs_the_demo_and_exits_zero() {
     }
 }
 
+/// Plugins that are installed but refused (here: unsigned, while the daemon
+/// requires signatures) make the demo fail instead of running empty flows.
+#[test]
+fn the_demo_fails_when_installed_plugins_do_not_start() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let map = artifact_map(dir.path());
+    let map = map.to_str().expect("utf-8 path");
+    // Lay the plugins out unsigned, then run the demo on that folder with signatures required.
+    let state = dir.path().join("state");
+    let state = state.to_str().expect("utf-8 path");
+    let mut layout = Running::start(
+        &[
+            "--allow-unsigned",
+            "--plugins-from-build",
+            map,
+            "--state-dir",
+            state,
+            "--listen",
+            "127.0.0.1:0",
+            "--no-devices",
+        ],
+        &[],
+    );
+    layout.wait_for_line("[isp-daemon] serving", Duration::from_secs(120));
+    layout.signal("TERM");
+    assert!(
+        layout.wait_for_exit(Duration::from_secs(60)).success(),
+        "{}",
+        layout.output()
+    );
+    let plugins = dir.path().join("state").join("plugins-from-build");
+    let plugins = plugins.to_str().expect("utf-8 path");
+    let random_key = "RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3";
+    let mut daemon = Running::start(
+        &[
+            "--demo",
+            "--plugin-dir",
+            plugins,
+            "--trusted-key",
+            random_key,
+            "--listen",
+            "127.0.0.1:0",
+            "--no-devices",
+        ],
+        &[],
+    );
+    let status = daemon.wait_for_exit(Duration::from_secs(300));
+    assert_eq!(status.code(), Some(1), "{}", daemon.output());
+    let lines = daemon.lines();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("[host] problem: plugin `twilio`")),
+        "{}",
+        daemon.output()
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("[demo] FAILED: 3 installed plugin(s) did not start")),
+        "{}",
+        daemon.output()
+    );
+}
+
 #[test]
 fn sigterm_stops_plugins_in_reverse_dependency_order_keeps_the_audit_log_and_exits_zero() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -338,6 +403,10 @@ fn the_command_line_prints_the_embedded_configuration_and_explains_its_errors() 
         "--plugins-from-build installs unsigned libraries",
     );
     check(&["--listen", "nowhere"], "is not an address:port");
+    check(
+        &["--demo", "--trusted-key", "/no/such/keys"],
+        "--trusted-key /no/such/keys: no such file or directory",
+    );
     let bad = dir.path().join("bad.toml");
     std::fs::write(
         &bad,

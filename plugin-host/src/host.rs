@@ -301,21 +301,19 @@ impl Host {
     /// Loads a plugin library: stages a private copy, checks it, loads it
     /// and instantiates the plugin. Returns the plugin's id.
     pub fn load(&self, path: &Path, options: LoadOptions) -> Result<String, HostError> {
-        if let Ok(bytes) = std::fs::read(path) {
-            if let Ok((id, _)) = crate::elf::embedded_identity(&bytes) {
-                if let Some(existing) = self.inner.plugins.read().get(&id) {
-                    return Err(HostError::AlreadyLoaded {
-                        plugin: id,
-                        existing: existing.source.read().clone(),
-                        path: path.to_owned(),
-                    });
-                }
-            }
-        }
+        // Refused before dlopen: a second copy would share nothing with the first.
+        let not_loaded = |id: &str| match self.inner.plugins.read().get(id) {
+            Some(existing) => Err(HostError::AlreadyLoaded {
+                plugin: id.to_owned(),
+                existing: existing.source.read().clone(),
+                path: path.to_owned(),
+            }),
+            None => Ok(()),
+        };
         let Prepared {
             loaded,
             signature: signature_status,
-        } = self.prepare(path, &options)?;
+        } = self.prepare(path, &options, not_loaded)?;
         let id = loaded.identity.id.clone();
         let slot = Arc::new(Slot {
             id: id.clone(),
@@ -360,6 +358,7 @@ impl Host {
         &self,
         path: &Path,
         options: &LoadOptions,
+        before_dlopen: impl FnOnce(&str) -> Result<(), HostError>,
     ) -> Result<Prepared, HostError> {
         let label = loader::label_of(path);
         let plugin = options.expected_id.clone().unwrap_or_else(|| label.clone());
@@ -398,13 +397,23 @@ impl Host {
         )?;
         let staged = self.inner.loader.stage_bytes(path, &plugin, &bytes)?;
         drop(bytes);
+        // Refusals before dlopen leave no private copy behind.
+        let refuse = |e: HostError| {
+            let _ = std::fs::remove_file(&staged.path);
+            Err(e)
+        };
         if let (Some(expected), Some((id, _))) = (&options.expected_id, &staged.embedded) {
             if expected != id {
-                return Err(HostError::IdentityMismatch {
+                return refuse(HostError::IdentityMismatch {
                     expected: expected.clone(),
                     found: id.clone(),
                     path: path.to_owned(),
                 });
+            }
+        }
+        if let Some((id, _)) = &staged.embedded {
+            if let Err(e) = before_dlopen(id) {
+                return refuse(e);
             }
         }
         let loaded = self.inner.loader.load(&staged)?;

@@ -200,7 +200,7 @@ impl Host {
         };
         // 1. Prepare the new version beside the old one.
         let Prepared { loaded, signature } = self
-            .prepare(path, options)
+            .prepare(path, options, |_| Ok(()))
             .map_err(fail(ReloadStep::Load))?;
         report.to_version = Some(loaded.identity.version.clone());
         self.check_dependencies(&slot.id, options)

@@ -1,0 +1,44 @@
+//! Fires an event with 100 subscriptions in a loop, for instruction-level
+//! profiling with `valgrind --tool=callgrind`.
+
+use std::hint::black_box;
+
+use plugin_host::{HookKind, Host, HostConfig, LoadOptions, Subscription};
+use plugkit_bench::library;
+
+fn main() {
+    let rounds: usize = std::env::args()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10_000);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let host = Host::new(HostConfig::with_runtime_dir(dir.path().join("rt"))).expect("host");
+    for package in [
+        "fixture-good",
+        "fixture-dep-a",
+        "fixture-dep-b",
+        "fixture-misbehaving",
+    ] {
+        let subs = (0..25)
+            .map(|i| Subscription {
+                plugin: String::new(),
+                hook: "bench.event".to_owned(),
+                priority: i,
+                kind: HookKind::Event,
+                before: Vec::new(),
+                after: Vec::new(),
+            })
+            .collect();
+        let options = LoadOptions {
+            config_json: Some(r#"{"hooks":{"bench.event":"quiet"}}"#.to_owned()),
+            hooks: subs,
+            ..LoadOptions::default()
+        };
+        let id = host.load(&library(package), options).expect("load");
+        host.initialize(&id).expect("init");
+        host.activate(&id, "acme", "{}").expect("activate");
+    }
+    for _ in 0..rounds {
+        let _ = black_box(host.emit("acme", black_box("bench.event"), "application/json", b"{}"));
+    }
+}

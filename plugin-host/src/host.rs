@@ -1038,10 +1038,7 @@ impl Inner {
                     });
                 }
                 HookOutcome::Failed(error) => {
-                    let message = error.to_string();
-                    slot.metrics
-                        .record_error(&message, matches!(error, PluginError::Panicked { .. }));
-                    slot.metrics.record_hook_failure();
+                    let message = slot.metrics.record_hook_error(&error);
                     tracing::error!(plugin = %sub.plugin, hook, tenant, "filter failed: {message}");
                     return Err(FilterError::Failed {
                         hook: hook.to_owned(),
@@ -1122,12 +1119,7 @@ impl Inner {
             target.slot.metrics.start_call();
             match handler.on_hook(call) {
                 HookOutcome::Failed(error) => {
-                    let message = error.to_string();
-                    target
-                        .slot
-                        .metrics
-                        .record_error(&message, matches!(error, PluginError::Panicked { .. }));
-                    target.slot.metrics.record_hook_failure();
+                    let message = target.slot.metrics.record_hook_error(&error);
                     tracing::warn!(plugin = %target.plugin, hook, tenant, "event subscriber failed: {message}");
                     outcome(target, Some(message));
                 }

@@ -68,8 +68,15 @@ impl PluginMetrics {
         *self.last_error.lock() = Some(message.to_owned());
     }
 
-    pub(crate) fn record_hook_failure(&self) {
+    /// Counts a failed hook invocation; returns the error's message.
+    pub(crate) fn record_hook_error(&self, error: &plugin_api::PluginError) -> String {
+        let message = error.to_string();
+        self.record_error(
+            &message,
+            matches!(error, plugin_api::PluginError::Panicked { .. }),
+        );
         self.hook_failures.fetch_add(1, Relaxed);
+        message
     }
 
     pub(crate) fn record_reload(&self, swapped: bool) {

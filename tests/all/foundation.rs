@@ -424,3 +424,35 @@ fn caught_panics_do_not_capture_backtraces() {
     assert_eq!(host.metrics("fixture-good").expect("metrics").panics, 305);
     assert_good_serves(&host);
 }
+
+#[test]
+fn a_library_that_is_not_the_expected_plugin_is_refused_and_leaves_no_copy() {
+    let (host, dir) = new_host();
+    let options = LoadOptions {
+        expected_id: Some("twilio".to_owned()),
+        ..LoadOptions::default()
+    };
+    let err = host
+        .load(artifacts().library("fixture-good"), options)
+        .expect_err("identity mismatch");
+    match &err {
+        HostError::IdentityMismatch {
+            expected, found, ..
+        } => {
+            assert_eq!(
+                (expected.as_str(), found.as_str()),
+                ("twilio", "fixture-good")
+            );
+        }
+        other => panic!("expected IdentityMismatch, got {other}"),
+    }
+    assert!(err.to_string().contains("reinstall the plugin"), "{err}");
+    let staged: Vec<_> = std::fs::read_dir(dir.path().join("runtime"))
+        .expect("runtime dir")
+        .collect();
+    assert!(
+        staged.is_empty(),
+        "a refused library leaves no private copy: {staged:?}"
+    );
+    assert!(host.plugin_ids().is_empty());
+}

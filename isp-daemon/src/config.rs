@@ -15,7 +15,7 @@ use plugin_host::TrustPolicy;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::flows::{DeviceAlertRequest, NewCustomer, TierChangeRequest};
+use crate::requests::{DeviceAlertRequest, NewCustomer, TierChangeRequest};
 
 /// The embedded default configuration: three demo tenants and the demo script.
 pub const EMBEDDED: &str = include_str!("demo.toml");

@@ -18,6 +18,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError, RwLock};
 
 use anyhow::{bail, Context, Result};
+use plugin_api::category::Contract;
+use plugin_api::{communication, network_automation, payment};
 use plugin_host::{
     discover, embedded_identity, AuditAction, AuditEntry, AuditOutcome, DependencyGraph,
     EmbeddedIdentity, Environment, Host, HostConfig, LoadOptions, Manifest, Platform,
@@ -539,9 +541,10 @@ impl Daemon {
             .map(|m| m.required_tier.clone())
     }
 
-    /// Why `tenant` (on `tier`) has no active provider of `extension`.
-    pub(crate) fn missing_provider(&self, tenant: &str, tier: &str, extension: &str) -> String {
-        let installed = self.host.plugins_with(extension);
+    /// Why `tenant` (on `tier`) has no active provider of category `C`.
+    pub(crate) fn missing_provider<C: Contract>(&self, tenant: &str, tier: &str) -> String {
+        let extension = C::NAME;
+        let installed = self.host.providers::<C>();
         if installed.is_empty() {
             return format!("no {extension} plugin is installed");
         }
@@ -782,19 +785,18 @@ impl Daemon {
                 "waiting": waiting.get(id),
             }));
         }
-        let provider = |extension: &str| {
-            self.host
-                .provider_for_tenant(extension, tenant)
+        fn provider<C: Contract>(host: &Host, tenant: &str) -> Option<String> {
+            host.provider_for_tenant::<C>(tenant)
                 .map(|h| h.id().to_owned())
-        };
+        }
         Ok(json!({
             "tenant": tenant,
             "tier": tier,
             "plugins": plugins,
             "providers": {
-                "payment": provider("payment"),
-                "communication": provider("communication"),
-                "network": provider("network"),
+                "payment": provider::<payment::Contract>(&self.host, tenant),
+                "communication": provider::<communication::Contract>(&self.host, tenant),
+                "network-automation": provider::<network_automation::Contract>(&self.host, tenant),
             },
             "requests": view.plugins,
         }))

@@ -11,23 +11,25 @@
 //! error. Each flow returns a [`FlowReport`]: the steps, who took each, and
 //! how it went.
 
+use plugin_api::categories::*;
 use plugin_api::communication::OutboundMessage;
 use plugin_api::hooks::{
     CustomerCreated, DeviceAlert, InvoicePaid, PaymentFailed, PaymentIntent, ServiceChanged,
     BEFORE_PAYMENT_PROCESS, CUSTOMER_CREATED, DEVICE_ALERT, INVOICE_PAID, PAYMENT_FAILED,
     SERVICE_ACTIVATED,
 };
-use plugin_api::network::{
+use plugin_api::network_automation::{
     SnmpOperation, SnmpRequest, SnmpTarget, SnmpValue, SnmpVersion, SshCommand, VarBind,
 };
 use plugin_api::payment::{CreatePayment, Money, PaymentStatus};
-use plugin_api::KeyValue;
+use plugin_api::{communication, network_automation, payment, KeyValue};
 use plugin_host::{FilterError, PluginHandle};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::daemon::Daemon;
 use crate::error::Problem;
+pub use crate::requests::{DeviceAlertRequest, NewCustomer, TierChangeRequest};
 
 /// `sysName.0`.
 const SYS_NAME: &str = "1.3.6.1.2.1.1.5.0";
@@ -35,63 +37,6 @@ const SYS_NAME: &str = "1.3.6.1.2.1.1.5.0";
 const SYS_DESCR: &str = "1.3.6.1.2.1.1.1.0";
 /// The test card every Stripe account (and the stand-in) accepts.
 const DEFAULT_PAYMENT_METHOD: &str = "pm_card_visa";
-
-/// A customer signing up with a tenant.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewCustomer {
-    /// The tenant (the ISP).
-    pub tenant: String,
-    /// The customer's id at the tenant.
-    pub customer_id: String,
-    /// Display name.
-    pub name: String,
-    /// Mobile number, E.164, for the welcome SMS.
-    #[serde(default)]
-    pub phone: Option<String>,
-    /// E-mail address.
-    #[serde(default)]
-    pub email: Option<String>,
-    /// The service plan.
-    pub plan: String,
-    /// The monthly price in minor units; the first charge.
-    pub monthly_price_minor: i64,
-    /// ISO 4217 currency.
-    pub currency: String,
-    /// The customer premises device for SNMP, `host:port` (or `demo:snmpd`).
-    #[serde(default)]
-    pub device_address: Option<String>,
-    /// The device's SSH endpoint, `host:port` (or `demo:sshd`).
-    #[serde(default)]
-    pub device_ssh: Option<String>,
-    /// The payment method to charge; the Stripe test card `pm_card_visa` when absent.
-    #[serde(default)]
-    pub payment_method: Option<String>,
-}
-
-/// A device alert for a tenant.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeviceAlertRequest {
-    /// The tenant.
-    pub tenant: String,
-    /// The device, `host:port` or a name.
-    pub device: String,
-    /// `info`, `warning` or `critical`.
-    pub severity: String,
-    /// What happened.
-    pub message: String,
-}
-
-/// A tier change for a tenant.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TierChangeRequest {
-    /// The tenant.
-    pub tenant: String,
-    /// The new tier.
-    pub tier: String,
-}
 
 /// How a step went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -193,81 +138,6 @@ pub(crate) fn money(minor: i64, currency: &str) -> String {
     )
 }
 
-fn is_e164(number: &str) -> bool {
-    number
-        .strip_prefix('+')
-        .is_some_and(|d| (8..=15).contains(&d.len()) && d.chars().all(|c| c.is_ascii_digit()))
-}
-
-fn is_id(text: &str) -> bool {
-    (1..=64).contains(&text.len())
-        && text
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-}
-
-impl NewCustomer {
-    /// Checks the request; the error names the field and what it must be.
-    pub fn validate(&self) -> Result<(), String> {
-        if !is_id(&self.customer_id) {
-            return Err(
-                "`customer_id` must be 1 to 64 letters, digits, `.`, `_` or `-`".to_owned(),
-            );
-        }
-        if self.name.trim().is_empty() {
-            return Err("`name` must not be empty".to_owned());
-        }
-        if self.plan.trim().is_empty() {
-            return Err("`plan` must not be empty".to_owned());
-        }
-        if self.monthly_price_minor < 0 {
-            return Err(
-                "`monthly_price_minor` must be zero or more (minor units, e.g. 4999 for 49.99)"
-                    .to_owned(),
-            );
-        }
-        if self.currency.len() != 3 || !self.currency.chars().all(|c| c.is_ascii_alphabetic()) {
-            return Err("`currency` must be an ISO 4217 code such as \"usd\"".to_owned());
-        }
-        if let Some(phone) = &self.phone {
-            if !is_e164(phone) {
-                return Err(format!(
-                    "`phone` must be an E.164 number such as \"+14155550123\", not {phone:?}"
-                ));
-            }
-        }
-        for (field, value) in [
-            ("device_address", &self.device_address),
-            ("device_ssh", &self.device_ssh),
-            ("payment_method", &self.payment_method),
-        ] {
-            if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
-                return Err(format!("`{field}` must not be empty when given"));
-            }
-        }
-        Ok(())
-    }
-}
-
-impl DeviceAlertRequest {
-    /// Checks the request; the error names the field and what it must be.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.device.trim().is_empty() {
-            return Err("`device` must not be empty".to_owned());
-        }
-        if !matches!(self.severity.as_str(), "info" | "warning" | "critical") {
-            return Err(format!(
-                "`severity` must be \"info\", \"warning\" or \"critical\", not {:?}",
-                self.severity
-            ));
-        }
-        if self.message.trim().is_empty() {
-            return Err("`message` must not be empty".to_owned());
-        }
-        Ok(())
-    }
-}
-
 /// The delivery of a hook as a step.
 fn hook_step(report: &mut FlowReport, hook: &str, fired: Result<plugin_host::EventReport, String>) {
     match fired {
@@ -364,8 +234,11 @@ fn first_charge(
     currency: &str,
 ) -> bool {
     let tenant = request.tenant.as_str();
-    let Some(provider) = daemon.host().provider_for_tenant("payment", tenant) else {
-        let why = daemon.missing_provider(tenant, tier, "payment");
+    let Some(provider) = daemon
+        .host()
+        .provider_for_tenant::<payment::Contract>(tenant)
+    else {
+        let why = daemon.missing_provider::<payment::Contract>(tenant, tier);
         report.skipped("payment", format!("{why}; no charge taken"));
         return true;
     };
@@ -436,7 +309,10 @@ fn first_charge(
         .into(),
         idempotency_key: format!("{tenant}:{}:first-charge", request.customer_id).into(),
     };
-    match provider.create_payment(tenant, create) {
+    match provider
+        .payment()
+        .and_then(|p| p.create_payment(tenant, create))
+    {
         Ok(payment) if payment.status == PaymentStatus::Succeeded => {
             report.done(
                 &id,
@@ -499,8 +375,11 @@ fn payment_failed(
 
 fn welcome_sms(daemon: &Daemon, report: &mut FlowReport, request: &NewCustomer, tier: &str) {
     let tenant = request.tenant.as_str();
-    let Some(provider) = daemon.host().provider_for_tenant("communication", tenant) else {
-        let why = daemon.missing_provider(tenant, tier, "communication");
+    let Some(provider) = daemon
+        .host()
+        .provider_for_tenant::<communication::Contract>(tenant)
+    else {
+        let why = daemon.missing_provider::<communication::Contract>(tenant, tier);
         report.skipped("sms", format!("{why}; no welcome SMS"));
         return;
     };
@@ -516,7 +395,10 @@ fn welcome_sms(daemon: &Daemon, report: &mut FlowReport, request: &NewCustomer, 
         body: welcome_text(tenant, request).into(),
         ..OutboundMessage::default()
     };
-    match provider.send_message(tenant, message) {
+    match provider
+        .communication()
+        .and_then(|c| c.send_message(tenant, message))
+    {
         Ok(receipt) => report.done(
             provider.id(),
             format!(
@@ -541,8 +423,11 @@ pub(crate) fn welcome_text(tenant: &str, request: &NewCustomer) -> String {
 /// Network automation; false when provisioning failed.
 fn provision(daemon: &Daemon, report: &mut FlowReport, request: &NewCustomer, tier: &str) -> bool {
     let tenant = request.tenant.as_str();
-    let Some(provider) = daemon.host().provider_for_tenant("network", tenant) else {
-        let why = daemon.missing_provider(tenant, tier, "network");
+    let Some(provider) = daemon
+        .host()
+        .provider_for_tenant::<network_automation::Contract>(tenant)
+    else {
+        let why = daemon.missing_provider::<network_automation::Contract>(tenant, tier);
         report.skipped("network", format!("{why}; the device is not provisioned"));
         return true;
     };
@@ -605,7 +490,10 @@ fn snmp_identify(
         operation: SnmpOperation::Get,
         oids: vec![SYS_NAME.into(), SYS_DESCR.into()].into(),
     };
-    match provider.snmp(tenant, request) {
+    match provider
+        .network_automation()
+        .and_then(|n| n.snmp(tenant, request))
+    {
         Ok(varbinds) => {
             report.done(
                 provider.id(),
@@ -659,7 +547,10 @@ fn ssh_provision(
         command: line.as_str().into(),
         timeout_ms: 0,
     };
-    match provider.ssh_exec(&request.tenant, command) {
+    match provider
+        .network_automation()
+        .and_then(|n| n.ssh_exec(&request.tenant, command))
+    {
         Ok(output) => {
             let status = output.exit_status.into_option();
             let stdout = output.stdout.trim().to_owned();
@@ -713,7 +604,7 @@ pub fn device_alert(daemon: &Daemon, request: &DeviceAlertRequest) -> Result<Flo
             format!("no plugin active for this tenant handles {DEVICE_ALERT}; nobody was paged"),
         );
     }
-    let communication = daemon.host().plugins_with("communication");
+    let communication = daemon.host().providers::<communication::Contract>();
     for plugin in &events.delivered {
         if !communication.contains(plugin) {
             report.done(

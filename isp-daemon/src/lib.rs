@@ -22,11 +22,14 @@
 //! - `config`: the TOML configuration and the embedded default (pure but
 //!   for reading files).
 //! - `daemon`: the host and the platform, and every operation on them.
+//! - `requests`: the flows' inputs and their validation (pure).
 //! - `flows`: the ISP flows (new customer, device alert, tier change).
 //! - `api`: the admin HTTP API and page (the only async code besides `main`).
 //! - `demo`, `standins`, `peers`, `install`: the demo script, the Twilio and
 //!   Stripe stand-ins, the snmpd/sshd devices, `--plugins-from-build`.
 //! - `live`: `--watch`, hot reload of the plugin directories.
+
+#![deny(unsafe_code)]
 
 pub mod api;
 pub mod config;
@@ -37,6 +40,7 @@ pub mod flows;
 pub mod install;
 pub mod live;
 pub mod peers;
+pub mod requests;
 pub mod standins;
 
 pub use config::Config;

@@ -3,6 +3,8 @@
 //! (plugins in reverse dependency order, audit log synced, exit 0); a second
 //! signal forces the exit.
 
+#![deny(unsafe_code)]
+
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};

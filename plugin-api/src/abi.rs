@@ -33,9 +33,7 @@ use abi_stable::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::communication::CommunicationProviderBox;
-use crate::network::NetworkAutomationBox;
-use crate::payment::PaymentProviderBox;
+use std::ffi::c_void;
 
 /// The root module every plugin library exports (through `export_plugin!`).
 #[repr(C)]
@@ -73,14 +71,14 @@ pub struct PluginInfo {
     pub description: RString,
     /// Authors, comma separated.
     pub authors: RString,
-    /// Category code (see [`Category`](crate::Category)); a string so the set can grow.
+    /// Category code (one of [`crate::KNOWN_CATEGORIES`]); a string so the set can grow.
     pub category: RString,
     /// The plugin-api version the plugin was compiled against.
     pub api_version: RString,
 }
 
-/// The objects one plugin offers. Every extension is optional: a plugin that
-/// is not a payment provider simply has `payment: RNone`.
+/// The objects one plugin offers. Every extension is optional; categories are
+/// an open list, so a new category changes no layout here.
 #[repr(C)]
 #[derive(StableAbi)]
 pub struct PluginInstance {
@@ -92,12 +90,40 @@ pub struct PluginInstance {
     pub service: ROption<ServiceBox>,
     /// Hands state across a hot reload.
     pub state: ROption<StatefulBox>,
-    /// Sends and tracks messages.
-    pub communication: ROption<CommunicationProviderBox>,
-    /// Takes payments.
-    pub payment: ROption<PaymentProviderBox>,
-    /// Talks to network devices.
-    pub network: ROption<NetworkAutomationBox>,
+    /// The category contracts the plugin implements, each naming itself
+    /// (see [`crate::category`]).
+    pub categories: RVec<CategoryObject>,
+}
+
+/// One category object, type-erased so that the set of categories can grow
+/// without changing [`PluginInstance`]'s layout. The host checks `layout`
+/// against the layout it expects for `name` before it ever casts `object`.
+#[repr(C)]
+#[derive(StableAbi)]
+pub struct CategoryObject {
+    /// The category code, e.g. `communication`.
+    pub name: RStr<'static>,
+    /// The plugin's `&'static TypeLayout` of the object's type.
+    pub layout: *const c_void,
+    /// The object, boxed by the plugin.
+    pub object: *mut c_void,
+    /// Drops `object` with the plugin's own code and allocator.
+    pub drop_object: unsafe extern "C" fn(*mut c_void),
+}
+
+// SAFETY: `object` is always a `T: Send + Sync` (see
+// `category::export_object`, the only constructor), and `layout` points to
+// immutable static data.
+unsafe impl Send for CategoryObject {}
+// SAFETY: as above.
+unsafe impl Sync for CategoryObject {}
+
+impl Drop for CategoryObject {
+    fn drop(&mut self) {
+        // SAFETY: `object` was made by `export_object` together with this
+        // function, and is dropped exactly once, here.
+        unsafe { (self.drop_object)(self.object) }
+    }
 }
 
 /// An error returned across the boundary.

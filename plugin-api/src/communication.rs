@@ -7,16 +7,14 @@
 )]
 #![allow(
     non_camel_case_types,
-    reason = "abi_stable's sabi_trait generates `Trait_TO` and `Trait_CTO` names"
+    reason = "abi_stable's sabi_trait generates `Abi_TO` and `Abi_CTO` names"
 )]
 
-use abi_stable::sabi_trait::TD_Opaque;
-use abi_stable::std_types::{RArc, ROption, RResult, RStr, RString, RVec};
-use abi_stable::{sabi_trait, StableAbi};
+use abi_stable::std_types::{ROption, RString, RVec};
+use abi_stable::StableAbi;
 use serde::{Deserialize, Serialize};
 
-use crate::abi::{PluginError, WebhookRequest};
-use crate::sdk::{guard, Adapter, Plugin, Result};
+use crate::abi::WebhookRequest;
 
 /// A message to send.
 #[repr(C)]
@@ -113,93 +111,15 @@ pub struct StatusUpdate {
     pub error_code: ROption<u32>,
 }
 
-/// The stable-ABI communication provider.
-#[sabi_trait]
-pub trait CommunicationProvider: Send + Sync {
+crate::category::declare_category! {
+    /// What a communication plugin implements, in plain Rust.
+    category "communication", trait Communication, handle communication;
     /// Sends a message.
-    fn send_message(
-        &self,
-        tenant: RStr<'_>,
-        message: OutboundMessage,
-    ) -> RResult<MessageReceipt, PluginError>;
-    /// Looks up a message's current status.
-    fn message_status(
-        &self,
-        tenant: RStr<'_>,
-        provider_message_id: RStr<'_>,
-    ) -> RResult<MessageReceipt, PluginError>;
+    fn send_message(message: OutboundMessage) -> MessageReceipt;
+    /// Looks up a message's current status by the provider's id (Twilio: `SM...`).
+    fn message_status(provider_message_id: RString) -> MessageReceipt;
     /// Verifies an inbound webhook's signature.
-    fn verify_webhook(
-        &self,
-        tenant: RStr<'_>,
-        request: WebhookRequest,
-    ) -> RResult<bool, PluginError>;
+    fn verify_webhook(request: WebhookRequest) -> bool;
     /// Verifies and parses a delivery-status callback.
-    #[sabi(last_prefix_field)]
-    fn parse_status_callback(
-        &self,
-        tenant: RStr<'_>,
-        request: WebhookRequest,
-    ) -> RResult<StatusUpdate, PluginError>;
-}
-
-/// The communication provider trait object.
-pub type CommunicationProviderBox = CommunicationProvider_TO<'static, RArc<()>>;
-
-/// What a communication plugin implements, in plain Rust.
-pub trait Communication: Plugin {
-    /// Sends a message.
-    fn send_message(&self, tenant: &str, message: OutboundMessage) -> Result<MessageReceipt>;
-    /// Looks up a message's status.
-    fn message_status(&self, tenant: &str, provider_message_id: &str) -> Result<MessageReceipt>;
-    /// Verifies an inbound webhook's signature.
-    fn verify_webhook(&self, tenant: &str, request: &WebhookRequest) -> Result<bool>;
-    /// Verifies and parses a delivery-status callback.
-    fn parse_status_callback(&self, tenant: &str, request: &WebhookRequest)
-        -> Result<StatusUpdate>;
-}
-
-impl<P: Communication> CommunicationProvider for Adapter<P> {
-    fn send_message(
-        &self,
-        tenant: RStr<'_>,
-        message: OutboundMessage,
-    ) -> RResult<MessageReceipt, PluginError> {
-        guard(|| self.plugin().send_message(tenant.as_str(), message))
-    }
-
-    fn message_status(
-        &self,
-        tenant: RStr<'_>,
-        provider_message_id: RStr<'_>,
-    ) -> RResult<MessageReceipt, PluginError> {
-        guard(|| {
-            self.plugin()
-                .message_status(tenant.as_str(), provider_message_id.as_str())
-        })
-    }
-
-    fn verify_webhook(
-        &self,
-        tenant: RStr<'_>,
-        request: WebhookRequest,
-    ) -> RResult<bool, PluginError> {
-        guard(|| self.plugin().verify_webhook(tenant.as_str(), &request))
-    }
-
-    fn parse_status_callback(
-        &self,
-        tenant: RStr<'_>,
-        request: WebhookRequest,
-    ) -> RResult<StatusUpdate, PluginError> {
-        guard(|| {
-            self.plugin()
-                .parse_status_callback(tenant.as_str(), &request)
-        })
-    }
-}
-
-#[doc(hidden)]
-pub fn __communication<P: Communication>(p: &RArc<Adapter<P>>) -> CommunicationProviderBox {
-    CommunicationProvider_TO::from_ptr(p.clone(), TD_Opaque)
+    fn parse_status_callback(request: WebhookRequest) -> StatusUpdate;
 }

@@ -32,32 +32,50 @@
 //! the library's panic hook with one that logs through the host and never
 //! captures a backtrace.
 //!
-//! # Evolving the interface
-//! Measured with abi_stable 0.11: an older host accepts a newer plugin, but a
-//! newer host *rejects* an older plugin whose prefix types have fewer fields,
+//! # Layout
+//! - [`abi`]: the frozen core every plugin and host share (root module,
+//!   lifecycle, hooks, service, state, host services, the open list of
+//!   category objects). Depends on nothing else in this crate.
+//! - [`category`]: how a category contract is declared once; one module per
+//!   category ([`communication`], [`payment`], [`network_automation`],
+//!   [`crm`]) holds its model types and its one declaration.
+//! - [`sdk`]: the plain-Rust traits and adapters authors use; depends on
+//!   [`abi`] only.
+//!
+//! # Versioning: when this crate's version changes
+//! This crate has its own version, independent of the workspace's, because
+//! it is the contract every built plugin carries. Measured with abi_stable
+//! 0.11: a newer host rejects a plugin whose prefix types have fewer fields,
 //! even with `#[sabi(last_prefix_field)]`. So:
-//! 1. Never edit a type in [`abi`] or a category module in place.
-//! 2. New capabilities arrive as new extension traits in a new minor version
-//!    of this crate (0.x → 0.(x+1)); the host refuses plugins built against
-//!    another minor with "rebuild against plugin-api 0.(x+1)", before looking
-//!    at their layout.
-//! 3. Enum-like sets that must grow without a rebuild (the plugin category)
-//!    travel as strings.
+//! 1. **Patch (0.2.x → 0.2.x+1)**: additive changes only — a new category
+//!    module, a new hook name, new SDK helpers. No existing ABI type changes;
+//!    hosts accept plugins of every patch of the same minor, older or newer.
+//! 2. **Minor (0.2 → 0.3)**: any change to a type in [`abi`] or to a shipped
+//!    category declaration. The host refuses plugins of another minor with
+//!    "rebuild against plugin-api 0.3", before looking at their layout.
+//! 3. The tidy test keeps this honest: it hashes the frozen files and fails
+//!    when one changes while the version does not.
+//!
+//! Enum-like sets that must grow without a rebuild (categories, hooks) are
+//! open lists or strings, never enums in the ABI.
 
 #![deny(missing_docs)]
 
 pub mod abi;
-pub mod communication;
+pub mod category;
 pub mod hooks;
-pub mod network;
-pub mod payment;
 pub mod sdk;
+
+category::known_categories!(communication, payment, network_automation, crm);
 
 pub use abi::{HealthStatus, KeyValue, LogLevel, PluginError, WebhookRequest};
 pub use sdk::{
-    Category, Error, Health, HookAction, HookEvent, Hooks, Host, Plugin, Result, Secret, Service,
-    Stateful, TenantConfig,
+    Error, Health, HookAction, HookEvent, Hooks, Host, Plugin, Result, Secret, Service, Stateful,
+    TenantConfig,
 };
+
+/// The stable-ABI string, vector and option types the category models use.
+pub use abi_stable::std_types::{ROption, RString, RVec};
 
 /// The version of this crate, compiled into every plugin.
 pub const API_VERSION: &str = env!("CARGO_PKG_VERSION");

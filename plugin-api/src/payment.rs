@@ -7,16 +7,14 @@
 )]
 #![allow(
     non_camel_case_types,
-    reason = "abi_stable's sabi_trait generates `Trait_TO` and `Trait_CTO` names"
+    reason = "abi_stable's sabi_trait generates `Abi_TO` and `Abi_CTO` names"
 )]
 
-use abi_stable::sabi_trait::TD_Opaque;
-use abi_stable::std_types::{RArc, ROption, RResult, RStr, RString, RVec};
-use abi_stable::{sabi_trait, StableAbi};
+use abi_stable::std_types::{ROption, RString, RVec};
+use abi_stable::StableAbi;
 use serde::{Deserialize, Serialize};
 
-use crate::abi::{KeyValue, PluginError, WebhookRequest};
-use crate::sdk::{guard, Adapter, Plugin, Result};
+use crate::abi::{KeyValue, WebhookRequest};
 
 /// An amount of money in minor units (cents) of an ISO 4217 currency.
 #[repr(C)]
@@ -130,7 +128,7 @@ impl PaymentStatus {
 /// A payment as the provider sees it.
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Payment {
+pub struct PaymentRecord {
     /// The provider's id (Stripe: `pi_...`).
     pub id: RString,
     /// Its status.
@@ -213,94 +211,17 @@ pub struct PaymentEvent {
     pub created: i64,
 }
 
-/// The stable-ABI payment provider.
-#[sabi_trait]
-pub trait PaymentProvider: Send + Sync {
+crate::category::declare_category! {
+    /// What a payment plugin implements, in plain Rust.
+    category "payment", trait Payment, handle payment;
     /// Creates a payment.
-    fn create_payment(
-        &self,
-        tenant: RStr<'_>,
-        request: CreatePayment,
-    ) -> RResult<Payment, PluginError>;
+    fn create_payment(request: CreatePayment) -> PaymentRecord;
     /// Confirms a payment.
-    fn confirm_payment(
-        &self,
-        tenant: RStr<'_>,
-        request: ConfirmPayment,
-    ) -> RResult<Payment, PluginError>;
+    fn confirm_payment(request: ConfirmPayment) -> PaymentRecord;
     /// Captures an authorized payment.
-    fn capture_payment(
-        &self,
-        tenant: RStr<'_>,
-        request: CapturePayment,
-    ) -> RResult<Payment, PluginError>;
+    fn capture_payment(request: CapturePayment) -> PaymentRecord;
     /// Refunds a payment.
-    fn refund(&self, tenant: RStr<'_>, request: RefundRequest) -> RResult<Refund, PluginError>;
+    fn refund(request: RefundRequest) -> Refund;
     /// Verifies and parses a webhook.
-    #[sabi(last_prefix_field)]
-    fn parse_webhook(
-        &self,
-        tenant: RStr<'_>,
-        request: WebhookRequest,
-    ) -> RResult<PaymentEvent, PluginError>;
-}
-
-/// The payment provider trait object.
-pub type PaymentProviderBox = PaymentProvider_TO<'static, RArc<()>>;
-
-/// What a payment plugin implements, in plain Rust.
-pub trait Payments: Plugin {
-    /// Creates a payment.
-    fn create_payment(&self, tenant: &str, request: CreatePayment) -> Result<Payment>;
-    /// Confirms a payment.
-    fn confirm_payment(&self, tenant: &str, request: ConfirmPayment) -> Result<Payment>;
-    /// Captures an authorized payment.
-    fn capture_payment(&self, tenant: &str, request: CapturePayment) -> Result<Payment>;
-    /// Refunds a payment.
-    fn refund(&self, tenant: &str, request: RefundRequest) -> Result<Refund>;
-    /// Verifies and parses a webhook.
-    fn parse_webhook(&self, tenant: &str, request: &WebhookRequest) -> Result<PaymentEvent>;
-}
-
-impl<P: Payments> PaymentProvider for Adapter<P> {
-    fn create_payment(
-        &self,
-        tenant: RStr<'_>,
-        request: CreatePayment,
-    ) -> RResult<Payment, PluginError> {
-        guard(|| self.plugin().create_payment(tenant.as_str(), request))
-    }
-
-    fn confirm_payment(
-        &self,
-        tenant: RStr<'_>,
-        request: ConfirmPayment,
-    ) -> RResult<Payment, PluginError> {
-        guard(|| self.plugin().confirm_payment(tenant.as_str(), request))
-    }
-
-    fn capture_payment(
-        &self,
-        tenant: RStr<'_>,
-        request: CapturePayment,
-    ) -> RResult<Payment, PluginError> {
-        guard(|| self.plugin().capture_payment(tenant.as_str(), request))
-    }
-
-    fn refund(&self, tenant: RStr<'_>, request: RefundRequest) -> RResult<Refund, PluginError> {
-        guard(|| self.plugin().refund(tenant.as_str(), request))
-    }
-
-    fn parse_webhook(
-        &self,
-        tenant: RStr<'_>,
-        request: WebhookRequest,
-    ) -> RResult<PaymentEvent, PluginError> {
-        guard(|| self.plugin().parse_webhook(tenant.as_str(), &request))
-    }
-}
-
-#[doc(hidden)]
-pub fn __payment<P: Payments>(p: &RArc<Adapter<P>>) -> PaymentProviderBox {
-    PaymentProvider_TO::from_ptr(p.clone(), TD_Opaque)
+    fn parse_webhook(request: WebhookRequest) -> PaymentEvent;
 }

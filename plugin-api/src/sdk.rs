@@ -1,7 +1,7 @@
 //! The safe SDK: the plain-Rust traits a plugin author implements, and the
 //! adapters that turn them into the stable-ABI objects of [`crate::abi`].
 //!
-//! Every adapter method runs the author's code under [`guard`], so a panic
+//! Every adapter method runs the author's code under `guard`, so a panic
 //! becomes a [`PluginError::Panicked`] instead of aborting the host.
 
 use std::any::Any;
@@ -14,9 +14,9 @@ use parking_lot::RwLock;
 use serde::de::DeserializeOwned;
 
 use crate::abi::{
-    self, BasePlugin_TO, HealthReport, HealthStatus, HookCall, HookHandler_TO, HookOutcome,
-    HostServicesBox, LogLevel, Payload, PluginError, PluginInstance, SavedState, Service_TO,
-    Stateful_TO, TenantActivation,
+    self, BasePlugin_TO, CategoryObject, HealthReport, HealthStatus, HookCall, HookHandler_TO,
+    HookOutcome, HostServicesBox, LogLevel, Payload, PluginError, PluginInstance, SavedState,
+    Service_TO, Stateful_TO, TenantActivation,
 };
 
 /// Errors a plugin returns. The same type crosses the boundary unchanged.
@@ -101,56 +101,6 @@ impl std::fmt::Display for PluginError {
 }
 
 impl std::error::Error for PluginError {}
-
-/// The category a plugin belongs to. Travels as a string so the set can grow.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Category {
-    /// SMS, voice, email.
-    Communication,
-    /// Payments and billing.
-    Payment,
-    /// Devices: SNMP, SSH, Ansible.
-    NetworkAutomation,
-    /// Customer relationship management.
-    Crm,
-    /// Anything else.
-    Custom,
-    /// A category this build of plugin-api does not know.
-    Other(String),
-}
-
-impl Category {
-    /// The wire code, e.g. `network-automation`.
-    pub fn code(&self) -> &str {
-        match self {
-            Self::Communication => "communication",
-            Self::Payment => "payment",
-            Self::NetworkAutomation => "network-automation",
-            Self::Crm => "crm",
-            Self::Custom => "custom",
-            Self::Other(code) => code,
-        }
-    }
-
-    /// Parses a wire code; unknown codes are kept as [`Category::Other`].
-    pub fn from_code(code: &str) -> Self {
-        match code {
-            "communication" => Self::Communication,
-            "payment" => Self::Payment,
-            "network-automation" => Self::NetworkAutomation,
-            "crm" => Self::Crm,
-            "custom" => Self::Custom,
-            other => Self::Other(other.to_owned()),
-        }
-    }
-}
-
-impl std::fmt::Display for Category {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.code())
-    }
-}
 
 /// A plugin's health, in plain Rust.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -419,7 +369,7 @@ pub trait Plugin: Send + Sync + Sized + 'static {
     const ID: &'static str;
     /// Human-readable name.
     const NAME: &'static str;
-    /// Category code, e.g. `communication` (see [`Category::code`]).
+    /// Category code, e.g. `communication` (one of [`crate::KNOWN_CATEGORIES`]).
     const CATEGORY: &'static str;
 
     /// Builds the plugin object. No IO here; do that in `initialize`.
@@ -660,15 +610,17 @@ pub fn __info<P: Plugin>(version: &str, description: &str, authors: &str) -> abi
 #[doc(hidden)]
 pub type __MakeExtension<P, T> = Option<fn(&RArc<Adapter<P>>) -> T>;
 
+/// Builds one category object from the shared plugin object.
+#[doc(hidden)]
+pub type __ExportCategory<P> = fn(&RArc<Adapter<P>>) -> CategoryObject;
+
 /// Which extensions `export_plugin!` should expose.
 #[doc(hidden)]
 pub struct __Extensions<P> {
     pub hooks: __MakeExtension<P, abi::HookHandlerBox>,
     pub service: __MakeExtension<P, abi::ServiceBox>,
     pub state: __MakeExtension<P, abi::StatefulBox>,
-    pub communication: __MakeExtension<P, crate::communication::CommunicationProviderBox>,
-    pub payment: __MakeExtension<P, crate::payment::PaymentProviderBox>,
-    pub network: __MakeExtension<P, crate::network::NetworkAutomationBox>,
+    pub categories: Vec<__ExportCategory<P>>,
 }
 
 impl<P> Default for __Extensions<P> {
@@ -677,9 +629,7 @@ impl<P> Default for __Extensions<P> {
             hooks: None,
             service: None,
             state: None,
-            communication: None,
-            payment: None,
-            network: None,
+            categories: Vec::new(),
         }
     }
 }
@@ -709,9 +659,11 @@ pub fn __instantiate<P: Plugin>(
             hooks: extension(extensions.hooks, &plugin),
             service: extension(extensions.service, &plugin),
             state: extension(extensions.state, &plugin),
-            communication: extension(extensions.communication, &plugin),
-            payment: extension(extensions.payment, &plugin),
-            network: extension(extensions.network, &plugin),
+            categories: extensions
+                .categories
+                .iter()
+                .map(|export| export(&plugin))
+                .collect(),
             base: BasePlugin_TO::from_ptr(plugin, TD_Opaque),
         })
     })
@@ -731,7 +683,13 @@ fn extension<P, T>(make: __MakeExtension<P, T>, plugin: &RArc<Adapter<P>>) -> RO
 /// ```
 ///
 /// Extensions: `hooks` ([`Hooks`]), `service` ([`Service`]), `state`
-/// ([`Stateful`]), `communication`, `payment`, `network`.
+/// ([`Stateful`]), and any category module's name (`communication`,
+/// `payment`, `network_automation`, `crm`; see [`crate::category`]).
+///
+/// The library header is exported under a symbol named after the crate
+/// (`plugkit_root_module__<crate name>`), recorded in the `.plugkit_info`
+/// section, so that several plugin crates can be linked into one test or
+/// tool binary as `rlib`s without their symbols clashing.
 #[macro_export]
 macro_rules! export_plugin {
     ($plugin:ty) => {
@@ -761,10 +719,11 @@ macro_rules! export_plugin {
         }
 
         // What `#[abi_stable::export_root_module]` generates, spelled out so
-        // plugins need no direct abi_stable dependency. The symbol name is
-        // checked against abi_stable's at compile time in plugin-api.
+        // plugins need no direct abi_stable dependency, under a per-crate
+        // symbol the loader finds through the identity record.
         #[doc(hidden)]
-        #[unsafe(export_name = "_1as_0lib_1header_0root_bmodule_bloader")]
+        #[allow(unsafe_code, reason = "the library header is the one exported symbol; plugin crates may deny unsafe_code")]
+        #[unsafe(export_name = concat!("plugkit_root_module__", env!("CARGO_CRATE_NAME")))]
         pub static __PLUGKIT_LIB_HEADER: $crate::__abi_stable::library::LibHeader = {
             extern "C" fn erased() -> $crate::__abi_stable::library::RootModuleResult {
                 $crate::__abi_stable::library::__call_root_module_loader(__plugkit_root_module)
@@ -779,88 +738,80 @@ macro_rules! export_plugin {
         };
 
         /// What this library says about itself, readable without loading it.
+        #[allow(unsafe_code, reason = "a named link section; plugin crates may deny unsafe_code")]
         #[used]
         #[unsafe(link_section = ".plugkit_info")]
         static __PLUGKIT_INFO: [u8; $crate::sdk::__identity_len(
             <$plugin as $crate::Plugin>::ID,
             env!("CARGO_PKG_VERSION"),
+            concat!("plugkit_root_module__", env!("CARGO_CRATE_NAME")),
         )] = $crate::sdk::__identity(
             <$plugin as $crate::Plugin>::ID,
             env!("CARGO_PKG_VERSION"),
+            concat!("plugkit_root_module__", env!("CARGO_CRATE_NAME")),
         );
     };
     (@ext $e:ident, $p:ty, hooks) => { $e.hooks = Some($crate::sdk::__hooks::<$p>); };
     (@ext $e:ident, $p:ty, service) => { $e.service = Some($crate::sdk::__service::<$p>); };
     (@ext $e:ident, $p:ty, state) => { $e.state = Some($crate::sdk::__state::<$p>); };
-    (@ext $e:ident, $p:ty, communication) => {
-        $e.communication = Some($crate::communication::__communication::<$p>);
+    (@ext $e:ident, $p:ty, $category:ident) => {
+        $e.categories.push($crate::$category::__export::<$p>);
     };
-    (@ext $e:ident, $p:ty, payment) => { $e.payment = Some($crate::payment::__payment::<$p>); };
-    (@ext $e:ident, $p:ty, network) => { $e.network = Some($crate::network::__network::<$p>); };
 }
-
-/// The symbol `export_plugin!` exports the library header under.
-const ROOT_MODULE_SYMBOL: &str = "_1as_0lib_1header_0root_bmodule_bloader";
-
-const fn str_eq(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut i = 0;
-    while i < a.len() {
-        if a[i] != b[i] {
-            return false;
-        }
-        i += 1;
-    }
-    true
-}
-
-// An abi_stable upgrade that renames the symbol must fail the build, not the load.
-const _: () = assert!(str_eq(
-    ROOT_MODULE_SYMBOL,
-    abi_stable::library::ROOT_MODULE_LOADER_NAME
-));
 
 /// The identity record's prefix, so readers can find and check it.
 pub(crate) const IDENTITY_MAGIC: &[u8; 8] = b"PLUGKIT1";
 
-/// Length of the identity record `PLUGKIT1 id \0 version \0`.
+/// Length of the identity record `PLUGKIT1 id \0 version \0 symbol \0`.
 #[doc(hidden)]
-pub const fn __identity_len(id: &str, version: &str) -> usize {
-    IDENTITY_MAGIC.len() + id.len() + 1 + version.len() + 1
+pub const fn __identity_len(id: &str, version: &str, symbol: &str) -> usize {
+    IDENTITY_MAGIC.len() + id.len() + 1 + version.len() + 1 + symbol.len() + 1
 }
 
 /// Builds the identity record at compile time.
 #[doc(hidden)]
-pub const fn __identity<const N: usize>(id: &str, version: &str) -> [u8; N] {
+pub const fn __identity<const N: usize>(id: &str, version: &str, symbol: &str) -> [u8; N] {
     let mut out = [0u8; N];
     let mut i = 0;
-    while i < IDENTITY_MAGIC.len() {
-        out[i] = IDENTITY_MAGIC[i];
-        i += 1;
-    }
-    let id = id.as_bytes();
-    let mut j = 0;
-    while j < id.len() {
-        out[i] = id[j];
-        i += 1;
-        j += 1;
-    }
-    i += 1; // NUL separator
-    let version = version.as_bytes();
-    let mut j = 0;
-    while j < version.len() {
-        out[i] = version[j];
-        i += 1;
-        j += 1;
+    let parts: [&[u8]; 4] = [
+        IDENTITY_MAGIC.as_slice(),
+        id.as_bytes(),
+        version.as_bytes(),
+        symbol.as_bytes(),
+    ];
+    let mut p = 0;
+    while p < parts.len() {
+        let part = parts[p];
+        let mut j = 0;
+        while j < part.len() {
+            out[i] = part[j];
+            i += 1;
+            j += 1;
+        }
+        if p > 0 {
+            i += 1; // NUL separator after each field
+        }
+        p += 1;
     }
     out
 }
 
-/// Parses an identity record found in a library's `.plugkit_info` section.
-pub fn parse_identity(section: &[u8]) -> Option<(String, String)> {
+/// What a library's `.plugkit_info` section says about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The plugin id (`Plugin::ID`).
+    pub id: String,
+    /// The plugin crate's version.
+    pub version: String,
+    /// The symbol its library header is exported under; `None` for
+    /// libraries built before plugin-api 0.2 (they used abi_stable's fixed
+    /// name, and are refused as too old anyway).
+    pub symbol: Option<String>,
+}
+
+/// Parses an identity record found in a library's `.plugkit_info` section:
+/// `PLUGKIT1` then NUL-terminated id, version and (since 0.2) symbol name.
+pub fn parse_identity(section: &[u8]) -> Option<Identity> {
     let rest = section.strip_prefix(IDENTITY_MAGIC.as_slice())?;
     let mut parts = rest.split(|b| *b == 0);
     let id = std::str::from_utf8(parts.next()?).ok()?;
@@ -868,5 +819,14 @@ pub fn parse_identity(section: &[u8]) -> Option<(String, String)> {
     if id.is_empty() || version.is_empty() {
         return None;
     }
-    Some((id.to_owned(), version.to_owned()))
+    let symbol = parts
+        .next()
+        .and_then(|s| std::str::from_utf8(s).ok())
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned);
+    Some(Identity {
+        id: id.to_owned(),
+        version: version.to_owned(),
+        symbol,
+    })
 }

@@ -14,6 +14,18 @@ use semver::Version;
 
 use crate::manifest::{Manifest, ManifestError, MANIFEST_FILE_NAME};
 
+/// Reading manifests from disk lives here, so that `manifest` stays pure.
+impl Manifest {
+    /// Reads and parses the manifest at `path`.
+    pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Manifest::parse(&text, path)
+    }
+}
+
 /// What a plugin library says about itself, read without running its code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmbeddedIdentity {
@@ -278,7 +290,7 @@ mod tests {
 
     fn manifest(id: &str, version: &str) -> String {
         format!(
-            "id = \"{id}\"\nname = \"{id}\"\nversion = \"{version}\"\napi = \"^0.1\"\n\
+            "id = \"{id}\"\nname = \"{id}\"\nversion = \"{version}\"\napi = \"^0.2\"\n\
              library = \"lib{id}.so\"\n"
         )
     }

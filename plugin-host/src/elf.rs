@@ -187,8 +187,8 @@ impl<'a> Elf<'a> {
     }
 }
 
-/// Reads the `(id, version)` a plugin library embeds, without loading it.
-pub(crate) fn embedded_identity(bytes: &[u8]) -> Result<(String, String), ElfProblem> {
+/// Reads the identity a plugin library embeds, without loading it.
+pub(crate) fn embedded_identity(bytes: &[u8]) -> Result<plugin_api::sdk::Identity, ElfProblem> {
     let elf = Elf::parse(bytes)?;
     let section = elf.section(".plugkit_info").ok_or_else(|| {
         problem(
@@ -245,11 +245,24 @@ mod tests {
 
     #[test]
     fn identity_record_round_trips() {
-        let record: [u8; plugin_api::sdk::__identity_len("twilio", "1.2.3")] =
-            plugin_api::sdk::__identity("twilio", "1.2.3");
+        let record: [u8; plugin_api::sdk::__identity_len("twilio", "1.2.3", "sym")] =
+            plugin_api::sdk::__identity("twilio", "1.2.3", "sym");
         assert_eq!(
             plugin_api::sdk::parse_identity(&record),
-            Some(("twilio".to_owned(), "1.2.3".to_owned()))
+            Some(plugin_api::sdk::Identity {
+                id: "twilio".to_owned(),
+                version: "1.2.3".to_owned(),
+                symbol: Some("sym".to_owned()),
+            })
+        );
+        // Before plugin-api 0.2 the record had no symbol.
+        assert_eq!(
+            plugin_api::sdk::parse_identity(b"PLUGKIT1twilio\x001.2.3\0"),
+            Some(plugin_api::sdk::Identity {
+                id: "twilio".to_owned(),
+                version: "1.2.3".to_owned(),
+                symbol: None,
+            })
         );
         assert_eq!(plugin_api::sdk::parse_identity(b"PLUGKIT1\0\0"), None);
     }

@@ -244,6 +244,28 @@ pub enum HostError {
         extension: &'static str,
     },
 
+    /// The plugin answered a call with something the host did not ask for
+    /// (its side speaks another version of the contract).
+    #[error(
+        "plugin `{plugin}` answered out of protocol: {detail}; rebuild the plugin and its \
+         runner against this host's plugin-api"
+    )]
+    ProtocolMismatch {
+        /// The plugin.
+        plugin: String,
+        /// What was asked and what came back.
+        detail: String,
+    },
+
+    /// An extension or category name that this host does not know.
+    #[error("unknown extension `{name}`: this host knows {known}")]
+    UnknownExtension {
+        /// The name asked for.
+        name: String,
+        /// The names it knows, comma separated.
+        known: String,
+    },
+
     /// The plugin is not active for the tenant a call was made for.
     #[error("plugin `{plugin}` is not active for tenant `{tenant}`; activate it first")]
     NotActive {
@@ -271,8 +293,10 @@ impl HostError {
             | Self::UnknownPlugin { plugin }
             | Self::AlreadyLoaded { plugin, .. }
             | Self::MissingExtension { plugin, .. }
+            | Self::ProtocolMismatch { plugin, .. }
             | Self::NotActive { plugin, .. } => Some(plugin),
             Self::IdentityMismatch { expected, .. } => Some(expected),
+            Self::UnknownExtension { .. } => None,
         }
     }
 }

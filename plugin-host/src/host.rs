@@ -13,22 +13,17 @@ use std::time::Instant;
 use abi_stable::std_types::{RResult, RStr};
 use parking_lot::{Mutex, RwLock};
 use plugin_api::abi::{HookCall, HookOutcome, PluginError, PluginInstance, TenantActivation};
-use plugin_api::communication::{MessageReceipt, OutboundMessage, StatusUpdate};
-use plugin_api::network::{
-    PlaybookReport, PlaybookRun, SnmpRequest, SshCommand, SshOutput, VarBind,
-};
-use plugin_api::payment::{
-    CapturePayment, ConfirmPayment, CreatePayment, Payment, PaymentEvent, Refund, RefundRequest,
-};
-use plugin_api::{HealthStatus, WebhookRequest};
+use plugin_api::category::{CategoryHost, Contract};
+use plugin_api::HealthStatus;
 use serde::Serialize;
 
 use crate::error::{Call, HostError};
 use crate::hooks::{self, HookKind, OrderingCycle, Subscription};
 use crate::lifecycle::{Lifecycle, PluginState, Transition};
 use crate::loader::{self, LoadedPlugin, Loader, PluginIdentity, UnloadStats};
+use crate::manifest::Permission;
 use crate::metrics::{MetricsSnapshot, PluginMetrics};
-use crate::services::{Permission, PluginServices, StateStore};
+use crate::services::{PluginServices, ServiceBackend, StateStore};
 use crate::signature::{self, SignatureCheck, SignatureStatus, TrustPolicy};
 
 /// How a host is set up.
@@ -402,7 +397,8 @@ impl Host {
             let _ = std::fs::remove_file(&staged.path);
             Err(e)
         };
-        if let (Some(expected), Some((id, _))) = (&options.expected_id, &staged.embedded) {
+        if let (Some(expected), Some(embedded)) = (&options.expected_id, &staged.embedded) {
+            let id = &embedded.id;
             if expected != id {
                 return refuse(HostError::IdentityMismatch {
                     expected: expected.clone(),
@@ -411,8 +407,8 @@ impl Host {
                 });
             }
         }
-        if let Some((id, _)) = &staged.embedded {
-            if let Err(e) = before_dlopen(id) {
+        if let Some(embedded) = &staged.embedded {
+            if let Err(e) = before_dlopen(&embedded.id) {
                 return refuse(e);
             }
         }
@@ -482,7 +478,10 @@ impl Host {
             permissions: template.permissions.clone(),
             config_json: template.config_json.clone(),
             store: template.store.clone(),
-            host: Arc::downgrade(&self.inner),
+            host: {
+                let backend: Arc<dyn ServiceBackend> = self.inner.clone();
+                Arc::downgrade(&backend)
+            },
         }
         .into_box()
     }
@@ -757,13 +756,36 @@ impl Host {
         HealthReport { status, plugins }
     }
 
-    /// Plugins offering `extension` (`communication`, `payment`, `network`,
-    /// `hooks`, `service`, `state`), sorted by id.
-    pub fn plugins_with(&self, extension: &str) -> Vec<String> {
-        self.statuses()
+    /// Plugins offering `extension` (`hooks`, `service`, `state`, or a
+    /// category code such as `network-automation`), sorted by id. A name
+    /// this host does not know is an error, never an empty list.
+    pub fn plugins_with(&self, extension: &str) -> Result<Vec<String>, HostError> {
+        let known = ["hooks", "service", "state"].iter().chain(
+            plugin_api::KNOWN_CATEGORIES
+                .iter()
+                .filter(|c| **c != "custom"),
+        );
+        if !known.clone().any(|k| *k == extension) {
+            return Err(HostError::UnknownExtension {
+                name: extension.to_owned(),
+                known: known.copied().collect::<Vec<_>>().join(", "),
+            });
+        }
+        Ok(self
+            .statuses()
             .into_iter()
             .filter(|s| s.extensions.contains(&extension))
             .map(|s| s.identity.id)
+            .collect())
+    }
+
+    /// Plugins exporting category `C`, sorted by id.
+    pub fn providers<C: Contract>(&self) -> Vec<String> {
+        let plugins = self.inner.plugins.read();
+        plugins
+            .values()
+            .filter(|s| s.current.read().categories.get::<C>().is_some())
+            .map(|s| s.id.clone())
             .collect()
     }
 
@@ -786,9 +808,9 @@ impl Host {
             .collect()
     }
 
-    /// The first plugin (by id) offering `extension` that is active for `tenant`.
-    pub fn provider_for_tenant(&self, extension: &str, tenant: &str) -> Option<PluginHandle> {
-        self.plugins_with(extension)
+    /// The first plugin (by id) exporting category `C` that is active for `tenant`.
+    pub fn provider_for_tenant<C: Contract>(&self, tenant: &str) -> Option<PluginHandle> {
+        self.providers::<C>()
             .into_iter()
             .filter_map(|id| self.plugin(&id).ok())
             .find(|p| p.is_active_for(tenant))
@@ -886,13 +908,18 @@ impl Inner {
             f(&slot.metrics);
         }
     }
+}
 
-    pub(crate) fn secret_for(
-        &self,
-        plugin: &str,
-        tenant: &str,
-        name: &str,
-    ) -> Result<String, PluginError> {
+impl ServiceBackend for Inner {
+    fn record_denied(&self, plugin: &str) {
+        self.metrics_for(plugin, |m| m.record_denied());
+    }
+
+    fn record_custom(&self, plugin: &str, name: &str, value: f64) {
+        self.metrics_for(plugin, |m| m.record_custom(name, value));
+    }
+
+    fn secret_for(&self, plugin: &str, tenant: &str, name: &str) -> Result<String, PluginError> {
         self.secrets
             .read()
             .get(&(plugin.to_owned(), tenant.to_owned(), name.to_owned()))
@@ -900,7 +927,7 @@ impl Inner {
             .ok_or_else(|| PluginError::not_found(format!("secret `{name}` for tenant `{tenant}`")))
     }
 
-    pub(crate) fn emit_from_plugin(
+    fn emit_from_plugin(
         &self,
         plugin: &str,
         tenant: &str,
@@ -913,7 +940,9 @@ impl Inner {
             .map(|_| ())
             .map_err(|e| PluginError::failed(e.to_string()))
     }
+}
 
+impl Inner {
     fn rebuild_hook_order(&self) {
         // Orders are computed lazily per hook; dropping the caches is enough.
         self.hook_order.write().clear();
@@ -1147,7 +1176,7 @@ impl Slot {
             state,
             tenants,
             failure,
-            extensions: extensions_of(&loaded.instance),
+            extensions: extensions_of(&loaded),
             loaded_copy: loaded.library.path.clone(),
             sha256: hex::encode(loaded.library.sha256),
             signature: self.signature.read().clone(),
@@ -1155,7 +1184,8 @@ impl Slot {
     }
 }
 
-fn extensions_of(instance: &PluginInstance) -> Vec<&'static str> {
+fn extensions_of(loaded: &LoadedPlugin) -> Vec<&'static str> {
+    let instance = &loaded.instance;
     let mut out = Vec::new();
     if instance.hooks.is_some() {
         out.push("hooks");
@@ -1166,15 +1196,7 @@ fn extensions_of(instance: &PluginInstance) -> Vec<&'static str> {
     if instance.state.is_some() {
         out.push("state");
     }
-    if instance.communication.is_some() {
-        out.push("communication");
-    }
-    if instance.payment.is_some() {
-        out.push("payment");
-    }
-    if instance.network.is_some() {
-        out.push("network");
-    }
+    out.extend(loaded.categories.names());
     out
 }
 
@@ -1198,33 +1220,6 @@ impl PluginHandle {
     /// What the library says about itself.
     pub fn identity(&self) -> &PluginIdentity {
         &self.loaded.identity
-    }
-
-    /// Runs a call, counting it and turning plugin errors into host errors.
-    #[inline]
-    fn call<T>(
-        &self,
-        tenant: &str,
-        f: impl FnOnce(&PluginInstance) -> Option<RResult<T, PluginError>>,
-        extension: &'static str,
-    ) -> Result<T, HostError> {
-        if !self.tenants.contains(tenant) {
-            return Err(self.not_active(tenant));
-        }
-        let sampled = self.slot.metrics.start_call();
-        let start = sampled.then(Instant::now);
-        let result = f(&self.loaded.instance);
-        if let Some(start) = start {
-            self.slot.metrics.record_latency(start.elapsed());
-        }
-        match result {
-            Some(RResult::ROk(value)) => Ok(value),
-            Some(RResult::RErr(error)) => Err(self.fail(&error)),
-            None => Err(HostError::MissingExtension {
-                plugin: self.slot.id.clone(),
-                extension,
-            }),
-        }
     }
 
     #[cold]
@@ -1280,206 +1275,6 @@ impl PluginHandle {
         }
     }
 
-    /// Sends a message (`communication`).
-    pub fn send_message(
-        &self,
-        tenant: &str,
-        message: OutboundMessage,
-    ) -> Result<MessageReceipt, HostError> {
-        self.call(
-            tenant,
-            |p| {
-                p.communication
-                    .as_ref()
-                    .into_option()
-                    .map(|c| c.send_message(tenant.into(), message).map(|r| r.clone()))
-            },
-            "communication",
-        )
-    }
-
-    /// Looks up a message (`communication`).
-    pub fn message_status(&self, tenant: &str, id: &str) -> Result<MessageReceipt, HostError> {
-        self.call(
-            tenant,
-            |p| {
-                p.communication.as_ref().into_option().map(|c| {
-                    c.message_status(tenant.into(), id.into())
-                        .map(|r| r.clone())
-                })
-            },
-            "communication",
-        )
-    }
-
-    /// Verifies an inbound webhook (`communication`).
-    pub fn verify_message_webhook(
-        &self,
-        tenant: &str,
-        request: WebhookRequest,
-    ) -> Result<bool, HostError> {
-        self.call(
-            tenant,
-            |p| {
-                p.communication
-                    .as_ref()
-                    .into_option()
-                    .map(|c| c.verify_webhook(tenant.into(), request))
-            },
-            "communication",
-        )
-    }
-
-    /// Verifies and parses a delivery-status callback (`communication`).
-    pub fn parse_status_callback(
-        &self,
-        tenant: &str,
-        request: WebhookRequest,
-    ) -> Result<StatusUpdate, HostError> {
-        self.call(
-            tenant,
-            |p| {
-                p.communication.as_ref().into_option().map(|c| {
-                    c.parse_status_callback(tenant.into(), request)
-                        .map(|r| r.clone())
-                })
-            },
-            "communication",
-        )
-    }
-
-    /// Creates a payment (`payment`).
-    pub fn create_payment(
-        &self,
-        tenant: &str,
-        request: CreatePayment,
-    ) -> Result<Payment, HostError> {
-        self.call(
-            tenant,
-            |p| {
-                p.payment
-                    .as_ref()
-                    .into_option()
-                    .map(|c| c.create_payment(tenant.into(), request).map(|r| r.clone()))
-            },
-            "payment",
-        )
-    }
-
-    /// Confirms a payment (`payment`).
-    pub fn confirm_payment(
-        &self,
-        tenant: &str,
-        request: ConfirmPayment,
-    ) -> Result<Payment, HostError> {
-        self.call(
-            tenant,
-            |p| {
-                p.payment
-                    .as_ref()
-                    .into_option()
-                    .map(|c| c.confirm_payment(tenant.into(), request).map(|r| r.clone()))
-            },
-            "payment",
-        )
-    }
-
-    /// Captures a payment (`payment`).
-    pub fn capture_payment(
-        &self,
-        tenant: &str,
-        request: CapturePayment,
-    ) -> Result<Payment, HostError> {
-        self.call(
-            tenant,
-            |p| {
-                p.payment
-                    .as_ref()
-                    .into_option()
-                    .map(|c| c.capture_payment(tenant.into(), request).map(|r| r.clone()))
-            },
-            "payment",
-        )
-    }
-
-    /// Refunds a payment (`payment`).
-    pub fn refund(&self, tenant: &str, request: RefundRequest) -> Result<Refund, HostError> {
-        self.call(
-            tenant,
-            |p| {
-                p.payment
-                    .as_ref()
-                    .into_option()
-                    .map(|c| c.refund(tenant.into(), request).map(|r| r.clone()))
-            },
-            "payment",
-        )
-    }
-
-    /// Verifies and parses a payment webhook (`payment`).
-    pub fn parse_payment_webhook(
-        &self,
-        tenant: &str,
-        request: WebhookRequest,
-    ) -> Result<PaymentEvent, HostError> {
-        self.call(
-            tenant,
-            |p| {
-                p.payment
-                    .as_ref()
-                    .into_option()
-                    .map(|c| c.parse_webhook(tenant.into(), request).map(|r| r.clone()))
-            },
-            "payment",
-        )
-    }
-
-    /// Runs an SNMP operation (`network`).
-    pub fn snmp(&self, tenant: &str, request: SnmpRequest) -> Result<Vec<VarBind>, HostError> {
-        self.call(
-            tenant,
-            |p| {
-                p.network.as_ref().into_option().map(|c| {
-                    c.snmp(tenant.into(), request)
-                        .map(|r| r.iter().cloned().collect())
-                })
-            },
-            "network",
-        )
-    }
-
-    /// Runs a command over SSH (`network`).
-    pub fn ssh_exec(&self, tenant: &str, command: SshCommand) -> Result<SshOutput, HostError> {
-        self.call(
-            tenant,
-            |p| {
-                p.network
-                    .as_ref()
-                    .into_option()
-                    .map(|c| c.ssh_exec(tenant.into(), command).map(|r| r.clone()))
-            },
-            "network",
-        )
-    }
-
-    /// Runs an Ansible playbook (`network`).
-    pub fn run_playbook(
-        &self,
-        tenant: &str,
-        run: PlaybookRun,
-    ) -> Result<PlaybookReport, HostError> {
-        self.call(
-            tenant,
-            |p| {
-                p.network
-                    .as_ref()
-                    .into_option()
-                    .map(|c| c.run_playbook(tenant.into(), run).map(|r| r.clone()))
-            },
-            "network",
-        )
-    }
-
     /// Whether the plugin is active for `tenant` right now.
     pub fn is_active_for(&self, tenant: &str) -> bool {
         self.slot.active_tenants.read().contains(tenant)
@@ -1490,6 +1285,79 @@ impl PluginHandle {
         HostError::NotActive {
             plugin: self.slot.id.clone(),
             tenant: tenant.to_owned(),
+        }
+    }
+}
+
+impl plugin_api::category::Caller for PluginHandle {
+    type Error = HostError;
+
+    /// Checks the tenant, counts the call, samples its latency and turns a
+    /// plugin error into a host error naming the plugin.
+    #[inline]
+    fn local<T>(
+        &self,
+        tenant: &str,
+        _method: &'static str,
+        call: impl FnOnce() -> RResult<T, PluginError>,
+    ) -> Result<T, HostError> {
+        if !self.tenants.contains(tenant) {
+            return Err(self.not_active(tenant));
+        }
+        let sampled = self.slot.metrics.start_call();
+        let start = sampled.then(Instant::now);
+        let result = call();
+        if let Some(start) = start {
+            self.slot.metrics.record_latency(start.elapsed());
+        }
+        match result {
+            RResult::ROk(value) => Ok(value),
+            RResult::RErr(error) => Err(self.fail(&error)),
+        }
+    }
+
+    fn remote<C: Contract>(
+        &self,
+        tenant: &str,
+        request: C::Request,
+    ) -> Result<C::Response, HostError> {
+        // Only handles of plugins running in another process hand out
+        // clients without an in-process object.
+        let _ = (tenant, request);
+        Err(HostError::MissingExtension {
+            plugin: self.slot.id.clone(),
+            extension: C::NAME,
+        })
+    }
+
+    fn mismatch(
+        &self,
+        category: &'static str,
+        asked: &'static str,
+        answered: &'static str,
+    ) -> HostError {
+        HostError::ProtocolMismatch {
+            plugin: self.slot.id.clone(),
+            detail: format!("`{category}.{asked}` was answered as `{answered}`"),
+        }
+    }
+}
+
+/// `handle.communication()?.send_message(tenant, message)` and the like
+/// come from this, through each category's `HandleExt`
+/// (`use plugin_api::categories::*`).
+impl CategoryHost for PluginHandle {
+    type Error = HostError;
+    type Caller<'a> = PluginHandle;
+
+    #[inline]
+    fn category<C: Contract>(&self) -> Result<C::Client<'_, PluginHandle>, HostError> {
+        match self.loaded.categories.get::<C>() {
+            Some(object) => Ok(C::client(Some(object), self)),
+            None => Err(HostError::MissingExtension {
+                plugin: self.slot.id.clone(),
+                extension: C::NAME,
+            }),
         }
     }
 }

@@ -44,9 +44,9 @@ pub use host::{
 pub use lifecycle::{PluginState, Transition};
 pub use live::{LiveEvent, LiveOptions, LiveReload, OnStarted};
 pub use loader::{PinnedLibrary, PluginIdentity, UnloadStats};
+pub use manifest::Permission;
 pub use metrics::MetricsSnapshot;
 pub use reload::{ReloadOutcome, ReloadReport, ReloadStep};
-pub use services::Permission;
 pub use signature::{
     embedded_identity, public_key_id, verify_signature, Expected, SignatureError, SignatureStatus,
     SignedClaims, TrustPolicy, VerifiedSignature,

@@ -14,6 +14,8 @@
 //! - every value returned by the plugin is copied into host-owned memory
 //!   before the library could go away.
 
+use std::any::TypeId;
+use std::ffi::c_void;
 use std::fs;
 use std::io::Write;
 use std::mem::ManuallyDrop;
@@ -24,9 +26,13 @@ use std::sync::Arc;
 use abi_stable::abi_stability::abi_checking::{
     check_layout_compatibility_with_globals, CheckingGlobals,
 };
-use abi_stable::library::{lib_header_from_raw_library, LibraryError, RawLibrary, RootModule};
+use abi_stable::library::{
+    lib_header_from_raw_library, AbiHeaderRef, LibHeader, LibraryError, RawLibrary, RootModule,
+};
+use abi_stable::type_layout::TypeLayout;
 use abi_stable::StableAbi;
 use plugin_api::abi::{PluginInstance, PluginModRef};
+use plugin_api::category::Contract;
 use sha2::{Digest, Sha256};
 
 use crate::elf;
@@ -61,7 +67,7 @@ pub(crate) struct StagedLibrary {
     /// SHA-256 of the exact bytes of the private copy.
     pub(crate) sha256: [u8; 32],
     /// The identity embedded in the library, when it has one.
-    pub(crate) embedded: Option<(String, String)>,
+    pub(crate) embedded: Option<plugin_api::sdk::Identity>,
     /// The name used in errors until the library's own id is known.
     pub(crate) label: String,
 }
@@ -162,8 +168,108 @@ pub(crate) struct LoadedPlugin {
     // Field order matters: the instance's vtables live in the library, so the
     // instance must drop first (the reverse order segfaults).
     pub(crate) instance: PluginInstance,
+    /// Typed views of `instance.categories`, checked at load.
+    pub(crate) categories: CheckedCategories,
     pub(crate) identity: PluginIdentity,
     pub(crate) library: Arc<Library>,
+}
+
+/// The category objects of one instance whose layouts matched what this
+/// host expects, by contract type. Categories this host does not know are
+/// left out (a newer plugin on an older host); a known category with another
+/// layout refuses the whole plugin.
+pub(crate) struct CheckedCategories {
+    entries: Vec<CheckedCategory>,
+}
+
+struct CheckedCategory {
+    contract: TypeId,
+    name: &'static str,
+    object: *const c_void,
+}
+
+// SAFETY: the pointers are to `Send + Sync` objects owned by the instance
+// next to which this table is always kept (see `LoadedPlugin`).
+unsafe impl Send for CheckedCategories {}
+// SAFETY: as above.
+unsafe impl Sync for CheckedCategories {}
+
+impl CheckedCategories {
+    fn check(instance: &PluginInstance, plugin: &str, path: &Path) -> Result<Self, HostError> {
+        struct CheckLayout<'a> {
+            found: *const c_void,
+            globals: &'a CheckingGlobals,
+        }
+        impl plugin_api::category::ContractVisitor for CheckLayout<'_> {
+            type Output = Result<(TypeId, &'static str), String>;
+            fn visit<C: Contract>(self) -> Self::Output {
+                // SAFETY: `export_object`, the only constructor of a
+                // `CategoryObject`, stores a `&'static TypeLayout` here.
+                let found = unsafe { &*self.found.cast::<TypeLayout>() };
+                check_layout_compatibility_with_globals(
+                    <C::Object as StableAbi>::LAYOUT,
+                    found,
+                    self.globals,
+                )
+                .map_err(|errors| errors.to_string())?;
+                Ok((TypeId::of::<C>(), C::NAME))
+            }
+        }
+        let globals = CheckingGlobals::new();
+        let mut entries: Vec<CheckedCategory> = Vec::new();
+        for object in instance.categories.iter() {
+            let name = object.name.as_str();
+            let visitor = CheckLayout {
+                found: object.layout,
+                globals: &globals,
+            };
+            match plugin_api::visit_category(name, visitor) {
+                None => tracing::debug!(
+                    plugin,
+                    category = name,
+                    "the plugin exports a category this host does not know; ignored"
+                ),
+                Some(Err(full)) => {
+                    tracing::debug!(
+                        plugin,
+                        category = name,
+                        "category ABI mismatch details:\n{full}"
+                    );
+                    return Err(HostError::AbiMismatch {
+                        plugin: plugin.to_owned(),
+                        path: path.to_owned(),
+                        summary: format!("category `{name}`: {}", summarize_abi_errors(&full)),
+                    });
+                }
+                Some(Ok((contract, name))) => {
+                    if entries.iter().all(|e| e.contract != contract) {
+                        entries.push(CheckedCategory {
+                            contract,
+                            name,
+                            object: object.object.cast_const(),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(Self { entries })
+    }
+
+    /// The plugin's object for contract `C`, when it exports one.
+    #[inline]
+    pub(crate) fn get<C: Contract>(&self) -> Option<&C::Object> {
+        let contract = TypeId::of::<C>();
+        let entry = self.entries.iter().find(|e| e.contract == contract)?;
+        // SAFETY: the entry was recorded for `C` only after the object's
+        // layout was checked against `C::Object`'s, and the object lives as
+        // long as the instance this table is kept with.
+        Some(unsafe { &*entry.object.cast::<C::Object>() })
+    }
+
+    /// The names of the categories the plugin exports that this host knows.
+    pub(crate) fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.entries.iter().map(|e| e.name)
+    }
 }
 
 /// Stages and loads libraries from one private runtime directory.
@@ -221,7 +327,7 @@ impl Loader {
         })?;
         let embedded = elf::embedded_identity(bytes).ok();
         let sha256: [u8; 32] = Sha256::digest(bytes).into();
-        let name_part = embedded.as_ref().map_or(label, |(id, _)| id.as_str());
+        let name_part = embedded.as_ref().map_or(label, |e| e.id.as_str());
         let seq = self
             .sequence
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -256,6 +362,31 @@ impl Loader {
         })
     }
 
+    /// Finds the library header: under the per-crate symbol the identity record
+    /// names (plugin-api 0.2 and later), else under abi_stable's fixed name, so
+    /// older plugins still reach the version check and its "rebuild" message.
+    ///
+    /// # Safety
+    /// The returned header points into `raw`; the caller keeps `raw` loaded for
+    /// as long as anything read through the header exists.
+    pub(crate) unsafe fn lib_header(
+        raw: &RawLibrary,
+        symbol: Option<&str>,
+    ) -> Result<&'static LibHeader, LibraryError> {
+        let Some(symbol) = symbol else {
+            // SAFETY: forwarded from the caller.
+            return unsafe { lib_header_from_raw_library(raw) };
+        };
+        let mut name = Vec::with_capacity(symbol.len() + 1);
+        name.extend_from_slice(symbol.as_bytes());
+        name.push(0);
+        // SAFETY: the symbol is the `LibHeader` static `export_plugin!` defines;
+        // reading its address as an `AbiHeaderRef` is what abi_stable's own
+        // `abi_header_from_raw_library` does for the fixed name.
+        let header: AbiHeaderRef = unsafe { *raw.get::<AbiHeaderRef>(&name)? };
+        header.upgrade()
+    }
+
     /// Loads a staged library, checks its plugin-api version and layout, and
     /// builds the plugin object.
     pub(crate) fn load(&self, staged: &StagedLibrary) -> Result<LoadedPlugin, HostError> {
@@ -273,12 +404,13 @@ impl Loader {
             label: staged
                 .embedded
                 .as_ref()
-                .map_or_else(|| label.clone(), |(id, _)| id.clone()),
+                .map_or_else(|| label.clone(), |e| e.id.clone()),
             unload: self.unload.clone(),
         });
         // SAFETY: the header is read from a library we keep loaded for as long
         // as anything from it exists (`library` travels with the instance).
-        let header = unsafe { lib_header_from_raw_library(&library.raw) }.map_err(|e| match e {
+        let symbol = staged.embedded.as_ref().and_then(|e| e.symbol.as_deref());
+        let header = unsafe { Self::lib_header(&library.raw, symbol) }.map_err(|e| match e {
             LibraryError::GetSymbolError { .. } => HostError::NotAPlugin {
                 plugin: label.clone(),
                 path: path.clone(),
@@ -292,8 +424,10 @@ impl Loader {
 
         let host_api = <PluginModRef as RootModule>::VERSION_STRINGS;
         let plugin_api = header.version_strings();
+        // Same minor, any patch, older or newer: patches only add (new
+        // categories are an open list; see plugin-api's versioning rules).
         let compatible = match (host_api.parsed(), plugin_api.parsed()) {
-            (Ok(host), Ok(plugin)) => host.is_compatible(plugin),
+            (Ok(host), Ok(plugin)) => host.is_loosely_compatible(plugin),
             _ => false,
         };
         if !compatible {
@@ -350,8 +484,10 @@ impl Loader {
                 return Err(call_error(&identity.id, &path, Call::Instantiate, &error));
             }
         };
+        let categories = CheckedCategories::check(&instance, &identity.id, &path)?;
         Ok(LoadedPlugin {
             instance,
+            categories,
             identity,
             library,
         })

@@ -25,7 +25,6 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::hooks::HookKind;
-use crate::services::Permission;
 
 /// The file name the host looks for in each plugin folder.
 pub(crate) const MANIFEST_FILE_NAME: &str = "plugin.toml";
@@ -89,55 +88,79 @@ impl Dependency {
     }
 }
 
-/// The `category` field. Unknown lowercase words are kept in [`Category::Other`]
-/// so new categories do not need a host release.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-#[non_exhaustive]
-pub enum Category {
-    /// Messaging: SMS, e-mail, chat.
-    Communication,
-    /// Payment providers.
-    Payment,
-    /// Network device automation.
-    NetworkAutomation,
-    /// Customer relationship management.
-    Crm,
-    /// Anything site-specific; the default.
-    #[default]
-    Custom,
-    /// A lowercase category word this host does not know yet.
-    Other(String),
+/// A capability a plugin declares in `permissions`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Permission {
+    /// Outbound network connections (advisory: native code cannot be sandboxed).
+    NetworkOutbound,
+    /// Read secrets through the host.
+    SecretsRead,
+    /// Read the plugin's key/value store.
+    StorageRead,
+    /// Write the plugin's key/value store.
+    StorageWrite,
+    /// Raise hooks.
+    HooksEmit,
+    /// Record metrics.
+    MetricsWrite,
+    /// Start processes (advisory).
+    ProcessSpawn,
+}
+
+impl Permission {
+    /// Every permission, in manifest spelling.
+    pub const ALL: [(Permission, &'static str); 7] = [
+        (Permission::NetworkOutbound, "network:outbound"),
+        (Permission::SecretsRead, "secrets:read"),
+        (Permission::StorageRead, "storage:read"),
+        (Permission::StorageWrite, "storage:write"),
+        (Permission::HooksEmit, "hooks:emit"),
+        (Permission::MetricsWrite, "metrics:write"),
+        (Permission::ProcessSpawn, "process:spawn"),
+    ];
+
+    /// The manifest spelling, e.g. `secrets:read`.
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(p, _)| *p == self)
+            .map_or("unknown", |(_, name)| name)
+    }
+
+    /// Parses the manifest spelling.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.iter().find(|(_, n)| *n == name).map(|(p, _)| *p)
+    }
+}
+
+/// The `category` field: one of the categories this host's plugin-api
+/// declares ([`plugin_api::KNOWN_CATEGORIES`]), or `custom`. A word the host
+/// does not know is a manifest error, so a typo never becomes a plugin that is
+/// silently skipped by every category lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Category(&'static str);
+
+impl Default for Category {
+    fn default() -> Self {
+        Self::CUSTOM
+    }
 }
 
 impl Category {
-    const KNOWN: [(&'static str, Category); 5] = [
-        ("communication", Category::Communication),
-        ("payment", Category::Payment),
-        ("network-automation", Category::NetworkAutomation),
-        ("crm", Category::Crm),
-        ("custom", Category::Custom),
-    ];
+    /// `custom`: plugins that offer only hooks and generic service calls.
+    pub const CUSTOM: Category = Category("custom");
 
-    /// The word used in the manifest.
-    pub fn as_str(&self) -> &str {
-        match self {
-            Category::Communication => "communication",
-            Category::Payment => "payment",
-            Category::NetworkAutomation => "network-automation",
-            Category::Crm => "crm",
-            Category::Custom => "custom",
-            Category::Other(word) => word,
-        }
+    /// The word used in the manifest, e.g. `network-automation`.
+    pub fn as_str(&self) -> &'static str {
+        self.0
     }
 
-    fn from_word(word: &str) -> Option<Category> {
-        if let Some((_, known)) = Self::KNOWN.iter().find(|(name, _)| *name == word) {
-            return Some(known.clone());
-        }
-        let mut chars = word.chars();
-        let starts_lower = chars.next().is_some_and(|c| c.is_ascii_lowercase());
-        let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        (starts_lower && rest_ok).then(|| Category::Other(word.to_owned()))
+    /// The category named `word`, when this host knows it.
+    pub fn from_word(word: &str) -> Option<Category> {
+        plugin_api::KNOWN_CATEGORIES
+            .iter()
+            .find(|known| **known == word)
+            .map(|known| Category(known))
     }
 }
 
@@ -151,9 +174,14 @@ impl<'de> Deserialize<'de> for Category {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         de_str_with(deserializer, "a category word", |word| {
             Category::from_word(word).ok_or_else(|| {
+                let known: Vec<String> = plugin_api::KNOWN_CATEGORIES
+                    .iter()
+                    .map(|c| format!("`{c}`"))
+                    .collect();
                 format!(
-                    "invalid category `{word}`, expected one of `communication`, `payment`, \
-                     `network-automation`, `crm`, `custom`, or another lowercase word such as `analytics`"
+                    "unknown category `{word}`, this host knows {} (a new category needs a \
+                     host built with a plugin-api that declares it)",
+                    known.join(", ")
                 )
             })
         })
@@ -456,15 +484,6 @@ fn render_invalid(path: &Path, problems: &[ManifestProblem]) -> String {
 }
 
 impl Manifest {
-    /// Reads and parses the manifest at `path`.
-    pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        Manifest::parse(&text, path)
-    }
-
     /// Parses manifest `text`; `path` is only used in messages and stored in the result.
     pub fn parse(text: &str, path: &Path) -> Result<Manifest, ManifestError> {
         let raw: RawManifest = toml::from_str(text).map_err(|error| ManifestError::Syntax {
@@ -521,7 +540,7 @@ impl Manifest {
             description: String::new(),
             authors: Vec::new(),
             license: None,
-            category: Category::Custom,
+            category: Category::CUSTOM,
             api: VersionReq::STAR,
             library: format!("lib{id}.so"),
             dependencies: BTreeMap::new(),
@@ -959,7 +978,7 @@ mod tests {
 id = "demo"
 name = "Demo"
 version = "1.0.0"
-api = "^0.1"
+api = "^0.2"
 library = "libdemo.so"
 "#;
 
@@ -976,7 +995,7 @@ description = "Sends SMS through Twilio."
 authors = ["Ada <ada@example.com>", "Grace"]
 license = "MIT OR Apache-2.0"
 category = "communication"
-api = "^0.1"
+api = "^0.2"
 library = "libplugkit_twilio.so"
 conflicts = { legacy-sms = "<2" }
 provides = ["sms"]
@@ -1026,8 +1045,8 @@ default = ["us1"]
         assert_eq!(manifest.description, "Sends SMS through Twilio.");
         assert_eq!(manifest.authors, ["Ada <ada@example.com>", "Grace"]);
         assert_eq!(manifest.license.as_deref(), Some("MIT OR Apache-2.0"));
-        assert_eq!(manifest.category, Category::Communication);
-        assert_eq!(manifest.api, VersionReq::parse("^0.1").unwrap());
+        assert_eq!(manifest.category.as_str(), "communication");
+        assert_eq!(manifest.api, VersionReq::parse("^0.2").unwrap());
         assert_eq!(manifest.library, "libplugkit_twilio.so");
         assert_eq!(
             manifest.dependencies["http-client"],
@@ -1082,18 +1101,30 @@ default = ["us1"]
     #[test]
     fn minimal_manifest_gets_defaults() {
         let manifest = Manifest::parse(MINIMAL, Path::new("plugin.toml")).unwrap();
-        assert_eq!(manifest.category, Category::Custom);
+        assert_eq!(manifest.category, Category::CUSTOM);
         assert_eq!(manifest.required_tier, "free");
         assert_eq!(manifest.description, "");
         assert!(manifest.dependencies.is_empty() && manifest.config.is_empty());
     }
 
     #[test]
-    fn unknown_lowercase_category_is_kept() {
-        let manifest =
-            Manifest::parse(&minimal_with("category = \"analytics\"\n"), Path::new("p")).unwrap();
-        assert_eq!(manifest.category, Category::Other("analytics".into()));
-        assert_eq!(manifest.category.to_string(), "analytics");
+    fn a_category_the_host_does_not_know_is_an_error_not_a_silent_skip() {
+        // Regression (issue 12): `analytics` used to be kept as an unknown
+        // category that every lookup then skipped.
+        check(
+            &minimal_with("category = \"analytics\"\n"),
+            "plugins/demo/plugin.toml:7:12: unknown category `analytics`, this host knows \
+             `communication`, `payment`, `network-automation`, `crm`, `custom` (a new category \
+             needs a host built with a plugin-api that declares it); fix this entry of the \
+             plugin manifest.",
+        );
+        check(
+            &minimal_with("category = \"network\"\n"),
+            "plugins/demo/plugin.toml:7:12: unknown category `network`, this host knows \
+             `communication`, `payment`, `network-automation`, `crm`, `custom` (a new category \
+             needs a host built with a plugin-api that declares it); fix this entry of the \
+             plugin manifest.",
+        );
     }
 
     #[test]
@@ -1131,7 +1162,7 @@ default = ["us1"]
              this entry of the plugin manifest.",
         );
         check(
-            &MINIMAL.replace("^0.1", "zero"),
+            &MINIMAL.replace("^0.2", "zero"),
             "plugins/demo/plugin.toml:5:7: invalid version requirement `zero`: unexpected \
              character 'z' while parsing major version number; expected a range such as \"^1.2\", \
              \">=1.0, <2\" or \"*\"; fix this entry of the plugin manifest.",
@@ -1156,9 +1187,10 @@ default = ["us1"]
         );
         check(
             &minimal_with("category = \"Big Thing\"\n"),
-            "plugins/demo/plugin.toml:7:12: invalid category `Big Thing`, expected one of \
-             `communication`, `payment`, `network-automation`, `crm`, `custom`, or another \
-             lowercase word such as `analytics`; fix this entry of the plugin manifest.",
+            "plugins/demo/plugin.toml:7:12: unknown category `Big Thing`, this host knows \
+             `communication`, `payment`, `network-automation`, `crm`, `custom` (a new category \
+             needs a host built with a plugin-api that declares it); fix this entry of the \
+             plugin manifest.",
         );
         check(
             &minimal_with("[[hooks]]\nname = \"a\"\nkind = \"action\"\n"),
@@ -1306,7 +1338,7 @@ default = ["us1"]
 id = "Demo"
 name = "Demo"
 version = "1.0.0"
-api = "^0.1"
+api = "^0.2"
 library = "libdemo.so"
 [dependencies]
 Demo = "^1"

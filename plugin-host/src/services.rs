@@ -12,51 +12,26 @@ use plugin_api::abi::{
     HostServices, HostServicesBox, HostServices_TO, LogLevel, Payload, PluginError,
 };
 
-use crate::host::Inner;
+use crate::manifest::Permission;
 
-/// A capability a plugin declares in `permissions`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Permission {
-    /// Outbound network connections (advisory: native code cannot be sandboxed).
-    NetworkOutbound,
-    /// Read secrets through the host.
-    SecretsRead,
-    /// Read the plugin's key/value store.
-    StorageRead,
-    /// Write the plugin's key/value store.
-    StorageWrite,
-    /// Raise hooks.
-    HooksEmit,
-    /// Record metrics.
-    MetricsWrite,
-    /// Start processes (advisory).
-    ProcessSpawn,
-}
-
-impl Permission {
-    /// Every permission, in manifest spelling.
-    pub const ALL: [(Permission, &'static str); 7] = [
-        (Permission::NetworkOutbound, "network:outbound"),
-        (Permission::SecretsRead, "secrets:read"),
-        (Permission::StorageRead, "storage:read"),
-        (Permission::StorageWrite, "storage:write"),
-        (Permission::HooksEmit, "hooks:emit"),
-        (Permission::MetricsWrite, "metrics:write"),
-        (Permission::ProcessSpawn, "process:spawn"),
-    ];
-
-    /// The manifest spelling, e.g. `secrets:read`.
-    pub fn name(self) -> &'static str {
-        Self::ALL
-            .iter()
-            .find(|(p, _)| *p == self)
-            .map_or("unknown", |(_, name)| name)
-    }
-
-    /// Parses the manifest spelling.
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.iter().find(|(_, n)| *n == name).map(|(p, _)| *p)
-    }
+/// What the services need from the host, so that this module does not
+/// depend on the host's registry (the host implements it).
+pub(crate) trait ServiceBackend: Send + Sync {
+    /// Counts a refused host service call for `plugin`.
+    fn record_denied(&self, plugin: &str);
+    /// Counts a custom metric value for `plugin`.
+    fn record_custom(&self, plugin: &str, name: &str, value: f64);
+    /// A secret set for `plugin` and `tenant`.
+    fn secret_for(&self, plugin: &str, tenant: &str, name: &str) -> Result<String, PluginError>;
+    /// Fires hook `hook` raised by `plugin`.
+    fn emit_from_plugin(
+        &self,
+        plugin: &str,
+        tenant: &str,
+        hook: &str,
+        content_type: &str,
+        bytes: &[u8],
+    ) -> Result<(), PluginError>;
 }
 
 /// The per-plugin key/value store (tenant, key) → bytes.
@@ -68,7 +43,7 @@ pub(crate) struct PluginServices {
     pub(crate) permissions: BTreeSet<Permission>,
     pub(crate) config_json: String,
     pub(crate) store: Arc<StateStore>,
-    pub(crate) host: Weak<Inner>,
+    pub(crate) host: Weak<dyn ServiceBackend>,
 }
 
 impl PluginServices {
@@ -86,7 +61,7 @@ impl PluginServices {
                 "refused a host service call: permission not declared in plugin.toml"
             );
             if let Some(host) = self.host.upgrade() {
-                host.metrics_for(&self.plugin, |m| m.record_denied());
+                host.record_denied(&self.plugin);
             }
             Err(PluginError::PermissionDenied {
                 permission: permission.name().into(),
@@ -176,7 +151,7 @@ impl HostServices for PluginServices {
             return RResult::RErr(e);
         }
         if let Some(host) = self.host.upgrade() {
-            host.metrics_for(&self.plugin, |m| m.record_custom(name.as_str(), value));
+            host.record_custom(&self.plugin, name.as_str(), value);
         }
         RResult::ROk(())
     }

@@ -397,7 +397,8 @@ pub fn verify_signature(
 /// reads the identity it embeds, without loading it: the checks the host
 /// runs on the bytes before `dlopen`.
 pub fn embedded_identity(library: &[u8]) -> Result<EmbeddedIdentity, String> {
-    let (id, version) = elf::embedded_identity(library).map_err(|e| e.to_string())?;
+    let plugin_api::sdk::Identity { id, version, .. } =
+        elf::embedded_identity(library).map_err(|e| e.to_string())?;
     let version = semver::Version::parse(&version)
         .map_err(|e| format!("embedded version `{version}` is not semver: {e}"))?;
     Ok(EmbeddedIdentity { id, version })

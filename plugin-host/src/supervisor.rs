@@ -64,7 +64,8 @@ impl StartReport {
 /// Reads a library's embedded identity without loading it.
 pub(crate) fn read_identity(path: &Path) -> Result<EmbeddedIdentity, String> {
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-    let (id, version) = elf::embedded_identity(&bytes).map_err(|e| e.to_string())?;
+    let plugin_api::sdk::Identity { id, version, .. } =
+        elf::embedded_identity(&bytes).map_err(|e| e.to_string())?;
     let version = semver::Version::parse(&version)
         .map_err(|e| format!("embedded version `{version}` is not semver: {e}"))?;
     Ok(EmbeddedIdentity { id, version })

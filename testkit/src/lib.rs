@@ -5,6 +5,8 @@
 //! npm). A test never skips because a peer is missing: it fails and says
 //! which install step to run.
 
+#![deny(unsafe_code)]
+
 pub mod ansible;
 pub mod openbao;
 pub mod prism;

@@ -3,8 +3,9 @@
 
 use std::collections::BTreeSet;
 
+use plugin_api::categories::*;
 use plugin_api::communication::{DeliveryStatus, OutboundMessage};
-use plugin_api::network::{
+use plugin_api::network_automation::{
     PlaybookRun, SnmpOperation, SnmpRequest, SnmpTarget, SnmpUser, SnmpValue, SnmpVersion,
     SshCommand, TaskStatus,
 };
@@ -268,7 +269,10 @@ fn typed_communication_calls_round_trip_every_field() {
         .into(),
         status_callback: Some("https://isp.example/cb?x=1".into()).into(),
     };
-    let receipt = plugin.send_message("acme", message.clone()).expect("send");
+    let receipt = plugin
+        .communication()
+        .and_then(|c| c.send_message("acme", message.clone()))
+        .expect("send");
     let echoed: OutboundMessage =
         serde_json::from_str(receipt.provider_message_id.as_str()).expect("json");
     assert_eq!(echoed, message);
@@ -280,7 +284,10 @@ fn typed_communication_calls_round_trip_every_field() {
         Some("acme".to_owned())
     );
 
-    let status = plugin.message_status("acme", "SM123").expect("status");
+    let status = plugin
+        .communication()
+        .and_then(|c| c.message_status("acme", "SM123".into()))
+        .expect("status");
     assert_eq!(
         (status.provider_message_id.as_str(), status.status),
         ("SM123", DeliveryStatus::Delivered)
@@ -299,13 +306,16 @@ fn typed_communication_calls_round_trip_every_field() {
         ..request.clone()
     };
     assert!(plugin
-        .verify_message_webhook("acme", signed)
+        .communication()
+        .and_then(|c| c.verify_webhook("acme", signed))
         .expect("verify"));
     assert!(!plugin
-        .verify_message_webhook("acme", request.clone())
+        .communication()
+        .and_then(|c| c.verify_webhook("acme", request.clone()))
         .expect("verify"));
     let update = plugin
-        .parse_status_callback("acme", request.clone())
+        .communication()
+        .and_then(|c| c.parse_status_callback("acme", request.clone()))
         .expect("callback");
     let echoed: WebhookRequest =
         serde_json::from_str(update.provider_message_id.as_str()).expect("json");
@@ -336,7 +346,8 @@ fn typed_payment_calls_round_trip_every_field() {
         idempotency_key: "idem-1".into(),
     };
     let payment = plugin
-        .create_payment("acme", create.clone())
+        .payment()
+        .and_then(|c| c.create_payment("acme", create.clone()))
         .expect("create");
     let echoed: CreatePayment = serde_json::from_str(payment.id.as_str()).expect("json");
     assert_eq!(echoed, create);
@@ -354,7 +365,8 @@ fn typed_payment_calls_round_trip_every_field() {
     };
     let echoed: ConfirmPayment = serde_json::from_str(
         plugin
-            .confirm_payment("acme", confirm.clone())
+            .payment()
+            .and_then(|c| c.confirm_payment("acme", confirm.clone()))
             .expect("confirm")
             .id
             .as_str(),
@@ -367,7 +379,8 @@ fn typed_payment_calls_round_trip_every_field() {
         idempotency_key: "idem-3".into(),
     };
     let captured = plugin
-        .capture_payment("acme", capture.clone())
+        .payment()
+        .and_then(|c| c.capture_payment("acme", capture.clone()))
         .expect("capture");
     assert_eq!(
         serde_json::from_str::<CapturePayment>(captured.id.as_str()).expect("json"),
@@ -383,7 +396,10 @@ fn typed_payment_calls_round_trip_every_field() {
         reason: Some("requested_by_customer".into()).into(),
         idempotency_key: "idem-4".into(),
     };
-    let refunded = plugin.refund("acme", refund.clone()).expect("refund");
+    let refunded = plugin
+        .payment()
+        .and_then(|c| c.refund("acme", refund.clone()))
+        .expect("refund");
     assert_eq!(
         serde_json::from_str::<RefundRequest>(refunded.id.as_str()).expect("json"),
         refund
@@ -391,7 +407,8 @@ fn typed_payment_calls_round_trip_every_field() {
     assert_eq!(refunded.amount.amount_minor, 250);
 
     let event = plugin
-        .parse_payment_webhook("acme", WebhookRequest::default())
+        .payment()
+        .and_then(|c| c.parse_webhook("acme", WebhookRequest::default()))
         .expect("webhook");
     assert_eq!(event.kind, PaymentEventKind::ChargeRefunded);
     assert_eq!(event.amount.into_option().map(|m| m.amount_minor), Some(-5));
@@ -425,7 +442,10 @@ fn typed_network_calls_round_trip_every_field() {
         },
         oids: vec!["1.3.6.1.2.1.1.1.0".into(), "1.3.6.1.2.1.2.2".into()].into(),
     };
-    let binds = plugin.snmp("acme", request.clone()).expect("snmp");
+    let binds = plugin
+        .network_automation()
+        .and_then(|c| c.snmp("acme", request.clone()))
+        .expect("snmp");
     assert_eq!(binds.len(), 13, "every SnmpValue variant");
     for bind in &binds {
         let echoed: SnmpRequest = serde_json::from_str(bind.oid.as_str()).expect("json");
@@ -446,7 +466,10 @@ fn typed_network_calls_round_trip_every_field() {
         command: "show version".into(),
         timeout_ms: 5000,
     };
-    let out = plugin.ssh_exec("acme", command.clone()).expect("ssh");
+    let out = plugin
+        .network_automation()
+        .and_then(|c| c.ssh_exec("acme", command.clone()))
+        .expect("ssh");
     assert_eq!(
         serde_json::from_str::<SshCommand>(out.stdout.as_str()).expect("json"),
         command
@@ -463,7 +486,10 @@ fn typed_network_calls_round_trip_every_field() {
         limit: Some("localhost".into()).into(),
         timeout_ms: 60_000,
     };
-    let report = plugin.run_playbook("acme", run.clone()).expect("playbook");
+    let report = plugin
+        .network_automation()
+        .and_then(|c| c.run_playbook("acme", run.clone()))
+        .expect("playbook");
     assert_eq!(
         serde_json::from_str::<PlaybookRun>(report.tasks[0].task.as_str()).expect("json"),
         run
@@ -489,7 +515,8 @@ fn a_plugin_without_an_extension_says_so() {
     let err = host
         .plugin(&id)
         .expect("handle")
-        .send_message("acme", OutboundMessage::default())
+        .communication()
+        .and_then(|c| c.send_message("acme", OutboundMessage::default()))
         .expect_err("dep-a is no communication provider");
     assert!(
         matches!(
@@ -501,15 +528,30 @@ fn a_plugin_without_an_extension_says_so() {
         ),
         "{err}"
     );
-    assert_eq!(host.plugins_with("payment"), Vec::<String>::new());
+    assert_eq!(host.plugins_with("payment").unwrap(), Vec::<String>::new());
     start(&host, "fixture-good", vec![], serde_json::json!({}), &[]);
-    assert_eq!(host.plugins_with("payment"), ["fixture-good"]);
+    assert_eq!(host.plugins_with("payment").unwrap(), ["fixture-good"]);
+    assert_eq!(
+        host.providers::<plugin_api::payment::Contract>(),
+        ["fixture-good"]
+    );
+    // A typo is an error naming what the host knows, never an empty list.
+    let typo = host.plugins_with("payments").unwrap_err();
+    assert!(
+        matches!(&typo, HostError::UnknownExtension { name, known }
+            if name == "payments" && known.contains("network-automation")),
+        "{typo}"
+    );
     assert_eq!(
         host.plugins_in_category("custom"),
         ["dep-a", "fixture-good"]
     );
-    assert!(host.provider_for_tenant("payment", "acme").is_some());
-    assert!(host.provider_for_tenant("payment", "nobody").is_none());
+    assert!(host
+        .provider_for_tenant::<plugin_api::payment::Contract>("acme")
+        .is_some());
+    assert!(host
+        .provider_for_tenant::<plugin_api::payment::Contract>("nobody")
+        .is_none());
 }
 
 #[test]
@@ -629,7 +671,8 @@ fn calls_for_a_tenant_the_plugin_is_not_active_for_are_refused() {
         "{err}"
     );
     let err = plugin
-        .send_message("other-isp", OutboundMessage::default())
+        .communication()
+        .and_then(|c| c.send_message("other-isp", OutboundMessage::default()))
         .expect_err("inactive tenant");
     assert!(matches!(err, HostError::NotActive { .. }), "{err}");
     // Nothing reached the plugin.

@@ -3,6 +3,7 @@
 
 mod foundation;
 mod hooks;
+mod interface;
 mod reference;
 mod reload;
 mod resolution;

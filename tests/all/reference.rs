@@ -5,8 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
+use plugin_api::categories::*;
 use plugin_api::communication::OutboundMessage;
-use plugin_api::network::{
+use plugin_api::network_automation::{
     SnmpOperation, SnmpRequest, SnmpTarget, SnmpValue, SnmpVersion, SshCommand,
 };
 use plugin_api::payment::{CapturePayment, CreatePayment, Money, PaymentStatus, RefundRequest};
@@ -42,9 +43,12 @@ fn reference_plugins_start_from_their_manifests() {
     let report = host.start_installed(&[plugins]);
     assert!(report.problems().is_empty(), "{:#?}", report.problems());
     assert_eq!(report.started, ["network-automation", "stripe", "twilio"]);
-    assert_eq!(host.plugins_with("communication"), ["twilio"]);
-    assert_eq!(host.plugins_with("payment"), ["stripe"]);
-    assert_eq!(host.plugins_with("network"), ["network-automation"]);
+    assert_eq!(host.plugins_with("communication").unwrap(), ["twilio"]);
+    assert_eq!(host.plugins_with("payment").unwrap(), ["stripe"]);
+    assert_eq!(
+        host.plugins_with("network-automation").unwrap(),
+        ["network-automation"]
+    );
     assert_eq!(host.providers_of("sms"), ["twilio"]);
     let errors = host.stop_all();
     assert!(errors.is_empty(), "{errors:?}");
@@ -68,14 +72,17 @@ fn twilio_sends_through_the_host_to_the_stand_in() {
         .expect("activate");
     let plugin = host.plugin("twilio").expect("handle");
     let receipt = plugin
-        .send_message(
-            "acme",
-            OutboundMessage {
-                to: "+14155550100".into(),
-                body: "Welcome to Acme Fiber".into(),
-                ..OutboundMessage::default()
-            },
-        )
+        .communication()
+        .and_then(|c| {
+            c.send_message(
+                "acme",
+                OutboundMessage {
+                    to: "+14155550100".into(),
+                    body: "Welcome to Acme Fiber".into(),
+                    ..OutboundMessage::default()
+                },
+            )
+        })
         .expect("send");
     assert!(receipt.provider_message_id.starts_with("SM"), "{receipt:?}");
     let sent = standin.sent_messages();
@@ -87,14 +94,17 @@ fn twilio_sends_through_the_host_to_the_stand_in() {
 
     // A typed provider error crosses the host boundary intact.
     let err = plugin
-        .send_message(
-            "acme",
-            OutboundMessage {
-                to: "+15005550001".into(),
-                body: "x".into(),
-                ..OutboundMessage::default()
-            },
-        )
+        .communication()
+        .and_then(|c| {
+            c.send_message(
+                "acme",
+                OutboundMessage {
+                    to: "+15005550001".into(),
+                    body: "x".into(),
+                    ..OutboundMessage::default()
+                },
+            )
+        })
         .expect_err("invalid To");
     assert!(err.to_string().contains("21211"), "{err}");
 
@@ -131,22 +141,25 @@ fn stripe_charges_captures_and_refunds_through_the_host() {
         .expect("activate");
     let plugin = host.plugin("stripe").expect("handle");
     let payment = plugin
-        .create_payment(
-            "acme",
-            CreatePayment {
-                amount: Money {
-                    amount_minor: 4_999,
-                    currency: "usd".into(),
+        .payment()
+        .and_then(|c| {
+            c.create_payment(
+                "acme",
+                CreatePayment {
+                    amount: Money {
+                        amount_minor: 4_999,
+                        currency: "usd".into(),
+                    },
+                    customer: None.into(),
+                    payment_method: Some("pm_card_visa".into()).into(),
+                    confirm: true,
+                    manual_capture: true,
+                    description: Some("First month".into()).into(),
+                    metadata: vec![KeyValue::new("tenant", "acme")].into(),
+                    idempotency_key: "acme-cus1-m1".into(),
                 },
-                customer: None.into(),
-                payment_method: Some("pm_card_visa".into()).into(),
-                confirm: true,
-                manual_capture: true,
-                description: Some("First month".into()).into(),
-                metadata: vec![KeyValue::new("tenant", "acme")].into(),
-                idempotency_key: "acme-cus1-m1".into(),
-            },
-        )
+            )
+        })
         .expect("create");
     assert_eq!(
         payment.status,
@@ -154,29 +167,35 @@ fn stripe_charges_captures_and_refunds_through_the_host() {
         "{payment:?}"
     );
     let captured = plugin
-        .capture_payment(
-            "acme",
-            CapturePayment {
-                payment_id: payment.id.clone(),
-                amount_minor: None.into(),
-                idempotency_key: "cap-1".into(),
-            },
-        )
+        .payment()
+        .and_then(|c| {
+            c.capture_payment(
+                "acme",
+                CapturePayment {
+                    payment_id: payment.id.clone(),
+                    amount_minor: None.into(),
+                    idempotency_key: "cap-1".into(),
+                },
+            )
+        })
         .expect("capture");
     assert_eq!(
         (captured.status, captured.amount_received),
         (PaymentStatus::Succeeded, 4_999)
     );
     let refund = plugin
-        .refund(
-            "acme",
-            RefundRequest {
-                payment_id: payment.id.clone(),
-                amount_minor: Some(999).into(),
-                reason: None.into(),
-                idempotency_key: "ref-1".into(),
-            },
-        )
+        .payment()
+        .and_then(|c| {
+            c.refund(
+                "acme",
+                RefundRequest {
+                    payment_id: payment.id.clone(),
+                    amount_minor: Some(999).into(),
+                    reason: None.into(),
+                    idempotency_key: "ref-1".into(),
+                },
+            )
+        })
         .expect("refund");
     assert_eq!(refund.amount.amount_minor, 999);
 
@@ -191,15 +210,18 @@ fn stripe_charges_captures_and_refunds_through_the_host() {
         .expect("clock")
         .as_secs() as i64;
     let parsed = plugin
-        .parse_payment_webhook(
-            "acme",
-            WebhookRequest {
-                url: "https://isp.example/stripe".into(),
-                params: Vec::new().into(),
-                body: event.body.as_bytes().to_vec().into(),
-                signature: standin.signature_header(&event.body, now).into(),
-            },
-        )
+        .payment()
+        .and_then(|c| {
+            c.parse_webhook(
+                "acme",
+                WebhookRequest {
+                    url: "https://isp.example/stripe".into(),
+                    params: Vec::new().into(),
+                    body: event.body.as_bytes().to_vec().into(),
+                    signature: standin.signature_header(&event.body, now).into(),
+                },
+            )
+        })
         .expect("webhook");
     assert_eq!(
         parsed.payment_id.into_option().map(|s| s.to_string()),
@@ -230,37 +252,43 @@ fn network_automation_queries_the_real_snmpd_and_sshd_through_the_host() {
         .expect("activate");
     let plugin = host.plugin("network-automation").expect("handle");
     let binds = plugin
-        .snmp(
-            "acme",
-            SnmpRequest {
-                target: SnmpTarget {
-                    address: snmpd.address().into(),
-                    version: SnmpVersion::V2c,
-                    community: None.into(),
-                    user: None.into(),
-                    timeout_ms: 2_000,
-                    retries: 1,
+        .network_automation()
+        .and_then(|c| {
+            c.snmp(
+                "acme",
+                SnmpRequest {
+                    target: SnmpTarget {
+                        address: snmpd.address().into(),
+                        version: SnmpVersion::V2c,
+                        community: None.into(),
+                        user: None.into(),
+                        timeout_ms: 2_000,
+                        retries: 1,
+                    },
+                    operation: SnmpOperation::Get,
+                    oids: vec!["1.3.6.1.2.1.1.1.0".into()].into(),
                 },
-                operation: SnmpOperation::Get,
-                oids: vec!["1.3.6.1.2.1.1.1.0".into()].into(),
-            },
-        )
+            )
+        })
         .expect("snmp get");
     match &binds[0].value {
         SnmpValue::OctetString(text) => assert!(text.starts_with(b"Linux"), "{binds:?}"),
         other => panic!("sysDescr: {other:?}"),
     }
     let out = plugin
-        .ssh_exec(
-            "acme",
-            SshCommand {
-                host: "127.0.0.1".into(),
-                port: sshd.port(),
-                user: sshd.user().into(),
-                command: "echo provisioned".into(),
-                timeout_ms: 10_000,
-            },
-        )
+        .network_automation()
+        .and_then(|c| {
+            c.ssh_exec(
+                "acme",
+                SshCommand {
+                    host: "127.0.0.1".into(),
+                    port: sshd.port(),
+                    user: sshd.user().into(),
+                    command: "echo provisioned".into(),
+                    timeout_ms: 10_000,
+                },
+            )
+        })
         .expect("ssh");
     assert_eq!(out.stdout.as_str().trim(), "provisioned");
     assert_eq!(out.exit_status.into_option(), Some(0));

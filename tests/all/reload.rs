@@ -322,7 +322,7 @@ fn install_reloadable(dir: &Path, lib: &Path, version: &str) -> PathBuf {
     std::fs::copy(lib, folder.join("libreloadable.so")).expect("copy");
     let manifest = format!(
         "id = \"reloadable\"\nname = \"reloadable\"\nversion = \"{version}\"\ndescription = \"reload fixture\"\n\
-         authors = [\"plugkit tests\"]\nlicense = \"MIT\"\ncategory = \"custom\"\napi = \"^0.1\"\n\
+         authors = [\"plugkit tests\"]\nlicense = \"MIT\"\ncategory = \"custom\"\napi = \"^0.2\"\n\
          library = \"libreloadable.so\"\n{}",
         manifest_lines(version)
     );

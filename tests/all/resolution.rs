@@ -24,7 +24,7 @@ description = "test plugin"
 authors = ["plugkit tests"]
 license = "MIT"
 category = "custom"
-api = "^0.1"
+api = "^0.2"
 library = "{}"
 {extra}
 "#,

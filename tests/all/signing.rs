@@ -262,7 +262,7 @@ fn start_installed_under_require_starts_signed_plugins_and_reports_tampered_ones
     let setup = setup(require(&[&signer]));
     let library = install(&setup, Some(&signer), None);
     let manifest = format!(
-        "id = \"{ID}\"\nname = \"{ID}\"\nversion = \"{VERSION}\"\napi = \"^0.1\"\nlibrary = \"{}\"\n",
+        "id = \"{ID}\"\nname = \"{ID}\"\nversion = \"{VERSION}\"\napi = \"^0.2\"\nlibrary = \"{}\"\n",
         library.file_name().expect("name").to_string_lossy()
     );
     let folder = library.parent().expect("folder");
@@ -293,7 +293,7 @@ fn an_installed_manifest_edited_after_signing_is_refused() {
     let library = install(&setup, None, None);
     let folder = library.parent().expect("folder").to_owned();
     let manifest = format!(
-        "id = \"{ID}\"\nname = \"{ID}\"\nversion = \"{VERSION}\"\napi = \"^0.1\"\nlibrary = \"{}\"\n",
+        "id = \"{ID}\"\nname = \"{ID}\"\nversion = \"{VERSION}\"\napi = \"^0.2\"\nlibrary = \"{}\"\n",
         library.file_name().expect("name").to_string_lossy()
     );
     std::fs::write(folder.join("plugin.toml"), &manifest).expect("manifest");

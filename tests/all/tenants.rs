@@ -29,7 +29,7 @@ fn echo_manifest() -> Manifest {
 fn recording_manifest(dir: &Path, id: &str, tier: &str) -> Manifest {
     let path = dir.join("plugins").join(id).join("plugin.toml");
     let text = format!(
-        "id = \"{id}\"\nname = \"{id}\"\nversion = \"0.1.0\"\napi = \"^0.1\"\n\
+        "id = \"{id}\"\nname = \"{id}\"\nversion = \"0.1.0\"\napi = \"^0.2\"\n\
          library = \"lib{id}.so\"\nrequired_tier = \"{tier}\"\n\
          [[hooks]]\nname = \"customer.tier_changed\"\n"
     );

@@ -73,9 +73,70 @@ pub(crate) fn build(packages: &[String], release: bool) -> Result<BTreeMap<Strin
     Ok(cdylibs_from_messages(&output.stdout))
 }
 
-/// Builds every plugin package.
+/// Builds every plugin package, and the fixture workspaces that keep older
+/// plugin interfaces (see [`FIXTURE_WORKSPACES`]).
 pub(crate) fn build_plugins(release: bool) -> Result<BTreeMap<String, PathBuf>> {
-    build(&plugin_packages()?, release)
+    let mut built = build(&plugin_packages()?, release)?;
+    for dir in FIXTURE_WORKSPACES {
+        built.extend(build_fixture_workspace(dir, release)?);
+    }
+    Ok(built)
+}
+
+/// Workspaces of their own under the main one, each holding an older
+/// plugin-api and a plugin built against it (abi_stable compares package
+/// names, so the two plugin-api copies cannot share a workspace).
+pub(crate) const FIXTURE_WORKSPACES: &[&str] = &["tests/fixtures/interface-0.2.0"];
+
+/// Builds one fixture workspace into its own folder of the target directory.
+fn build_fixture_workspace(dir: &str, release: bool) -> Result<BTreeMap<String, PathBuf>> {
+    let root = workspace_root();
+    let name = Path::new(dir)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let target = target_dir()?.join("fixture-workspaces").join(name);
+    let mut cmd = cargo();
+    cmd.current_dir(&root)
+        .args([
+            "build",
+            "--locked",
+            "--message-format=json-render-diagnostics",
+        ])
+        .arg("--manifest-path")
+        .arg(root.join(dir).join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target)
+        .stderr(Stdio::inherit());
+    if release {
+        cmd.arg("--release");
+    }
+    let output = cmd.output().context("running cargo build")?;
+    if !output.status.success() {
+        bail!("cargo build of the fixture workspace {dir} failed (see the compiler output above)");
+    }
+    Ok(cdylibs_from_messages(&output.stdout))
+}
+
+/// The main workspace's target directory, as cargo reports it (it honours
+/// `CARGO_TARGET_DIR` and `build.target-dir`).
+pub(crate) fn target_dir() -> Result<PathBuf> {
+    let output = cargo()
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .current_dir(workspace_root())
+        .output()
+        .context("running cargo metadata")?;
+    if !output.status.success() {
+        bail!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let meta: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    meta["target_directory"]
+        .as_str()
+        .map(PathBuf::from)
+        .context("cargo metadata reported no target_directory")
 }
 
 /// Picks the cdylib outputs out of cargo's JSON messages, keyed by package name.

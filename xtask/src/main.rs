@@ -1,6 +1,12 @@
 //! `cargo xtask`: the workflows of plugin authors and operators. This file
 //! only parses the command line and dispatches; each task has its module.
 
+#![deny(unsafe_code)]
+#![allow(
+    rustdoc::invalid_html_tags,
+    reason = "doc comments here are clap's --help text, where <name> means a placeholder"
+)]
+
 mod artifacts;
 mod bench;
 mod demo;
@@ -16,6 +22,7 @@ mod scaffold;
 mod sign;
 mod store;
 mod test;
+mod tidy;
 mod validate;
 
 use std::path::PathBuf;
@@ -69,6 +76,12 @@ enum Command {
         /// Extra arguments for `cargo test` (after `--`).
         #[arg(last = true)]
         args: Vec<String>,
+    },
+    /// Checks the house rules of ARCHITECTURE.md (also runs with the tests).
+    Tidy {
+        /// Record the frozen ABI files anew (after a plugin-api minor bump).
+        #[arg(long)]
+        bless: bool,
     },
     /// Runs the benchmarks and prints ratios against in-process baselines.
     Bench {
@@ -193,6 +206,7 @@ fn main() {
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Test { args } => test::run(&args),
+        Command::Tidy { bless } => tidy::run(&tidy::workspace_root(), bless),
         Command::Bench { filter } => bench::run(filter.as_deref()),
         Command::Artifacts => {
             let built = artifacts::build_plugins(false)?;

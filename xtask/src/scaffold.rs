@@ -181,8 +181,8 @@ description = "Word the `echo` method puts before each payload."
         );
         let category_hint = match category {
             "communication" => "\n//! A `communication` plugin also implements `plugin_api::communication::Communication`\n//! and lists `communication` in `export_plugin!` (see plugins/twilio).",
-            "payment" => "\n//! A `payment` plugin also implements `plugin_api::payment::Payments` and lists\n//! `payment` in `export_plugin!` (see plugins/stripe).",
-            "network-automation" => "\n//! A `network-automation` plugin also implements `plugin_api::network::Network`\n//! and lists `network` in `export_plugin!` (see plugins/network-automation).",
+            "payment" => "\n//! A `payment` plugin also implements `plugin_api::payment::Payment` and lists\n//! `payment` in `export_plugin!` (see plugins/stripe).",
+            "network-automation" => "\n//! A `network-automation` plugin also implements `plugin_api::network_automation::Network`\n//! and lists `network` in `export_plugin!` (see plugins/network-automation).",
             _ => "",
         };
         let lib_rs = format!(

@@ -162,7 +162,7 @@ fn tenants_show_each_plugins_state_per_tier_and_the_providers() {
     );
     assert_eq!(
         acme["providers"],
-        json!({"payment": "stripe", "communication": "twilio", "network": "network-automation"})
+        json!({"payment": "stripe", "communication": "twilio", "network-automation": "network-automation"})
     );
     let bluesky = by_id("bluesky-net");
     assert_eq!(
@@ -652,7 +652,7 @@ fn a_new_customer_through_the_api_is_charged_welcomed_and_activated() {
     );
     assert!(
         lines.iter().any(|l| l
-            == "[network] bluesky-net: skipped: tier pro has no network provider; the device is not provisioned"),
+            == "[network] bluesky-net: skipped: tier pro has no network-automation provider; the device is not provisioned"),
         "{lines:#?}"
     );
     let sent = d

@@ -116,7 +116,7 @@ fn the_demo_runs_every_flow_against_the_standins_and_real_devices() {
             sshd.port()
         ),
         "[hooks] acme-fiber: service.activated → network-automation",
-        "[network] bluesky-net: skipped: tier pro has no network provider",
+        "[network] bluesky-net: skipped: tier pro has no network-automation provider",
         "[payment] corner-wifi: skipped: tier free has no payment provider",
         "[stripe] bluesky-net: vetoed: stripe: payment of 29900 usd for customer blue-2002 exceeds",
         "[isp] bluesky-net: FAILED: customer blue-2002 is not activated",

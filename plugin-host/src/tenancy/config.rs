@@ -832,7 +832,7 @@ mod tests {
 id = "demo"
 name = "Demo"
 version = "1.2.0"
-api = "^0.1"
+api = "^0.2"
 library = "libdemo.so"
 
 [config.token]

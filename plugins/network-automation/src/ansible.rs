@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
-use plugin_api::network::{HostRecap, PlaybookReport, PlaybookRun, TaskResult, TaskStatus};
+use plugin_api::network_automation::{
+    HostRecap, PlaybookReport, PlaybookRun, TaskResult, TaskStatus,
+};
 use plugin_api::{PluginError, Result};
 use serde_json::Value;
 

@@ -3,7 +3,7 @@
 //! `ansible-runner`, each configured per tenant.
 //!
 //! ```
-//! use plugin_api::network::{Network, SshCommand};
+//! use plugin_api::network_automation::{NetworkAutomation, SshCommand};
 //! use plugin_api::{Plugin, TenantConfig};
 //! use plugkit_network_automation::NetworkPlugin;
 //!
@@ -32,16 +32,19 @@
 //!   thread and is shut down by [`Plugin::cleanup`].
 //! - `ansible`: one `ansible-runner` child process per playbook run.
 
+#![deny(unsafe_code)]
+
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use plugin_api::hooks::{ServiceChanged, SERVICE_ACTIVATED};
-use plugin_api::network::{
-    Network, PlaybookReport, PlaybookRun, SnmpOperation, SnmpRequest, SnmpTarget, SnmpValue,
-    SnmpVersion, SshCommand, SshOutput, VarBind,
+use plugin_api::network_automation::{
+    NetworkAutomation, PlaybookReport, PlaybookRun, SnmpOperation, SnmpRequest, SnmpTarget,
+    SnmpValue, SnmpVersion, SshCommand, SshOutput, VarBind,
 };
 use plugin_api::{
-    Health, HookAction, HookEvent, Hooks, Host, LogLevel, Plugin, PluginError, Result, TenantConfig,
+    Health, HookAction, HookEvent, Hooks, Host, LogLevel, Plugin, PluginError, RVec, Result,
+    TenantConfig,
 };
 
 mod ansible;
@@ -212,10 +215,10 @@ impl Plugin for NetworkPlugin {
     }
 }
 
-impl Network for NetworkPlugin {
-    fn snmp(&self, tenant: &str, request: SnmpRequest) -> Result<Vec<VarBind>> {
+impl NetworkAutomation for NetworkPlugin {
+    fn snmp(&self, tenant: &str, request: SnmpRequest) -> Result<RVec<VarBind>> {
         let settings = self.settings(tenant)?;
-        snmp::run(&request, &settings.snmp)
+        snmp::run(&request, &settings.snmp).map(RVec::from)
     }
 
     fn ssh_exec(&self, tenant: &str, command: SshCommand) -> Result<SshOutput> {
@@ -241,4 +244,4 @@ impl Hooks for NetworkPlugin {
     }
 }
 
-plugin_api::export_plugin!(NetworkPlugin, extensions: [network, hooks]);
+plugin_api::export_plugin!(NetworkPlugin, extensions: [network_automation, hooks]);

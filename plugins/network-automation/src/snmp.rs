@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use plugin_api::network::{SnmpOperation, SnmpRequest, SnmpValue, SnmpVersion, VarBind};
+use plugin_api::network_automation::{SnmpOperation, SnmpRequest, SnmpValue, SnmpVersion, VarBind};
 use plugin_api::{PluginError, Result, Secret};
 use snmp2::v3::{Auth, AuthProtocol, Cipher, KeyExtension, Security};
 use snmp2::{Oid, Pdu, SyncSession, Value};

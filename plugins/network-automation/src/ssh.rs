@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use plugin_api::network::{SshCommand, SshOutput};
+use plugin_api::network_automation::{SshCommand, SshOutput};
 use plugin_api::{PluginError, Result, Secret};
 use russh::client::{self, AuthResult};
 use russh::keys::PublicKeyOrCertificate;

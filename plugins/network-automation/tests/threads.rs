@@ -4,7 +4,7 @@
 //! A binary of its own, with one test: tests running in parallel threads
 //! would change the count.
 
-use plugin_api::network::{Network, SshCommand};
+use plugin_api::network_automation::{NetworkAutomation, SshCommand};
 use plugin_api::{Plugin, TenantConfig};
 use plugkit_network_automation::NetworkPlugin;
 use plugkit_testkit::sshd::Sshd;

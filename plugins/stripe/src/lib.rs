@@ -13,7 +13,7 @@
 //! positive or exceed the tenant's `max_amount_minor`.
 //!
 //! ```
-//! use plugin_api::payment::{CreatePayment, Money, Payments};
+//! use plugin_api::payment::{CreatePayment, Money, Payment};
 //! use plugin_api::{Plugin, TenantConfig};
 //! use plugkit_stripe::StripePlugin;
 //!
@@ -37,6 +37,8 @@
 //! # Ok::<(), plugin_api::Error>(())
 //! ```
 
+#![deny(unsafe_code)]
+
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -44,7 +46,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use parking_lot::{Mutex, RwLock};
 use plugin_api::hooks::{self, InvoicePaid};
 use plugin_api::payment::{
-    CapturePayment, ConfirmPayment, CreatePayment, Payment, PaymentEvent, Payments, Refund,
+    CapturePayment, ConfirmPayment, CreatePayment, Payment, PaymentEvent, PaymentRecord, Refund,
     RefundRequest,
 };
 use plugin_api::{
@@ -301,8 +303,8 @@ impl Plugin for StripePlugin {
     }
 }
 
-impl Payments for StripePlugin {
-    fn create_payment(&self, tenant: &str, request: CreatePayment) -> Result<Payment> {
+impl Payment for StripePlugin {
+    fn create_payment(&self, tenant: &str, request: CreatePayment) -> Result<PaymentRecord> {
         let t = self.tenant(tenant)?;
         self.check_amount(&t, request.amount.amount_minor, "amount")?;
         let currency = request.amount.currency.as_str();
@@ -317,7 +319,7 @@ impl Payments for StripePlugin {
         resources::payment_from_json(json)
     }
 
-    fn confirm_payment(&self, tenant: &str, request: ConfirmPayment) -> Result<Payment> {
+    fn confirm_payment(&self, tenant: &str, request: ConfirmPayment) -> Result<PaymentRecord> {
         let t = self.tenant(tenant)?;
         let path = resources::payment_intent_path(&request.payment_id, "confirm")?;
         let key = check_idempotency_key(&request.idempotency_key)?;
@@ -327,7 +329,7 @@ impl Payments for StripePlugin {
         resources::payment_from_json(json)
     }
 
-    fn capture_payment(&self, tenant: &str, request: CapturePayment) -> Result<Payment> {
+    fn capture_payment(&self, tenant: &str, request: CapturePayment) -> Result<PaymentRecord> {
         let t = self.tenant(tenant)?;
         if let Some(amount) = request.amount_minor.into_option() {
             self.check_amount(&t, amount, "amount_to_capture")?;
@@ -358,7 +360,7 @@ impl Payments for StripePlugin {
         resources::refund_from_json(json, &request.payment_id)
     }
 
-    fn parse_webhook(&self, tenant: &str, request: &WebhookRequest) -> Result<PaymentEvent> {
+    fn parse_webhook(&self, tenant: &str, request: WebhookRequest) -> Result<PaymentEvent> {
         let t = self.tenant(tenant)?;
         let Some(secret) = &t.settings.webhook_secret else {
             return Err(Error::invalid_config(

@@ -3,7 +3,7 @@
 //! into the category's types. Pure: no IO.
 
 use plugin_api::payment::{
-    CapturePayment, ConfirmPayment, CreatePayment, Money, Payment, PaymentStatus, Refund,
+    CapturePayment, ConfirmPayment, CreatePayment, Money, PaymentRecord, PaymentStatus, Refund,
     RefundRequest, RefundStatus,
 };
 use plugin_api::{Error, Result};
@@ -152,7 +152,7 @@ struct PaymentIntentJson {
 }
 
 /// A PaymentIntent object.
-pub(crate) fn payment_from_json(value: serde_json::Value) -> Result<Payment> {
+pub(crate) fn payment_from_json(value: serde_json::Value) -> Result<PaymentRecord> {
     let pi: PaymentIntentJson = serde_json::from_value(value).map_err(|e| {
         Error::provider(
             "invalid_response",
@@ -176,7 +176,7 @@ pub(crate) fn payment_from_json(value: serde_json::Value) -> Result<Payment> {
             .map(str::to_owned),
         _ => None,
     };
-    Ok(Payment {
+    Ok(PaymentRecord {
         id: pi.id.into(),
         status: PaymentStatus::from_word(&pi.status),
         amount: Money {
@@ -339,7 +339,7 @@ mod tests {
         }));
         assert_eq!(
             payment.ok(),
-            Some(Payment {
+            Some(PaymentRecord {
                 id: "pi_1".into(),
                 status: PaymentStatus::RequiresCapture,
                 amount: Money {

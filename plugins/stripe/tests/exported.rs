@@ -148,9 +148,7 @@ fn the_exported_plugin_serves_payments_and_hooks_and_logs_no_secret() -> Result<
     ));
 
     let payment = instance
-        .payment
-        .as_ref()
-        .into_option()
+        .category_local::<plugin_api::payment::Contract>()
         .context("the payment extension is exported")?;
     let forged = WebhookRequest {
         body: br#"{"id":"evt_1","object":"event"}"#.to_vec().into(),

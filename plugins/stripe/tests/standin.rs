@@ -1,4 +1,4 @@
-//! The stripe plugin driven in-process through `Plugin`, `Payments` and
+//! The stripe plugin driven in-process through `Plugin`, `Payment` and
 //! `Hooks` against the Stripe stand-in (`plugkit_standins::stripe`): payment
 //! flows, typed errors, idempotency, retries and webhooks. No test sleeps:
 //! the plugin's sleeper records the backoff instead, and its clock is fixed.
@@ -12,8 +12,8 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use parking_lot::Mutex;
 use plugin_api::payment::{
-    CapturePayment, ConfirmPayment, CreatePayment, Money, PaymentEvent, PaymentEventKind,
-    PaymentStatus, Payments, RefundRequest, RefundStatus,
+    CapturePayment, ConfirmPayment, CreatePayment, Money, Payment, PaymentEvent, PaymentEventKind,
+    PaymentStatus, RefundRequest, RefundStatus,
 };
 use plugin_api::{Error, KeyValue, Plugin, TenantConfig, WebhookRequest};
 use plugkit_standins::stripe::{StripeStandIn, StripeStandInConfig};
@@ -600,7 +600,7 @@ fn webhooks_for_the_three_event_types_verify_and_parse() -> Result<()> {
 
     let succeeded = f.plugin.parse_webhook(
         TENANT,
-        &webhook(&f, "payment_intent.succeeded", &paid.id, NOW)?,
+        webhook(&f, "payment_intent.succeeded", &paid.id, NOW)?,
     )?;
     check_event(
         &succeeded,
@@ -611,12 +611,12 @@ fn webhooks_for_the_three_event_types_verify_and_parse() -> Result<()> {
 
     let refunded = f
         .plugin
-        .parse_webhook(TENANT, &webhook(&f, "charge.refunded", &paid.id, NOW)?)?;
+        .parse_webhook(TENANT, webhook(&f, "charge.refunded", &paid.id, NOW)?)?;
     check_event(&refunded, PaymentEventKind::ChargeRefunded, &paid.id, 700);
 
     let failed = f.plugin.parse_webhook(
         TENANT,
-        &webhook(&f, "payment_intent.payment_failed", &failed_id, NOW)?,
+        webhook(&f, "payment_intent.payment_failed", &failed_id, NOW)?,
     )?;
     check_event(&failed, PaymentEventKind::PaymentFailed, &failed_id, 3000);
     assert_eq!(
@@ -630,7 +630,7 @@ fn webhooks_for_the_three_event_types_verify_and_parse() -> Result<()> {
 
     let created = f.plugin.parse_webhook(
         TENANT,
-        &webhook(&f, "payment_intent.created", &paid.id, NOW)?,
+        webhook(&f, "payment_intent.created", &paid.id, NOW)?,
     )?;
     assert_eq!(created.kind, PaymentEventKind::Other);
     Ok(())
@@ -698,7 +698,7 @@ fn a_webhook_delivered_over_http_by_the_stand_in_verifies() -> Result<()> {
         body: body.into(),
         signature: signature.into(),
     };
-    let parsed = f.plugin.parse_webhook(TENANT, &request)?;
+    let parsed = f.plugin.parse_webhook(TENANT, request.clone())?;
     check_event(&parsed, PaymentEventKind::PaymentSucceeded, &paid.id, 2000);
     Ok(())
 }
@@ -710,7 +710,7 @@ fn an_expired_webhook_timestamp_is_refused() -> Result<()> {
         .plugin
         .create_payment(TENANT, create(2000, "pm_card_visa", true, false, "pay-old"))?;
     let request = webhook(&f, "payment_intent.succeeded", &paid.id, NOW - 301)?;
-    let refused = f.plugin.parse_webhook(TENANT, &request);
+    let refused = f.plugin.parse_webhook(TENANT, request.clone());
     let error = refused.err().context("a stale signature must be refused")?;
     assert!(
         matches!(&error, Error::InvalidRequest { message } if message.contains("more than the tolerance of 300 s")),
@@ -718,7 +718,7 @@ fn an_expired_webhook_timestamp_is_refused() -> Result<()> {
     );
     // The same delivery is fine while it is fresh.
     f.clock.store(NOW - 301, Ordering::SeqCst);
-    assert!(f.plugin.parse_webhook(TENANT, &request).is_ok());
+    assert!(f.plugin.parse_webhook(TENANT, request.clone()).is_ok());
     Ok(())
 }
 
@@ -731,7 +731,7 @@ fn a_webhook_signed_with_another_secret_is_refused() -> Result<()> {
     )?;
     let refused = f.plugin.parse_webhook(
         TENANT,
-        &webhook(&f, "payment_intent.succeeded", &paid.id, NOW)?,
+        webhook(&f, "payment_intent.succeeded", &paid.id, NOW)?,
     );
     let error = refused
         .err()

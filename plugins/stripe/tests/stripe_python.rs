@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
-use plugin_api::payment::{CreatePayment, Money, Payments};
+use plugin_api::payment::{CreatePayment, Money, Payment};
 use plugin_api::{KeyValue, Plugin, TenantConfig};
 use plugkit_standins::stripe::{StripeStandIn, StripeStandInConfig};
 use plugkit_stripe::form::{self, Value};

@@ -27,6 +27,8 @@
 //! thread, back-off sleeps on it), so the library can be unloaded after
 //! `cleanup`; no credential reaches a log line, an error or `Debug`.
 
+#![deny(unsafe_code)]
+
 mod callback;
 mod client;
 mod config;
@@ -43,7 +45,7 @@ use parking_lot::RwLock;
 use plugin_api::communication::{Communication, MessageReceipt, OutboundMessage, StatusUpdate};
 use plugin_api::hooks::{DeviceAlert, DEVICE_ALERT};
 use plugin_api::{
-    Health, HookAction, HookEvent, Hooks, Host, LogLevel, Plugin, PluginError, Result,
+    Health, HookAction, HookEvent, Hooks, Host, LogLevel, Plugin, PluginError, RString, Result,
     TenantConfig, WebhookRequest,
 };
 
@@ -178,7 +180,8 @@ impl Communication for TwilioPlugin {
         Ok(receipt)
     }
 
-    fn message_status(&self, tenant: &str, provider_message_id: &str) -> Result<MessageReceipt> {
+    fn message_status(&self, tenant: &str, provider_message_id: RString) -> Result<MessageReceipt> {
+        let provider_message_id = provider_message_id.as_str();
         let active = self.tenant(tenant)?;
         if !client::is_message_sid(provider_message_id) {
             return Err(PluginError::invalid_request(format!(
@@ -191,21 +194,17 @@ impl Communication for TwilioPlugin {
         Ok(resource.receipt())
     }
 
-    fn verify_webhook(&self, tenant: &str, request: &WebhookRequest) -> Result<bool> {
+    fn verify_webhook(&self, tenant: &str, request: WebhookRequest) -> Result<bool> {
         let active = self.tenant(tenant)?;
         Ok(callback::verify(
             active.settings.auth_token.expose(),
-            request,
+            &request,
         ))
     }
 
-    fn parse_status_callback(
-        &self,
-        tenant: &str,
-        request: &WebhookRequest,
-    ) -> Result<StatusUpdate> {
+    fn parse_status_callback(&self, tenant: &str, request: WebhookRequest) -> Result<StatusUpdate> {
         let active = self.tenant(tenant)?;
-        callback::parse_status(active.settings.auth_token.expose(), request)
+        callback::parse_status(active.settings.auth_token.expose(), &request)
     }
 }
 
@@ -302,7 +301,7 @@ mod tests {
     fn calls_for_an_inactive_tenant_are_refused() {
         let plugin = plugin_with(base());
         plugin.deactivate("t1").unwrap();
-        let result = plugin.message_status("t1", "SM0123456789abcdef0123456789abcdef");
+        let result = plugin.message_status("t1", "SM0123456789abcdef0123456789abcdef".into());
         assert!(
             matches!(result, Err(PluginError::Unsupported { .. })),
             "{result:?}"
@@ -329,7 +328,7 @@ mod tests {
                 "{result:?}"
             );
         }
-        let result = plugin.message_status("t1", "../Calls/CA1");
+        let result = plugin.message_status("t1", "../Calls/CA1".into());
         assert!(
             matches!(result, Err(PluginError::InvalidRequest { .. })),
             "{result:?}"

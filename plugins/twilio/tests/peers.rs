@@ -130,7 +130,7 @@ fn prism_accepts_a_send_from_a_number_with_a_callback_and_a_status_lookup() {
 
     let status = prism_ok(
         &prism,
-        plugin.message_status(TENANT, &receipt.provider_message_id),
+        plugin.message_status(TENANT, receipt.provider_message_id.as_str().into()),
     );
     assert!(is_message_sid(&status.provider_message_id), "{status:?}");
     // The spec's example for FetchMessage is a sent message with a carrier error.
@@ -268,18 +268,22 @@ fn a_message_is_sent_with_twilios_form_and_its_status_is_read_back() {
     assert_eq!(sent[0].auth_user, standin.account_sid());
 
     standin.set_status(&sent[0].sid, "delivered", None).unwrap();
-    let status = plugin.message_status(TENANT, &sent[0].sid).unwrap();
+    let status = plugin
+        .message_status(TENANT, sent[0].sid.as_str().into())
+        .unwrap();
     assert_eq!(status.status, DeliveryStatus::Delivered);
     standin
         .set_status(&sent[0].sid, "undelivered", Some(30003))
         .unwrap();
-    let status = plugin.message_status(TENANT, &sent[0].sid).unwrap();
+    let status = plugin
+        .message_status(TENANT, sent[0].sid.as_str().into())
+        .unwrap();
     assert_eq!(
         (status.status, status.error_code),
         (DeliveryStatus::Undelivered, ROption::RSome(30003))
     );
 
-    let missing = plugin.message_status(TENANT, "SM00000000000000000000000000000000");
+    let missing = plugin.message_status(TENANT, "SM00000000000000000000000000000000".into());
     assert!(
         matches!(missing, Err(PluginError::NotFound { .. })),
         "{missing:?}"
@@ -441,7 +445,7 @@ fn a_status_lookup_is_retried_too() {
         .unwrap();
     standin.fail_next(2, 429);
     let status = plugin
-        .message_status(TENANT, &receipt.provider_message_id)
+        .message_status(TENANT, receipt.provider_message_id.as_str().into())
         .unwrap();
     assert_eq!(status.status, DeliveryStatus::Queued);
     assert_eq!(waits.taken().len(), 2);
@@ -507,8 +511,10 @@ fn a_posted_status_callback_is_verified_and_parsed() {
         body: body.into(),
         signature: signature.into(),
     };
-    assert!(plugin.verify_webhook(TENANT, &request).unwrap());
-    let update = plugin.parse_status_callback(TENANT, &request).unwrap();
+    assert!(plugin.verify_webhook(TENANT, request.clone()).unwrap());
+    let update = plugin
+        .parse_status_callback(TENANT, request.clone())
+        .unwrap();
     assert_eq!(update.provider_message_id.as_str(), sid);
     assert_eq!(update.status, DeliveryStatus::Undelivered);
     assert_eq!(update.error_code, ROption::RSome(30003));
@@ -519,8 +525,8 @@ fn a_posted_status_callback_is_verified_and_parsed() {
         .replace("undelivered", "delivered")
         .into_bytes()
         .into();
-    assert!(!plugin.verify_webhook(TENANT, &tampered).unwrap());
-    let refused = plugin.parse_status_callback(TENANT, &tampered);
+    assert!(!plugin.verify_webhook(TENANT, tampered.clone()).unwrap());
+    let refused = plugin.parse_status_callback(TENANT, tampered.clone());
     assert!(
         matches!(refused, Err(PluginError::InvalidRequest { .. })),
         "{refused:?}"
@@ -551,7 +557,9 @@ fn a_status_callback_with_split_params_and_a_default_port_verifies() {
         body: callback.body().into_bytes().into(),
         signature: callback.signature.as_str().into(),
     };
-    let update = plugin.parse_status_callback(TENANT, &request).unwrap();
+    let update = plugin
+        .parse_status_callback(TENANT, request.clone())
+        .unwrap();
     assert_eq!(
         (update.status, update.error_code),
         (DeliveryStatus::Delivered, ROption::RNone)
@@ -561,7 +569,7 @@ fn a_status_callback_with_split_params_and_a_default_port_verifies() {
     let mut other = standin_config(&standin);
     other["auth_token"] = json!("other-tenant-token");
     plugin.activate(&TenantConfig::new("other", other)).unwrap();
-    assert!(!plugin.verify_webhook("other", &request).unwrap());
+    assert!(!plugin.verify_webhook("other", request.clone()).unwrap());
 }
 
 #[test]

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use plugin_api::network::{Network, PlaybookReport, PlaybookRun, TaskStatus};
+use plugin_api::network_automation::{NetworkAutomation, PlaybookReport, PlaybookRun, TaskStatus};
 use plugkit_testkit::ansible::{ansible_runner, managed_python};
 use plugkit_testkit::process::{free_tcp_port, wait_until};
 use plugkit_testkit::sshd::Sshd;

@@ -102,7 +102,12 @@ fn service_activated_logs_the_devices_identity_and_never_a_credential() {
     let snmpd = Snmpd::shared().expect("snmpd starts");
     let host = RecordingHost::default();
     let instance = instantiate(&host);
-    assert!(instance.network.is_some(), "network extension exported");
+    assert!(
+        instance
+            .category_local::<plugin_api::network_automation::Contract>()
+            .is_some(),
+        "network-automation category exported"
+    );
     activate(
         &instance,
         "v2c-tenant",

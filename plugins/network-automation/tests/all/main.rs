@@ -9,7 +9,7 @@ mod manifest;
 mod snmp;
 mod ssh;
 
-use plugin_api::network::Network;
+use plugin_api::network_automation::NetworkAutomation;
 use plugin_api::{Plugin, PluginError, TenantConfig};
 use plugkit_network_automation::NetworkPlugin;
 
@@ -37,7 +37,7 @@ fn calls_for_a_tenant_that_is_not_activated_are_refused() {
     let plugin = plugin_with("acme", serde_json::json!({}));
     let result = plugin.ssh_exec(
         "globex",
-        plugin_api::network::SshCommand {
+        plugin_api::network_automation::SshCommand {
             host: "127.0.0.1".into(),
             port: 22,
             user: "root".into(),

@@ -2,8 +2,9 @@
 //! GET, GETNEXT, GETBULK, walks, and the failures a wrong community or a
 //! wrong v3 pass phrase cause.
 
-use plugin_api::network::{
-    Network, SnmpOperation, SnmpRequest, SnmpTarget, SnmpUser, SnmpValue, SnmpVersion, VarBind,
+use plugin_api::network_automation::{
+    NetworkAutomation, SnmpOperation, SnmpRequest, SnmpTarget, SnmpUser, SnmpValue, SnmpVersion,
+    VarBind,
 };
 use plugkit_network_automation::NetworkPlugin;
 use plugkit_testkit::snmpd::{

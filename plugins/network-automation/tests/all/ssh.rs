@@ -1,7 +1,7 @@
 //! SSH commands against a real OpenSSH `sshd`: output and exit status,
 //! public-key login (file and inline key), and host-key pinning.
 
-use plugin_api::network::{Network, SshCommand};
+use plugin_api::network_automation::{NetworkAutomation, SshCommand};
 use plugkit_network_automation::NetworkPlugin;
 use plugkit_testkit::sshd::{generate_ed25519, Sshd};
 use serde_json::json;

@@ -7,16 +7,13 @@
 )]
 #![allow(
     non_camel_case_types,
-    reason = "abi_stable's sabi_trait generates `Trait_TO` and `Trait_CTO` names"
+    reason = "abi_stable's sabi_trait generates `Abi_TO` and `Abi_CTO` names"
 )]
 
-use abi_stable::sabi_trait::TD_Opaque;
-use abi_stable::std_types::{RArc, ROption, RResult, RStr, RString, RVec};
-use abi_stable::{sabi_trait, StableAbi};
+use abi_stable::std_types::{ROption, RString, RVec};
+use abi_stable::StableAbi;
 use serde::{Deserialize, Serialize};
 
-use crate::abi::PluginError;
-use crate::sdk::{guard, Adapter, Plugin, Result};
 
 /// SNMP protocol version.
 #[repr(u8)]
@@ -265,54 +262,13 @@ pub struct PlaybookReport {
     pub hosts: RVec<HostRecap>,
 }
 
-/// The stable-ABI network automation provider.
-#[sabi_trait]
-pub trait NetworkAutomation: Send + Sync {
-    /// Runs an SNMP operation.
-    fn snmp(&self, tenant: RStr<'_>, request: SnmpRequest) -> RResult<RVec<VarBind>, PluginError>;
+crate::category::declare_category! {
+    /// What a network-automation plugin implements, in plain Rust.
+    category "network-automation", trait NetworkAutomation, handle network_automation;
+    /// Runs an SNMP operation; one variable binding per OID asked or walked.
+    fn snmp(request: SnmpRequest) -> RVec<VarBind>;
     /// Runs a command over SSH.
-    fn ssh_exec(&self, tenant: RStr<'_>, command: SshCommand) -> RResult<SshOutput, PluginError>;
+    fn ssh_exec(command: SshCommand) -> SshOutput;
     /// Runs an Ansible playbook.
-    #[sabi(last_prefix_field)]
-    fn run_playbook(
-        &self,
-        tenant: RStr<'_>,
-        run: PlaybookRun,
-    ) -> RResult<PlaybookReport, PluginError>;
-}
-
-/// The network automation trait object.
-pub type NetworkAutomationBox = NetworkAutomation_TO<'static, RArc<()>>;
-
-/// What a network-automation plugin implements, in plain Rust.
-pub trait Network: Plugin {
-    /// Runs an SNMP operation.
-    fn snmp(&self, tenant: &str, request: SnmpRequest) -> Result<Vec<VarBind>>;
-    /// Runs a command over SSH.
-    fn ssh_exec(&self, tenant: &str, command: SshCommand) -> Result<SshOutput>;
-    /// Runs an Ansible playbook.
-    fn run_playbook(&self, tenant: &str, run: PlaybookRun) -> Result<PlaybookReport>;
-}
-
-impl<P: Network> NetworkAutomation for Adapter<P> {
-    fn snmp(&self, tenant: RStr<'_>, request: SnmpRequest) -> RResult<RVec<VarBind>, PluginError> {
-        guard(|| self.plugin().snmp(tenant.as_str(), request).map(RVec::from))
-    }
-
-    fn ssh_exec(&self, tenant: RStr<'_>, command: SshCommand) -> RResult<SshOutput, PluginError> {
-        guard(|| self.plugin().ssh_exec(tenant.as_str(), command))
-    }
-
-    fn run_playbook(
-        &self,
-        tenant: RStr<'_>,
-        run: PlaybookRun,
-    ) -> RResult<PlaybookReport, PluginError> {
-        guard(|| self.plugin().run_playbook(tenant.as_str(), run))
-    }
-}
-
-#[doc(hidden)]
-pub fn __network<P: Network>(p: &RArc<Adapter<P>>) -> NetworkAutomationBox {
-    NetworkAutomation_TO::from_ptr(p.clone(), TD_Opaque)
+    fn run_playbook(run: PlaybookRun) -> PlaybookReport;
 }

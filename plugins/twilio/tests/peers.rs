@@ -564,6 +564,44 @@ fn a_status_callback_with_split_params_and_a_default_port_verifies() {
     assert!(!plugin.verify_webhook("other", &request).unwrap());
 }
 
+// Issue 14, item 4: Twilio signs the query's `:`, `@` and `'` literally and
+// delivers them escaped; the plugin validates what Twilio signed and still
+// refuses an escape that changes the query.
+#[test]
+fn a_status_callback_signed_with_literal_query_characters_verifies_when_delivered_escaped() {
+    let (standin, plugin, _) = with_standin();
+    let signed_url =
+        "https://isp.example/hooks/twilio/status?to=sip:noc@isp.example&site=Sull'Adda";
+    let message = OutboundMessage {
+        status_callback: ROption::RSome(signed_url.into()),
+        ..sms("+14155550100", "x")
+    };
+    let sid = plugin
+        .send_message(TENANT, message)
+        .unwrap()
+        .provider_message_id
+        .to_string();
+    let callback = standin.status_callback(&sid, "delivered", None).unwrap();
+    assert_eq!(callback.url, signed_url);
+    let request = |url: &str| WebhookRequest {
+        url: url.into(),
+        params: Vec::new().into(),
+        body: callback.body().into_bytes().into(),
+        signature: callback.signature.as_str().into(),
+    };
+    let delivered = request(
+        "https://isp.example:443/hooks/twilio/status?to=sip%3Anoc%40isp.example&site=Sull%27Adda",
+    );
+    assert!(plugin.verify_webhook(TENANT, &delivered).unwrap());
+    let update = plugin.parse_status_callback(TENANT, &delivered).unwrap();
+    assert_eq!(update.status, DeliveryStatus::Delivered);
+
+    let smuggled = request(
+        "https://isp.example/hooks/twilio/status?to=sip%3Anoc%40isp.example%26site=Sull%27Adda",
+    );
+    assert!(!plugin.verify_webhook(TENANT, &smuggled).unwrap());
+}
+
 #[test]
 fn a_device_alert_pages_the_on_call_number() {
     let (standin, plugin, _) = with_standin();

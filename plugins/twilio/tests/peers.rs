@@ -414,6 +414,46 @@ fn rate_limits_and_server_errors_are_retried_with_growing_backoff_then_succeed()
     }
 }
 
+// Issue 14, item 6: a `Retry-After` given as an HTTP-date was ignored and
+// the request retried after the bare backoff.
+#[test]
+fn a_retry_after_in_seconds_or_as_an_http_date_is_a_floor_on_the_wait() {
+    let (standin, plugin, waits) = with_standin();
+    standin.fail_next_with_headers(1, 429, &[("Retry-After", "3")]);
+    standin.fail_next_with_headers(
+        1,
+        503,
+        &[
+            ("Date", "Mon, 30 Nov 2026 17:00:00 GMT"),
+            ("Retry-After", "Mon, 30 Nov 2026 17:00:05 GMT"),
+        ],
+    );
+    plugin
+        .send_message(TENANT, sms("+14155550100", "x"))
+        .unwrap();
+    assert_eq!(
+        waits.taken(),
+        [Duration::from_secs(3), Duration::from_secs(5)]
+    );
+
+    // One beyond the 8 s cap ends the retries: the caller decides when.
+    let (standin, plugin, waits) = with_standin();
+    standin.fail_next_with_headers(
+        1,
+        429,
+        &[
+            ("Date", "Mon, 30 Nov 2026 17:00:00 GMT"),
+            ("Retry-After", "Mon, 30 Nov 2026 17:01:00 GMT"),
+        ],
+    );
+    let refused = plugin.send_message(TENANT, sms("+14155550100", "x"));
+    assert!(
+        matches!(&refused, Err(PluginError::Provider { code, retryable: true, .. }) if code.as_str() == "20429"),
+        "{refused:?}"
+    );
+    assert_eq!((standin.requests().len(), waits.taken().len()), (1, 0));
+}
+
 #[test]
 fn retries_stop_at_max_retries_with_a_retryable_error() {
     let (standin, plugin, waits) = with_standin();

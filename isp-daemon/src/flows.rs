@@ -662,7 +662,7 @@ fn ssh_provision(
     match provider.ssh_exec(&request.tenant, command) {
         Ok(output) => {
             let status = output.exit_status.into_option();
-            let stdout = output.stdout.trim().to_owned();
+            let stdout = String::from_utf8_lossy(&output.stdout).trim().to_owned();
             if status == Some(0) {
                 report.done(
                     provider.id(),
@@ -670,11 +670,24 @@ fn ssh_provision(
                 );
                 true
             } else {
+                let ended = match (status, output.exit_signal.into_option()) {
+                    (Some(code), _) => format!("exit {code}"),
+                    (None, Some(signal)) => format!(
+                        "killed by SIG{}{}",
+                        signal.name,
+                        if signal.core_dumped {
+                            " (core dumped)"
+                        } else {
+                            ""
+                        }
+                    ),
+                    (None, None) => "ended without an exit status from the server".to_owned(),
+                };
                 report.failed(
                     provider.id(),
                     format!(
-                        "SSH {host}:{port} `{line}` → exit {status:?}: {}",
-                        output.stderr.trim()
+                        "SSH {host}:{port} `{line}` → {ended}: {}",
+                        String::from_utf8_lossy(&output.stderr).trim()
                     ),
                 );
                 false

@@ -28,6 +28,7 @@ mod live;
 mod loader;
 mod manifest;
 mod metrics;
+mod peer_text;
 mod reload;
 mod services;
 mod signature;

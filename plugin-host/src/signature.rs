@@ -184,10 +184,43 @@ pub enum SignatureError {
     #[error("the library is not signed (no .minisig file beside it)")]
     Unsigned,
     /// The signature file is not a minisign signature.
-    #[error("the signature file is not a valid minisign signature ({reason})")]
+    #[error(
+        "the signature file is not a valid minisign signature ({reason}); sign the library \
+         again with `cargo xtask sign`"
+    )]
     Malformed {
-        /// What the decoder said.
+        /// What is wrong with it.
         reason: String,
+    },
+    /// The signature file holds a minisign key instead of a signature.
+    #[error(
+        "the signature file holds a minisign {kind}, not a signature: the files were mixed \
+         up; sign the library with `cargo xtask sign`, which writes `<library>.minisig`"
+    )]
+    KeyInsteadOfSignature {
+        /// `public key` or `secret key`.
+        kind: &'static str,
+    },
+    /// A valid signature in minisign's legacy format, which plugkit refuses:
+    /// nothing was tampered with, the signer used an old mode.
+    #[error(
+        "the signature by key {key_id} uses minisign's legacy non-prehashed format \
+         (algorithm `Ed`), which plugkit refuses; nothing suggests tampering. Sign the \
+         library again in the prehashed format: `cargo xtask sign`, or `minisign -S` \
+         (prehashed is its default; do not pass `-l`)"
+    )]
+    LegacyFormat {
+        /// The signing key's id.
+        key_id: String,
+    },
+    /// A signature algorithm minisign does not define.
+    #[error(
+        "the signature uses algorithm `{algorithm}`, which minisign does not define (it \
+         writes `ED`); sign the library again with `cargo xtask sign`"
+    )]
+    UnknownAlgorithm {
+        /// The two algorithm bytes, escaped.
+        algorithm: String,
     },
     /// The policy trusts no key at all.
     #[error("no trusted public keys are configured, so no signature can be accepted")]
@@ -206,8 +239,8 @@ pub enum SignatureError {
         /// The signing key's id.
         key_id: String,
     },
-    /// The signature does not match the bytes: the library or the signature
-    /// changed after signing.
+    /// The signature does not match the bytes, and the library's hash is not
+    /// the one the signature names: the library changed after signing.
     #[error(
         "the signature by trusted key {key_id} does not match the library: \
          the file was modified or corrupted after it was signed"
@@ -215,6 +248,21 @@ pub enum SignatureError {
     Tampered {
         /// The signing key's id.
         key_id: String,
+    },
+    /// The library is the one the signature names (same SHA-256), but the
+    /// signature does not verify: the `.minisig` file itself was edited or
+    /// damaged (its trusted comment or signature lines).
+    #[error(
+        "the signature by trusted key {key_id} does not verify, although the library is \
+         the one it names (sha256 {sha256}): the .minisig file was edited or damaged after \
+         signing (its trusted comment or a signature line); restore it from the package or \
+         sign again with `cargo xtask sign`"
+    )]
+    SignatureAltered {
+        /// The signing key's id.
+        key_id: String,
+        /// The library's SHA-256.
+        sha256: String,
     },
     /// The trusted comment is not a plugkit one.
     #[error(
@@ -292,22 +340,83 @@ fn key_id_hex(le_bytes: &[u8]) -> String {
     le_bytes.iter().rev().map(|b| format!("{b:02X}")).collect()
 }
 
-/// The key id a `.minisig` text names, read without verifying anything.
-fn signature_key_id(signature: &str) -> Result<String, SignatureError> {
+/// A `.minisig` text's layout, read without verifying anything.
+struct SignatureLayout {
+    /// As minisign prints it.
+    key_id: String,
+    /// Whether the algorithm is `Ed`, the legacy non-prehashed one.
+    legacy: bool,
+}
+
+/// Reads the layout of a `.minisig` text, telling apart each way it can be
+/// something other than a prehashed minisign signature. Pure.
+fn signature_layout(signature: &str) -> Result<SignatureLayout, SignatureError> {
     let malformed = |reason: &str| SignatureError::Malformed {
         reason: reason.to_owned(),
     };
-    let line = signature
-        .lines()
-        .nth(1)
-        .ok_or_else(|| malformed("it has fewer than 4 lines"))?;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(line.trim())
-        .map_err(|_| malformed("its second line is not base64"))?;
-    if bytes.len() != 74 {
-        return Err(malformed("its second line has the wrong length"));
+    let text = signature.strip_prefix('\u{feff}').unwrap_or(signature);
+    if text.trim().is_empty() {
+        return Err(malformed("it is empty"));
     }
-    Ok(key_id_hex(&bytes[2..10]))
+    let lines: Vec<&str> = text.lines().map(str::trim_end).collect();
+    let first = lines.first().copied().unwrap_or_default();
+    let second = lines.get(1).map(|l| l.trim()).unwrap_or_default();
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(second)
+        .ok();
+    if first.starts_with("untrusted comment:") {
+        // `minisign -G` writes keys with the same first line as signatures.
+        match decoded.as_ref().map(Vec::len) {
+            Some(42) => return Err(SignatureError::KeyInsteadOfSignature { kind: "public key" }),
+            Some(158) => return Err(SignatureError::KeyInsteadOfSignature { kind: "secret key" }),
+            _ => {}
+        }
+    } else {
+        return Err(malformed(
+            "its first line should start with `untrusted comment:`",
+        ));
+    }
+    if lines.len() < 4 {
+        return Err(malformed(&format!(
+            "it has {} line(s), a minisign signature has 4",
+            lines.len()
+        )));
+    }
+    let bytes = decoded.ok_or_else(|| malformed("its second line is not base64"))?;
+    if bytes.len() != 74 {
+        return Err(malformed(&format!(
+            "its second line holds {} bytes, a signature line holds 74",
+            bytes.len()
+        )));
+    }
+    if !lines[2].starts_with("trusted comment: ") {
+        return Err(malformed(
+            "its third line should start with `trusted comment: `",
+        ));
+    }
+    let global = base64::engine::general_purpose::STANDARD
+        .decode(lines[3].trim())
+        .map_err(|_| malformed("its fourth line is not base64"))?;
+    if global.len() != 64 {
+        return Err(malformed(&format!(
+            "its fourth line holds {} bytes, a signature line holds 64",
+            global.len()
+        )));
+    }
+    let key_id = key_id_hex(&bytes[2..10]);
+    match &bytes[..2] {
+        b"ED" => Ok(SignatureLayout {
+            key_id,
+            legacy: false,
+        }),
+        b"Ed" => Ok(SignatureLayout {
+            key_id,
+            legacy: true,
+        }),
+        other => Err(SignatureError::UnknownAlgorithm {
+            algorithm: other.escape_ascii().to_string(),
+        }),
+    }
 }
 
 /// Verifies `library` against the minisign `signature` text, requiring one
@@ -322,11 +431,12 @@ pub fn verify_signature(
     trusted_keys: &[String],
     expected: &Expected<'_>,
 ) -> Result<VerifiedSignature, SignatureError> {
-    let decoded =
-        minisign_verify::Signature::decode(signature).map_err(|e| SignatureError::Malformed {
+    let layout = signature_layout(signature)?;
+    let decoded = minisign_verify::Signature::decode(signature.trim_start_matches('\u{feff}'))
+        .map_err(|e| SignatureError::Malformed {
             reason: e.to_string(),
         })?;
-    let key_id = signature_key_id(signature)?;
+    let key_id = layout.key_id;
     if trusted_keys.is_empty() {
         return Err(SignatureError::NoTrustedKeys);
     }
@@ -346,14 +456,28 @@ pub fn verify_signature(
     let signer = signer.ok_or_else(|| SignatureError::UntrustedKey {
         key_id: key_id.clone(),
     })?;
-    // `false`: legacy (non-prehashed) signatures are refused.
-    signer
-        .verify(library, &decoded, false)
-        .map_err(|_| SignatureError::Tampered {
-            key_id: key_id.clone(),
-        })?;
-    let claims = SignedClaims::parse(decoded.trusted_comment())?;
+    if layout.legacy {
+        // Refused whether or not it verifies: a legacy signature hashes the
+        // whole library with ed25519's own SHA-512 pass, a mode minisign
+        // keeps only for old files.
+        return Err(SignatureError::LegacyFormat { key_id });
+    }
     let actual = sha256_hex(library);
+    if signer.verify(library, &decoded, false).is_err() {
+        // Which part changed: the library, if it is not the one the (not yet
+        // verified) comment names; else the signature file itself.
+        let names_this_library = SignedClaims::parse(decoded.trusted_comment())
+            .is_ok_and(|claims| claims.sha256.eq_ignore_ascii_case(&actual));
+        return Err(if names_this_library {
+            SignatureError::SignatureAltered {
+                key_id,
+                sha256: actual,
+            }
+        } else {
+            SignatureError::Tampered { key_id }
+        });
+    }
+    let claims = SignedClaims::parse(decoded.trusted_comment())?;
     if !claims.sha256.eq_ignore_ascii_case(&actual) {
         return Err(SignatureError::HashMismatch {
             signed: claims.sha256,
@@ -528,6 +652,86 @@ mod tests {
         ));
     }
 
+    /// A `.minisig` text with a chosen algorithm, second-line length (key id
+    /// 07…07), third line and fourth-line length; nothing in it verifies.
+    fn minisig(
+        algorithm: &[u8],
+        second_len: usize,
+        comment_line: &str,
+        global_len: usize,
+    ) -> String {
+        let mut second = algorithm.to_vec();
+        second.resize(second_len, 7);
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+        format!(
+            "untrusted comment: test\n{}\n{comment_line}\n{}\n",
+            b64(&second),
+            b64(&vec![9; global_len])
+        )
+    }
+
+    fn check_layout(signature: &str, expected: &str) {
+        let actual = match signature_layout(signature) {
+            Ok(layout) => format!("key {} legacy {}", layout.key_id, layout.legacy),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            actual.contains(expected),
+            "{signature:?}\n  gave: {actual}\n  want: {expected}"
+        );
+    }
+
+    // Issue 14, item 5: a legacy signature was reported as tampering.
+    #[test]
+    fn each_way_a_signature_file_is_not_a_prehashed_signature_has_its_own_message() {
+        let comment = "trusted comment: plugkit id=a version=1.0.0 sha256=ab";
+        check_layout(
+            &minisig(b"ED", 74, comment, 64),
+            "key 0707070707070707 legacy false",
+        );
+        check_layout(
+            &minisig(b"Ed", 74, comment, 64),
+            "key 0707070707070707 legacy true",
+        );
+        check_layout(&minisig(b"XY", 74, comment, 64), "algorithm `XY`");
+        check_layout(
+            &minisig(b"\x00\xff", 74, comment, 64),
+            "algorithm `\\x00\\xff`",
+        );
+        check_layout(
+            &minisig(b"ED", 73, comment, 64),
+            "second line holds 73 bytes",
+        );
+        check_layout(
+            &minisig(b"ED", 74, "comment: x", 64),
+            "third line should start",
+        );
+        check_layout(
+            &minisig(b"ED", 74, comment, 63),
+            "fourth line holds 63 bytes",
+        );
+        check_layout("", "it is empty");
+        check_layout("\n \n", "it is empty");
+        check_layout(
+            "RWQf6LRC\n",
+            "first line should start with `untrusted comment:`",
+        );
+        check_layout(
+            "untrusted comment: minisign public key E7620F1842B4E81F\n\
+             RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3\n",
+            "holds a minisign public key, not a signature",
+        );
+        let secret = base64::engine::general_purpose::STANDARD.encode([1u8; 158]);
+        check_layout(
+            &format!("untrusted comment: minisign encrypted secret key\n{secret}\n"),
+            "holds a minisign secret key, not a signature",
+        );
+        check_layout("untrusted comment: x\nnot base64!\n", "has 2 line(s)");
+        // A byte-order mark and CRLF line ends (an editor on Windows) are not errors.
+        let crlf = minisig(b"ED", 74, comment, 64).replace('\n', "\r\n");
+        check_layout(&format!("\u{feff}{crlf}"), "legacy false");
+    }
+
     #[test]
     fn policy_outcomes() {
         let path = Path::new("/plugins/sms/libsms.so");
@@ -550,7 +754,7 @@ mod tests {
         );
         let garbage = verify(&require, &check(Some("nonsense"))).map_err(|e| e.to_string());
         assert!(
-            matches!(&garbage, Err(m) if m.contains("not a valid minisign")),
+            matches!(&garbage, Err(m) if m.contains("not a valid minisign") && m.contains("cargo xtask sign")),
             "{garbage:?}"
         );
         assert!(matches!(

@@ -34,6 +34,7 @@ mod services;
 mod signature;
 mod supervisor;
 pub(crate) mod tenancy;
+mod text_file;
 mod watch;
 
 pub use error::{Call, HostError};

@@ -313,8 +313,15 @@ pub(crate) fn redact(text: &str) -> String {
     out
 }
 
+/// The start of a body that is not what Stripe sends, on one line: a
+/// proxy's page keeps its words, not its colour codes or line ends.
 fn snippet(body: &str) -> String {
-    let short: String = body.chars().take(200).collect();
+    let plain = anstream::adapter::strip_str(body).to_string();
+    let words: Vec<&str> = plain
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let short: String = words.join(" ").chars().take(200).collect();
     redact(if short.is_empty() { "<empty>" } else { &short })
 }
 
@@ -580,6 +587,28 @@ mod tests {
                 status: 502,
                 attempts: 1,
                 message: "the body is not a Stripe error object: <html>Bad Gateway</html>".into(),
+                request_id: Some("req_1".into()),
+            },
+        );
+        // Issue 14, item 5: what a proxy's page drags in stays out.
+        check(
+            503,
+            "\u{1b}[1m503 Service Unavailable\u{1b}[0m\r\n\r\nupstream\tdown\r\n",
+            StripeError::Api {
+                status: 503,
+                attempts: 1,
+                message:
+                    "the body is not a Stripe error object: 503 Service Unavailable upstream down"
+                        .into(),
+                request_id: Some("req_1".into()),
+            },
+        );
+        check(
+            418,
+            "\r\n",
+            StripeError::InvalidResponse {
+                status: 418,
+                message: "the body is not a Stripe error object: <empty>".into(),
                 request_id: Some("req_1".into()),
             },
         );

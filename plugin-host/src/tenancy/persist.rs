@@ -248,7 +248,7 @@ mod tests {
 
     fn check_corruption(bytes: &[u8], says: &str) {
         let error = serde_json::from_slice::<serde_json::Value>(bytes)
-            .and_then(|v| serde_json::from_value::<std::collections::BTreeMap<String, u32>>(v))
+            .and_then(serde_json::from_value::<std::collections::BTreeMap<String, u32>>)
             .expect_err("corrupt");
         let message = explain_corruption(bytes, &error);
         assert!(message.contains(says), "{bytes:?}: {message}");

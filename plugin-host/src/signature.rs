@@ -317,15 +317,40 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
 /// as minisign prints it: 16 uppercase hex digits.
 pub fn public_key_id(key: &str) -> Result<String, SignatureError> {
     let line = public_key_line(key);
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(line)
-        .ok()
-        .filter(|b| b.len() == 42)
-        .ok_or_else(|| SignatureError::InvalidTrustedKey {
-            key: line.chars().take(16).collect(),
-            reason: "expected 56 base64 characters".to_owned(),
-        })?;
-    Ok(key_id_hex(&bytes[2..10]))
+    let decoded = base64::engine::general_purpose::STANDARD.decode(line).ok();
+    let refuse = |reason: String| SignatureError::InvalidTrustedKey {
+        key: line.chars().take(16).collect(),
+        reason,
+    };
+    match decoded {
+        Some(bytes) if bytes.len() == 42 => Ok(key_id_hex(&bytes[2..10])),
+        Some(bytes) if bytes.is_empty() => Err(refuse(
+            "it is empty; configure the second line of the signer's `.pub` file".to_owned(),
+        )),
+        // Not even its start is echoed.
+        Some(bytes) if bytes.len() == 158 => Err(SignatureError::InvalidTrustedKey {
+            key: "(withheld)".to_owned(),
+            reason: "it is a minisign SECRET key, which must never be configured or shared; \
+                     configure the public key (the `.pub` file, or its second line) and \
+                     replace this key if others have seen it"
+                .to_owned(),
+        }),
+        Some(bytes) if bytes.len() == 74 => Err(refuse(
+            "it is a signature line from a `.minisig` file, not a public key; configure \
+             the signer's `.pub` file or its second line"
+                .to_owned(),
+        )),
+        Some(bytes) => Err(refuse(format!(
+            "it decodes to {} bytes, a minisign public key to 42 (56 base64 characters, \
+             the second line of its `.pub` file); it may be cut short",
+            bytes.len()
+        ))),
+        None => Err(refuse(
+            "it is not base64; a minisign public key is 56 base64 characters, the second \
+             line of its `.pub` file"
+                .to_owned(),
+        )),
+    }
 }
 
 /// The base64 line of a public key given as that line or as `.pub` file text.
@@ -650,6 +675,30 @@ mod tests {
             public_key_id("not a key"),
             Err(SignatureError::InvalidTrustedKey { .. })
         ));
+    }
+
+    fn check_trusted_key(key: &str, says: &str) {
+        let message = public_key_id(key).unwrap_err().to_string();
+        assert!(message.contains(says), "{key}: {message}");
+    }
+
+    // Issue 14, item 5: each wrong thing configured as a trusted key names
+    // what it is; a secret key is never echoed.
+    #[test]
+    fn each_wrong_trusted_key_says_what_it_is() {
+        let b64 = |len: usize| base64::engine::general_purpose::STANDARD.encode(vec![7u8; len]);
+        let secret = format!(
+            "untrusted comment: minisign encrypted secret key\n{}\n",
+            b64(158)
+        );
+        check_trusted_key(&secret, "it is a minisign SECRET key");
+        let message = public_key_id(&secret).unwrap_err().to_string();
+        assert!(!message.contains(&b64(158)[..16]), "{message}");
+        check_trusted_key(&b64(74), "a signature line from a `.minisig` file");
+        check_trusted_key(&b64(30), "decodes to 30 bytes");
+        check_trusted_key("RWQf6LRC GA9i", "not base64");
+        check_trusted_key("", "it is empty");
+        check_trusted_key("untrusted comment: minisign public key 1\n", "it is empty");
     }
 
     /// A `.minisig` text with a chosen algorithm, second-line length (key id

@@ -28,6 +28,7 @@ mod live;
 mod loader;
 mod manifest;
 mod metrics;
+mod minisig;
 mod peer_text;
 mod reload;
 mod services;
@@ -47,11 +48,12 @@ pub use lifecycle::{PluginState, Transition};
 pub use live::{LiveEvent, LiveOptions, LiveReload, OnStarted};
 pub use loader::{PinnedLibrary, PluginIdentity, UnloadStats};
 pub use metrics::MetricsSnapshot;
+pub use minisig::public_key_id;
 pub use reload::{ReloadOutcome, ReloadReport, ReloadStep};
 pub use services::Permission;
 pub use signature::{
-    embedded_identity, public_key_id, verify_signature, Expected, SignatureError, SignatureStatus,
-    SignedClaims, TrustPolicy, VerifiedSignature,
+    embedded_identity, verify_signature, Expected, SignatureError, SignatureStatus, SignedClaims,
+    TrustPolicy, VerifiedSignature,
 };
 pub use supervisor::{SkippedPlugin, StartReport};
 pub use tenancy::{

@@ -553,7 +553,7 @@ fn ssh_provision(
     {
         Ok(output) => {
             let status = output.exit_status.into_option();
-            let stdout = output.stdout.trim().to_owned();
+            let stdout = String::from_utf8_lossy(&output.stdout).trim().to_owned();
             if status == Some(0) {
                 report.done(
                     provider.id(),
@@ -561,11 +561,24 @@ fn ssh_provision(
                 );
                 true
             } else {
+                let ended = match (status, output.exit_signal.into_option()) {
+                    (Some(code), _) => format!("exit {code}"),
+                    (None, Some(signal)) => format!(
+                        "killed by SIG{}{}",
+                        signal.name,
+                        if signal.core_dumped {
+                            " (core dumped)"
+                        } else {
+                            ""
+                        }
+                    ),
+                    (None, None) => "ended without an exit status from the server".to_owned(),
+                };
                 report.failed(
                     provider.id(),
                     format!(
-                        "SSH {host}:{port} `{line}` → exit {status:?}: {}",
-                        output.stderr.trim()
+                        "SSH {host}:{port} `{line}` → {ended}: {}",
+                        String::from_utf8_lossy(&output.stderr).trim()
                     ),
                 );
                 false

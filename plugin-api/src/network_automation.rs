@@ -173,16 +173,32 @@ pub struct SshCommand {
     pub timeout_ms: u32,
 }
 
-/// What an SSH command produced.
+/// What an SSH command produced. A command ends in one of three ways,
+/// told apart by the last two fields: with an exit status, killed by a
+/// signal (`exit_signal`), or with neither when the server sent no status.
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SshOutput {
-    /// Standard output.
-    pub stdout: RString,
-    /// Standard error.
-    pub stderr: RString,
+    /// Standard output: the bytes the device sent, which need not be UTF-8.
+    pub stdout: RVec<u8>,
+    /// Standard error: the bytes the device sent.
+    pub stderr: RVec<u8>,
     /// Exit status, when the remote side sent one.
     pub exit_status: ROption<u32>,
+    /// The signal that ended the command, when the remote side sent one.
+    pub exit_signal: ROption<SshExitSignal>,
+}
+
+/// A signal that ended a remote command (RFC 4254 §6.10 `exit-signal`).
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SshExitSignal {
+    /// The signal's name without `SIG`, as the server sent it: `KILL`, `SEGV`.
+    pub name: RString,
+    /// Whether the process dumped core.
+    pub core_dumped: bool,
+    /// The server's explanation, often empty.
+    pub message: RString,
 }
 
 /// A playbook to run.

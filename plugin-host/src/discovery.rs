@@ -18,7 +18,7 @@ use crate::manifest::{Manifest, ManifestError, MANIFEST_FILE_NAME};
 impl Manifest {
     /// Reads and parses the manifest at `path`.
     pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+        let text = crate::text_file::read_text(path).map_err(|source| ManifestError::Read {
             path: path.to_owned(),
             source,
         })?;
@@ -64,9 +64,9 @@ pub struct Discovery {
 pub enum DiscoveryProblem {
     /// A plugin directory or a plugin folder cannot be listed or read.
     #[error(
-        "cannot read {}: {source}; check that it exists and the host may read it. \
-         Plugins in it are not started.",
-        path.display()
+        "cannot read {}: {source}; {}. Plugins in it are not started.",
+        path.display(),
+        crate::text_file::read_hint(source)
     )]
     UnreadableDirectory {
         /// The directory.
@@ -502,8 +502,8 @@ mod tests {
              `id`, `name`, `version`, `description`, `authors`, `license`, `category`, `api`, \
              `library`, `dependencies`, `conflicts`, `provides`, `requires`, `permissions`, \
              `hooks`, `config`, `required_tier`; fix this entry of the plugin manifest.\n\
-             problem: cannot read plugin manifest $ROOT/dir0/dir-manifest/plugin.toml: Is a \
-             directory (os error 21); check that the file exists and the host may read it.\n\
+             problem: cannot read plugin manifest $ROOT/dir0/dir-manifest/plugin.toml: it is a \
+             directory, not a file; point at the file, not its folder.\n\
              problem: $ROOT/dir0/empty has no plugin.toml, so it is not an installed plugin; add \
              its manifest or remove the folder.",
         );
@@ -523,8 +523,8 @@ mod tests {
                 ],
             )],
             "plugin sms 1.0.0 at $ROOT/dir1/sms/libsms.so\n\
-             problem: cannot read $ROOT/dir0: No such file or directory (os error 2); check that \
-             it exists and the host may read it. Plugins in it are not started.",
+             problem: cannot read $ROOT/dir0: No such file or directory (os error 2); create it \
+             or fix the path. Plugins in it are not started.",
         );
     }
 }

@@ -10,16 +10,64 @@ use std::fmt;
 
 /// Why bytes are not a loadable shared object.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ElfProblem(String);
+pub(crate) struct ElfProblem {
+    reason: String,
+    /// A whole, intact file of another kind or for another machine: the fix
+    /// is a different build, not a new copy.
+    foreign: bool,
+}
 
-impl fmt::Display for ElfProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+impl ElfProblem {
+    /// Whether the file is intact but not a library for this host.
+    pub(crate) fn is_foreign(&self) -> bool {
+        self.foreign
     }
 }
 
+impl fmt::Display for ElfProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+/// A damaged or cut-short file, or one whose kind cannot be told.
 fn problem(text: impl Into<String>) -> ElfProblem {
-    ElfProblem(text.into())
+    ElfProblem {
+        reason: text.into(),
+        foreign: false,
+    }
+}
+
+/// An intact file that is not a shared library for this host; `text`
+/// says what it is and what to build instead.
+fn foreign(text: impl Into<String>) -> ElfProblem {
+    ElfProblem {
+        reason: text.into(),
+        foreign: true,
+    }
+}
+
+/// What a file that is not ELF is, from its first bytes, with what to do.
+fn not_elf(bytes: &[u8]) -> ElfProblem {
+    let starts = |magic: &[u8]| bytes.starts_with(magic);
+    if starts(b"\xcf\xfa\xed\xfe") || starts(b"\xfe\xed\xfa\xcf") || starts(b"\xca\xfe\xba\xbe") {
+        foreign("it is a Mach-O (macOS) binary: build the plugin for Linux")
+    } else if starts(b"MZ") {
+        foreign("it is a Windows PE file (.dll/.exe): build the plugin for Linux")
+    } else if starts(b"!<arch>\n") {
+        foreign(
+            "it is a static archive (.a/.rlib), not a shared library: give the plugin \
+             crate `crate-type = [\"cdylib\"]` and install the `.so` cargo builds",
+        )
+    } else if starts(b"version https://git-lfs") {
+        foreign("it is a Git LFS pointer, not the library itself: fetch it with `git lfs pull`")
+    } else if starts(b"\x1f\x8b") || starts(b"PK\x03\x04") || starts(b"\xfd7zXZ") {
+        foreign("it is a compressed archive: unpack it and install the `.so` inside")
+    } else if starts(b"#!") {
+        foreign("it is a script, not a shared library")
+    } else {
+        problem("no ELF magic number: it is corrupt or not a shared library")
+    }
 }
 
 const ET_DYN: u16 = 3;
@@ -34,6 +82,23 @@ const SHDR_LEN: usize = 64;
 const MACHINE: (u16, &str) = (62, "x86_64");
 #[cfg(target_arch = "aarch64")]
 const MACHINE: (u16, &str) = (183, "aarch64");
+
+/// The common names of ELF machine numbers, for messages.
+fn machine_name(machine: u16) -> &'static str {
+    match machine {
+        3 => "x86 (32-bit)",
+        8 => "MIPS",
+        20 => "PowerPC",
+        21 => "PowerPC64",
+        22 => "s390",
+        40 => "ARM (32-bit)",
+        62 => "x86_64",
+        183 => "aarch64",
+        243 => "RISC-V",
+        258 => "LoongArch",
+        _ => "another machine",
+    }
+}
 
 fn u16_at(bytes: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_le_bytes(bytes.get(at..at + 2)?.try_into().ok()?))
@@ -73,23 +138,56 @@ impl<'a> Elf<'a> {
             )));
         }
         if &bytes[..4] != b"\x7fELF" {
-            return Err(problem("no ELF magic number: not a shared library"));
+            return Err(not_elf(bytes));
         }
-        if bytes[4] != 2 || bytes[5] != 1 {
-            return Err(problem("not a 64-bit little-endian ELF file"));
+        match (bytes[4], bytes[5]) {
+            (2, 1) => {}
+            (1, _) => {
+                return Err(foreign(format!(
+                    "it is a 32-bit ELF file, this host loads 64-bit {} libraries: build \
+                     the plugin for this host's target",
+                    MACHINE.1
+                )))
+            }
+            (2, 2) => {
+                return Err(foreign(
+                    "it is a big-endian ELF file, this host is little-endian: build the \
+                     plugin for this host's target",
+                ))
+            }
+            _ => return Err(problem("its ELF identification bytes are invalid")),
         }
         let short = || problem("ELF header is cut short");
         let kind = u16_at(bytes, 16).ok_or_else(short)?;
-        if kind != ET_DYN {
-            return Err(problem(format!(
-                "ELF type {kind} is not a shared object (3)"
-            )));
+        match kind {
+            ET_DYN => {}
+            1 => {
+                return Err(foreign(
+                    "it is an object file (.o), not a shared library: install the `.so` \
+                     cargo builds for a `cdylib` crate",
+                ))
+            }
+            2 => {
+                return Err(foreign(
+                    "it is an executable, not a shared library: give the plugin crate \
+                     `crate-type = [\"cdylib\"]` and install the `.so` cargo builds",
+                ))
+            }
+            4 => return Err(foreign("it is a core dump, not a shared library")),
+            other => {
+                return Err(problem(format!(
+                    "ELF type {other} is not a shared object (3)"
+                )))
+            }
         }
         let machine = u16_at(bytes, 18).ok_or_else(short)?;
         if machine != MACHINE.0 {
-            return Err(problem(format!(
-                "built for ELF machine {machine}, this host is {} ({})",
-                MACHINE.1, MACHINE.0
+            return Err(foreign(format!(
+                "it was built for {} (ELF machine {machine}), this host is {} ({}): build \
+                 the plugin for this host's target",
+                machine_name(machine),
+                MACHINE.1,
+                MACHINE.0
             )));
         }
         let phoff = u64_at(bytes, 32).ok_or_else(short)?;
@@ -222,10 +320,22 @@ mod tests {
     fn check(bytes: &[u8], expected: Result<(), &str>) {
         match (Elf::parse(bytes), expected) {
             (Ok(_), Ok(())) => {}
-            (Err(e), Err(needle)) => assert!(e.0.contains(needle), "{e} should mention {needle}"),
+            (Err(e), Err(needle)) => {
+                assert!(e.reason.contains(needle), "{e} should mention {needle}")
+            }
             (Ok(_), Err(needle)) => panic!("accepted, expected error mentioning {needle}"),
             (Err(e), Ok(())) => panic!("rejected: {e}"),
         }
+    }
+
+    /// `bytes` is intact but not for this host (`true`), or damaged (`false`).
+    fn check_foreign(bytes: &[u8], expected: bool, needle: &str) {
+        let problem = Elf::parse(bytes).err().expect("refused");
+        assert_eq!(problem.is_foreign(), expected, "{problem}");
+        assert!(
+            problem.reason.contains(needle),
+            "{problem} should mention {needle}"
+        );
     }
 
     #[test]
@@ -233,14 +343,57 @@ mod tests {
         check(&header(MACHINE.0, ET_DYN), Ok(()));
         check(b"", Err("shorter than an ELF header"));
         check(&[0u8; 100], Err("no ELF magic"));
-        check(&header(MACHINE.0, 2), Err("not a shared object"));
-        check(&header(MACHINE.0 + 1, ET_DYN), Err("built for ELF machine"));
+        check(&header(MACHINE.0, 2), Err("an executable"));
+        check(&header(MACHINE.0 + 1, ET_DYN), Err("this host is"));
         let mut cut = header(MACHINE.0, ET_DYN);
         cut.truncate(HEADER_LEN + 10);
         check(&cut, Err("program headers end past the end"));
         let mut long_segment = header(MACHINE.0, ET_DYN);
         long_segment[64 + 32..64 + 40].copy_from_slice(&10_000u64.to_le_bytes());
         check(&long_segment, Err("truncated"));
+    }
+
+    // Issue 14, item 5: an intact library for another machine or of another
+    // kind was reported as "corrupt or copied only in part: reinstall".
+    #[test]
+    fn intact_files_that_are_not_for_this_host_say_what_they_are() {
+        let padded = |start: &[u8]| {
+            let mut b = start.to_vec();
+            b.resize(HEADER_LEN + PHDR_LEN, 0);
+            b
+        };
+        let other = if MACHINE.0 == 62 { 183 } else { 62 };
+        check_foreign(
+            &header(other, ET_DYN),
+            true,
+            "build the plugin for this host's target",
+        );
+        check_foreign(&header(other, ET_DYN), true, machine_name(other));
+        check_foreign(&header(MACHINE.0, 2), true, "crate-type = [\"cdylib\"]");
+        check_foreign(&header(MACHINE.0, 1), true, "object file");
+        check_foreign(&header(MACHINE.0, 4), true, "core dump");
+        let mut bits32 = header(MACHINE.0, ET_DYN);
+        bits32[4] = 1;
+        check_foreign(&bits32, true, "32-bit ELF");
+        let mut big = header(MACHINE.0, ET_DYN);
+        big[5] = 2;
+        check_foreign(&big, true, "big-endian");
+        check_foreign(&padded(b"\xcf\xfa\xed\xfe"), true, "Mach-O");
+        check_foreign(&padded(b"MZ\x90\0"), true, "Windows PE");
+        check_foreign(&padded(b"!<arch>\n"), true, "static archive");
+        check_foreign(
+            &padded(b"version https://git-lfs.github.com/spec/v1\noid sha256:ab\n"),
+            true,
+            "git lfs pull",
+        );
+        check_foreign(&padded(b"\x1f\x8b\x08"), true, "compressed archive");
+        check_foreign(&padded(b"#!/bin/sh\n"), true, "script");
+        // What cannot be told apart from damage stays damage.
+        check_foreign(&padded(b"XELF"), false, "no ELF magic");
+        check_foreign(&padded(b"\x7fELF\x03\x01"), false, "identification bytes");
+        let mut cut = header(MACHINE.0, ET_DYN);
+        cut.truncate(HEADER_LEN + 10);
+        check_foreign(&cut, false, "truncated");
     }
 
     #[test]

@@ -81,6 +81,19 @@ pub enum HostError {
         reason: String,
     },
 
+    /// The file is intact but not a shared library this host can load: built
+    /// for another machine, an executable, a macOS or Windows binary, an
+    /// archive. A new copy would not help; a different build would.
+    #[error("plugin `{plugin}`: `{}` is not a library this host can load: {reason}", path.display())]
+    NotForThisHost {
+        /// The plugin (or file stem).
+        plugin: String,
+        /// The file.
+        path: PathBuf,
+        /// What the file is and what to build instead.
+        reason: String,
+    },
+
     /// `dlopen` refused the file.
     #[error(
         "plugin `{plugin}`: the dynamic loader refused `{}`: {message}; \
@@ -282,6 +295,7 @@ impl HostError {
         match self {
             Self::Io { plugin, .. }
             | Self::CorruptLibrary { plugin, .. }
+            | Self::NotForThisHost { plugin, .. }
             | Self::Dlopen { plugin, .. }
             | Self::SignatureRejected { plugin, .. }
             | Self::NotAPlugin { plugin, .. }

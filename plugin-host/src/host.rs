@@ -369,7 +369,7 @@ impl Host {
             p.push(".minisig");
             PathBuf::from(p)
         });
-        let signature = match std::fs::read_to_string(&signature_path) {
+        let signature = match crate::text_file::read_text(&signature_path) {
             Ok(text) => Some(text),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(io("reading the signature", &signature_path, e)),

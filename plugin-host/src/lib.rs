@@ -28,11 +28,14 @@ mod live;
 mod loader;
 mod manifest;
 mod metrics;
+mod minisig;
+mod peer_text;
 mod reload;
 mod services;
 mod signature;
 mod supervisor;
 pub(crate) mod tenancy;
+mod text_file;
 mod watch;
 
 pub use error::{Call, HostError};
@@ -46,10 +49,11 @@ pub use live::{LiveEvent, LiveOptions, LiveReload, OnStarted};
 pub use loader::{PinnedLibrary, PluginIdentity, UnloadStats};
 pub use manifest::Permission;
 pub use metrics::MetricsSnapshot;
+pub use minisig::public_key_id;
 pub use reload::{ReloadOutcome, ReloadReport, ReloadStep};
 pub use signature::{
-    embedded_identity, public_key_id, verify_signature, Expected, SignatureError, SignatureStatus,
-    SignedClaims, TrustPolicy, VerifiedSignature,
+    embedded_identity, verify_signature, Expected, SignatureError, SignatureStatus, SignedClaims,
+    TrustPolicy, VerifiedSignature,
 };
 pub use supervisor::{SkippedPlugin, StartReport};
 pub use tenancy::{

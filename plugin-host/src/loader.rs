@@ -320,10 +320,21 @@ impl Loader {
         label: &str,
         bytes: &[u8],
     ) -> Result<StagedLibrary, HostError> {
-        elf::Elf::parse(bytes).map_err(|reason| HostError::CorruptLibrary {
-            plugin: label.to_owned(),
-            path: source.to_owned(),
-            reason: reason.to_string(),
+        elf::Elf::parse(bytes).map_err(|problem| {
+            let (plugin, path, reason) = (label.to_owned(), source.to_owned(), problem.to_string());
+            if problem.is_foreign() {
+                HostError::NotForThisHost {
+                    plugin,
+                    path,
+                    reason,
+                }
+            } else {
+                HostError::CorruptLibrary {
+                    plugin,
+                    path,
+                    reason,
+                }
+            }
         })?;
         let embedded = elf::embedded_identity(bytes).ok();
         let sha256: [u8; 32] = Sha256::digest(bytes).into();

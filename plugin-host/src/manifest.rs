@@ -419,8 +419,9 @@ pub struct ManifestProblem {
 pub enum ManifestError {
     /// The file could not be read.
     #[error(
-        "cannot read plugin manifest {}: {source}; check that the file exists and the host may read it.",
-        path.display()
+        "cannot read plugin manifest {}: {source}; {}.",
+        path.display(),
+        crate::text_file::read_hint(source)
     )]
     Read {
         /// The manifest file.
@@ -1377,6 +1378,36 @@ default = 1
             &text,
             "plugins/demo/plugin.toml:3:17: unexpected key or value, expected newline, `#`; fix \
              this entry of the plugin manifest.",
+        );
+    }
+
+    // Issue 14, item 5: a manifest saved as UTF-16 or Latin-1 was reported
+    // as a file the host may not read ("check that the file exists").
+    #[test]
+    fn a_manifest_that_is_not_utf8_says_so_and_a_byte_order_mark_is_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plugin.toml");
+        let utf16: Vec<u8> = [0xff, 0xfe]
+            .into_iter()
+            .chain(MINIMAL.encode_utf16().flat_map(u16::to_le_bytes))
+            .collect();
+        std::fs::write(&path, utf16).unwrap();
+        let message = Manifest::load(&path).unwrap_err().to_string();
+        assert!(
+            message.contains("it is UTF-16 text") && message.ends_with("save it as UTF-8 text."),
+            "{message}"
+        );
+        let mut latin1 = MINIMAL.as_bytes().to_vec();
+        latin1.extend_from_slice(b"# caf\xe9\n");
+        std::fs::write(&path, latin1).unwrap();
+        let message = Manifest::load(&path).unwrap_err().to_string();
+        assert!(message.contains("it is not UTF-8 text (byte"), "{message}");
+        std::fs::write(&path, format!("\u{feff}{MINIMAL}")).unwrap();
+        assert!(Manifest::load(&path).is_ok());
+        let message = Manifest::load(dir.path()).unwrap_err().to_string();
+        assert!(
+            message.contains("point at the file, not its folder"),
+            "{message}"
         );
     }
 

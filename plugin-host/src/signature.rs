@@ -17,12 +17,13 @@
 use std::fmt;
 use std::path::Path;
 
-use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
 use crate::discovery::EmbeddedIdentity;
 use crate::elf;
 use crate::error::HostError;
+pub use crate::minisig::SignatureError;
+use crate::minisig::{public_key_id, public_key_line, signature_layout};
 
 /// Whether unsigned plugins may load.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,139 +176,9 @@ pub struct VerifiedSignature {
     pub claims: SignedClaims,
 }
 
-/// Why a library's signature does not pass. Each variant is a distinct
-/// failure; the message says what was found, the caller says what to do.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum SignatureError {
-    /// There is no signature.
-    #[error("the library is not signed (no .minisig file beside it)")]
-    Unsigned,
-    /// The signature file is not a minisign signature.
-    #[error("the signature file is not a valid minisign signature ({reason})")]
-    Malformed {
-        /// What the decoder said.
-        reason: String,
-    },
-    /// The policy trusts no key at all.
-    #[error("no trusted public keys are configured, so no signature can be accepted")]
-    NoTrustedKeys,
-    /// A configured trusted key cannot be decoded.
-    #[error("trusted key `{key}` is not a minisign public key ({reason})")]
-    InvalidTrustedKey {
-        /// The start of the key as configured.
-        key: String,
-        /// What the decoder said.
-        reason: String,
-    },
-    /// Signed by a key that is not trusted.
-    #[error("it is signed by key {key_id}, which is not one of the trusted keys")]
-    UntrustedKey {
-        /// The signing key's id.
-        key_id: String,
-    },
-    /// The signature does not match the bytes: the library or the signature
-    /// changed after signing.
-    #[error(
-        "the signature by trusted key {key_id} does not match the library: \
-         the file was modified or corrupted after it was signed"
-    )]
-    Tampered {
-        /// The signing key's id.
-        key_id: String,
-    },
-    /// The trusted comment is not a plugkit one.
-    #[error(
-        "the signature's trusted comment `{comment}` does not carry the plugkit claims \
-         (`plugkit id=... version=... sha256=...`); sign it with `cargo xtask sign`"
-    )]
-    NotPlugkit {
-        /// The comment (truncated).
-        comment: String,
-    },
-    /// The signed library hash is not the hash of these bytes.
-    #[error("the signature was made for a library with sha256 {signed}, this one has {actual}")]
-    HashMismatch {
-        /// What the signature says.
-        signed: String,
-        /// What the bytes hash to.
-        actual: String,
-    },
-    /// The signature is for another plugin or version than the one being loaded.
-    #[error(
-        "the signature is for {field} `{signed}`, but the {origin} says `{found}`: \
-         the package was relabelled or its files were mixed up"
-    )]
-    Relabelled {
-        /// `id` or `version`.
-        field: &'static str,
-        /// What the signature says.
-        signed: String,
-        /// Where the other value comes from (`manifest`, `library`).
-        origin: &'static str,
-        /// The other value.
-        found: String,
-    },
-    /// The packaged manifest is not the one that was signed.
-    #[error(
-        "plugin.toml was changed after the package was signed (sha256 {actual}, signed {signed})"
-    )]
-    ManifestChanged {
-        /// What the signature says.
-        signed: String,
-        /// What the manifest hashes to.
-        actual: String,
-    },
-}
-
 /// Lowercase hex SHA-256 of `bytes`.
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
-}
-
-/// The id of a minisign public key (its base64 line or `.pub` file text),
-/// as minisign prints it: 16 uppercase hex digits.
-pub fn public_key_id(key: &str) -> Result<String, SignatureError> {
-    let line = public_key_line(key);
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(line)
-        .ok()
-        .filter(|b| b.len() == 42)
-        .ok_or_else(|| SignatureError::InvalidTrustedKey {
-            key: line.chars().take(16).collect(),
-            reason: "expected 56 base64 characters".to_owned(),
-        })?;
-    Ok(key_id_hex(&bytes[2..10]))
-}
-
-/// The base64 line of a public key given as that line or as `.pub` file text.
-fn public_key_line(key: &str) -> &str {
-    key.lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty() && !l.starts_with("untrusted comment:"))
-        .unwrap_or("")
-}
-
-fn key_id_hex(le_bytes: &[u8]) -> String {
-    le_bytes.iter().rev().map(|b| format!("{b:02X}")).collect()
-}
-
-/// The key id a `.minisig` text names, read without verifying anything.
-fn signature_key_id(signature: &str) -> Result<String, SignatureError> {
-    let malformed = |reason: &str| SignatureError::Malformed {
-        reason: reason.to_owned(),
-    };
-    let line = signature
-        .lines()
-        .nth(1)
-        .ok_or_else(|| malformed("it has fewer than 4 lines"))?;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(line.trim())
-        .map_err(|_| malformed("its second line is not base64"))?;
-    if bytes.len() != 74 {
-        return Err(malformed("its second line has the wrong length"));
-    }
-    Ok(key_id_hex(&bytes[2..10]))
 }
 
 /// Verifies `library` against the minisign `signature` text, requiring one
@@ -322,11 +193,12 @@ pub fn verify_signature(
     trusted_keys: &[String],
     expected: &Expected<'_>,
 ) -> Result<VerifiedSignature, SignatureError> {
-    let decoded =
-        minisign_verify::Signature::decode(signature).map_err(|e| SignatureError::Malformed {
+    let layout = signature_layout(signature)?;
+    let decoded = minisign_verify::Signature::decode(signature.trim_start_matches('\u{feff}'))
+        .map_err(|e| SignatureError::Malformed {
             reason: e.to_string(),
         })?;
-    let key_id = signature_key_id(signature)?;
+    let key_id = layout.key_id;
     if trusted_keys.is_empty() {
         return Err(SignatureError::NoTrustedKeys);
     }
@@ -346,14 +218,28 @@ pub fn verify_signature(
     let signer = signer.ok_or_else(|| SignatureError::UntrustedKey {
         key_id: key_id.clone(),
     })?;
-    // `false`: legacy (non-prehashed) signatures are refused.
-    signer
-        .verify(library, &decoded, false)
-        .map_err(|_| SignatureError::Tampered {
-            key_id: key_id.clone(),
-        })?;
-    let claims = SignedClaims::parse(decoded.trusted_comment())?;
+    if layout.legacy {
+        // Refused whether or not it verifies: a legacy signature hashes the
+        // whole library with ed25519's own SHA-512 pass, a mode minisign
+        // keeps only for old files.
+        return Err(SignatureError::LegacyFormat { key_id });
+    }
     let actual = sha256_hex(library);
+    if signer.verify(library, &decoded, false).is_err() {
+        // Which part changed: the library, if it is not the one the (not yet
+        // verified) comment names; else the signature file itself.
+        let names_this_library = SignedClaims::parse(decoded.trusted_comment())
+            .is_ok_and(|claims| claims.sha256.eq_ignore_ascii_case(&actual));
+        return Err(if names_this_library {
+            SignatureError::SignatureAltered {
+                key_id,
+                sha256: actual,
+            }
+        } else {
+            SignatureError::Tampered { key_id }
+        });
+    }
+    let claims = SignedClaims::parse(decoded.trusted_comment())?;
     if !claims.sha256.eq_ignore_ascii_case(&actual) {
         return Err(SignatureError::HashMismatch {
             signed: claims.sha256,
@@ -514,22 +400,6 @@ mod tests {
     }
 
     #[test]
-    fn key_ids_read_as_minisign_prints_them() {
-        // From minisign-verify's own test vectors: key E7620F1842B4E81F.
-        let key = "RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3";
-        assert_eq!(public_key_id(key).ok().as_deref(), Some("E7620F1842B4E81F"));
-        let file = format!("untrusted comment: minisign public key E7620F1842B4E81F\n{key}\n");
-        assert_eq!(
-            public_key_id(&file).ok().as_deref(),
-            Some("E7620F1842B4E81F")
-        );
-        assert!(matches!(
-            public_key_id("not a key"),
-            Err(SignatureError::InvalidTrustedKey { .. })
-        ));
-    }
-
-    #[test]
     fn policy_outcomes() {
         let path = Path::new("/plugins/sms/libsms.so");
         let check = |signature| SignatureCheck {
@@ -551,7 +421,7 @@ mod tests {
         );
         let garbage = verify(&require, &check(Some("nonsense"))).map_err(|e| e.to_string());
         assert!(
-            matches!(&garbage, Err(m) if m.contains("not a valid minisign")),
+            matches!(&garbage, Err(m) if m.contains("not a valid minisign") && m.contains("cargo xtask sign")),
             "{garbage:?}"
         );
         assert!(matches!(

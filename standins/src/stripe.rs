@@ -180,8 +180,22 @@ impl StripeStandIn {
     /// Answers the next `n` requests with `status` (429, 409 or 5xx; others
     /// become a generic error) and Stripe's error body for it.
     pub fn fail_next(&self, n: usize, status: u16) {
+        self.fail_next_with_headers(n, status, &[]);
+    }
+
+    /// [`Self::fail_next`], with extra response headers on each failure
+    /// (`Retry-After`, and `Date` to pin the clock an HTTP-date is read
+    /// against).
+    pub fn fail_next_with_headers(&self, n: usize, status: u16, headers: &[(&str, &str)]) {
+        let injected = Injected {
+            status,
+            headers: headers
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+                .collect(),
+        };
         let mut state = self.lock();
-        state.failures.extend(std::iter::repeat_n(status, n));
+        state.failures.extend(std::iter::repeat_n(injected, n));
     }
 
     /// Every request so far, oldest first.
@@ -326,6 +340,13 @@ impl Incoming {
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     }
+}
+
+/// A failure a test asked for, answered before anything else.
+#[derive(Debug, Clone)]
+struct Injected {
+    status: u16,
+    headers: Vec<(String, String)>,
 }
 
 /// An answer.
@@ -507,7 +528,7 @@ struct Stripe {
     secret_key: String,
     seed: u64,
     counter: u64,
-    failures: VecDeque<u16>,
+    failures: VecDeque<Injected>,
     requests: Vec<RecordedRequest>,
     intents: HashMap<String, Intent>,
     charges: HashMap<String, String>,
@@ -556,12 +577,19 @@ impl Stripe {
 
     fn handle(&mut self, request: &Incoming) -> Reply {
         let request_id = self.id("req");
-        let (mut reply, replayed) = match self.process(request, &request_id) {
+        let injected = self.failures.pop_front();
+        let answer = match injected {
+            Some(Injected { status, headers }) => Err((injected_failure(status), headers)),
+            None => self
+                .process(request, &request_id)
+                .map_err(|error| (error, Vec::new())),
+        };
+        let (mut reply, replayed) = match answer {
             Ok(answer) => answer,
-            Err(error) => (
+            Err((error, headers)) => (
                 Reply {
                     status: error.status,
-                    headers: Vec::new(),
+                    headers,
                     body: pretty(&error.body),
                 },
                 false,
@@ -588,9 +616,6 @@ impl Stripe {
     }
 
     fn process(&mut self, request: &Incoming, request_id: &str) -> Result<(Reply, bool), ApiError> {
-        if let Some(status) = self.failures.pop_front() {
-            return Err(injected_failure(status));
-        }
         let endpoint = Endpoint::route(&request.method, &request.path).ok_or_else(|| {
             ApiError::new(
                 404,
@@ -1858,7 +1883,10 @@ mod tests {
     #[test]
     fn injected_failures_come_before_everything_and_are_not_saved() {
         let mut s = stripe();
-        s.failures.extend([429, 500]);
+        s.failures.extend([429, 500].map(|status| Injected {
+            status,
+            headers: Vec::new(),
+        }));
         check(&mut s, post("/v1/payment_intents", "k", CREATE), "429 invalid_request_error/rate_limit: Request rate limit exceeded. Learn more about rate limits here https://stripe.com/docs/rate-limits.");
         check(
             &mut s,

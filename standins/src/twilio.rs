@@ -247,8 +247,21 @@ impl TwilioStandIn {
     /// Answers the next `n` requests, whatever they are, with `status`
     /// (429 → Twilio's 20429 body; 5xx → Twilio's 20500-style body).
     pub fn fail_next(&self, n: usize, status: u16) {
+        self.fail_next_with_headers(n, status, &[]);
+    }
+
+    /// [`Self::fail_next`], with extra response headers on each failure
+    /// (`Retry-After`, and `Date` to pin the clock an HTTP-date is read
+    /// against).
+    pub fn fail_next_with_headers(&self, n: usize, status: u16, headers: &[(&str, &str)]) {
+        let headers: Vec<(String, String)> = headers
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect();
         let mut state = self.shared.state();
-        state.failures.extend(std::iter::repeat_n(status, n));
+        state
+            .failures
+            .extend(std::iter::repeat_n((status, headers), n));
     }
 
     /// Moves a message to `status` (e.g. `delivered`, or `undelivered` with an error code).
@@ -384,7 +397,7 @@ impl Shared {
 struct StandInState {
     messages: Vec<SentMessage>,
     requests: Vec<RecordedRequest>,
-    failures: VecDeque<u16>,
+    failures: VecDeque<(u16, Vec<(String, String)>)>,
     next_sid: u64,
 }
 
@@ -393,6 +406,8 @@ struct TwilioError {
     status: u16,
     code: u32,
     message: String,
+    /// Extra response headers (an injected failure's `Retry-After`).
+    headers: Vec<(String, String)>,
 }
 
 impl TwilioError {
@@ -401,6 +416,7 @@ impl TwilioError {
             status,
             code,
             message: message.into(),
+            headers: Vec::new(),
         }
     }
 
@@ -426,6 +442,14 @@ impl TwilioError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"Twilio API\""),
             );
+        }
+        for (name, value) in self.headers {
+            if let (Ok(name), Ok(value)) = (
+                header::HeaderName::try_from(name),
+                HeaderValue::try_from(value),
+            ) {
+                response.headers_mut().insert(name, value);
+            }
         }
         response
     }
@@ -478,8 +502,11 @@ fn route(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<(u16, Value), TwilioError> {
-    if let Some(status) = shared.state().failures.pop_front() {
-        return Err(injected_failure(status));
+    if let Some((status, headers)) = shared.state().failures.pop_front() {
+        return Err(TwilioError {
+            headers,
+            ..injected_failure(status)
+        });
     }
     let not_found = || {
         TwilioError::new(

@@ -167,6 +167,21 @@ impl OpenBao {
         Ok(())
     }
 
+    /// One call to the HTTP API with the root token, e.g.
+    /// `api("PUT", "sys/seal", None)`; returns the status and body. For
+    /// the states a test sets up: deleted and destroyed versions, policies
+    /// and narrow tokens, other mounts, a sealed server.
+    pub fn api(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<(u16, String)> {
+        let body = body.map(serde_json::Value::to_string);
+        self.probe()
+            .request(method, &format!("/v1/{path}"), body.as_deref())
+    }
+
     /// What the server logged so far, for failure messages.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("bao.log")).unwrap_or_default()

@@ -25,6 +25,11 @@ pub const V3_PRIV_PASSWORD: &str = "privpass123";
 pub const SYS_NAME: &str = "plugkit-snmpd";
 /// `sysLocation.0` as configured.
 pub const SYS_LOCATION: &str = "plugkit test rack";
+/// An OCTET STRING whose value is not UTF-8, as devices report MAC
+/// addresses, binary serials or Latin-1 text: [`BINARY_VALUE`].
+pub const BINARY_OID: &str = "1.3.6.1.4.1.8072.9999.9999.1.0";
+/// The value at [`BINARY_OID`].
+pub const BINARY_VALUE: &[u8] = b"\xff\xfeplugkit caf\xe9\x00\xc0";
 
 /// A running `snmpd`; killed and its files removed on drop.
 pub struct Snmpd {
@@ -67,7 +72,12 @@ impl Snmpd {
                  sysName {SYS_NAME}\n\
                  sysLocation {SYS_LOCATION}\n\
                  sysContact plugkit tests\n\
-                 sysServices 72\n"
+                 sysServices 72\n\
+                 override .{BINARY_OID} octet_str 0x{binary}\n",
+                binary = BINARY_VALUE
+                    .iter()
+                    .map(|b| format!("{b:02X}"))
+                    .collect::<String>()
             ),
         )?;
         let persistent = dir.path().join("persistent");

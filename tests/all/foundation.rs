@@ -199,6 +199,55 @@ fn damaged_copy(dir: &Path, name: &str, damage: impl FnOnce(&mut Vec<u8>)) -> Pa
     path
 }
 
+// Issue 14, item 5: an intact file that is not a library for this host is
+// not "corrupt or copied only in part: reinstall"; it says what it is.
+#[test]
+fn intact_files_that_are_not_libraries_for_this_host_say_what_they_are() {
+    let (host, dir) = good_host();
+    let other_machine: u16 = if cfg!(target_arch = "x86_64") {
+        183
+    } else {
+        62
+    };
+    let cases = [
+        (
+            damaged_copy(dir.path(), "other-arch.so", |b| {
+                b[18..20].copy_from_slice(&other_machine.to_le_bytes())
+            }),
+            "build the plugin for this host's target",
+        ),
+        (
+            damaged_copy(dir.path(), "lfs-pointer.so", |b| {
+                *b = b"version https://git-lfs.github.com/spec/v1\n\
+                       oid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\n\
+                       size 12345\n"
+                    .to_vec()
+            }),
+            "git lfs pull",
+        ),
+        (
+            damaged_copy(dir.path(), "gzipped.so", |b| {
+                b.splice(0..0, [0x1f, 0x8b, 0x08, 0x00]);
+            }),
+            "compressed archive",
+        ),
+    ];
+    for (path, says) in &cases {
+        let err = host
+            .load(path, LoadOptions::default())
+            .expect_err("must refuse");
+        assert!(
+            matches!(err, HostError::NotForThisHost { .. }),
+            "{}: {err}",
+            path.display()
+        );
+        let text = err.to_string();
+        assert!(text.contains(says), "{text}");
+        assert!(!text.contains("reinstall"), "{text}");
+    }
+    assert_good_serves(&host);
+}
+
 #[test]
 fn truncated_and_corrupt_libraries_are_refused_before_dlopen() {
     let (host, dir) = good_host();

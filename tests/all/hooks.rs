@@ -471,12 +471,12 @@ fn typed_network_calls_round_trip_every_field() {
         .and_then(|c| c.ssh_exec("acme", command.clone()))
         .expect("ssh");
     assert_eq!(
-        serde_json::from_str::<SshCommand>(out.stdout.as_str()).expect("json"),
+        serde_json::from_slice::<SshCommand>(&out.stdout).expect("json"),
         command
     );
     assert_eq!(
-        (out.stderr.as_str(), out.exit_status.into_option()),
-        ("acme", Some(3))
+        (out.stderr.as_slice(), out.exit_status.into_option()),
+        (&b"acme"[..], Some(3))
     );
 
     let run = PlaybookRun {

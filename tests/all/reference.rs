@@ -290,7 +290,7 @@ fn network_automation_queries_the_real_snmpd_and_sshd_through_the_host() {
             )
         })
         .expect("ssh");
-    assert_eq!(out.stdout.as_str().trim(), "provisioned");
+    assert_eq!(out.stdout.as_slice(), b"provisioned\n");
     assert_eq!(out.exit_status.into_option(), Some(0));
     host.cleanup("network-automation")
         .expect("cleanup stops the runtime");

@@ -33,6 +33,31 @@ impl Signer {
         self.public.to_base64()
     }
 
+    /// A signature in minisign's legacy format (algorithm `Ed`: ed25519 over
+    /// the library itself, not its BLAKE2b hash), as `minisign -S -l` and
+    /// old minisign releases write it. Valid, but refused by plugkit.
+    fn sign_legacy(&self, library: &[u8], comment: &str) -> String {
+        use base64::Engine as _;
+        use ed25519_dalek::Signer as _;
+
+        // An unencrypted minisign secret key: algorithm, KDF and checksum
+        // headers (54 bytes), the key id (8), then ed25519's seed and public key.
+        let secret = self.secret.to_bytes();
+        let key_id = &secret[54..62];
+        let seed: [u8; 32] = secret[62..94].try_into().expect("seed");
+        let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+        let signature = key.sign(library).to_bytes();
+        let mut global = signature.to_vec();
+        global.extend_from_slice(comment.as_bytes());
+        let global = key.sign(&global).to_bytes();
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+        format!(
+            "untrusted comment: legacy signature\n{}\ntrusted comment: {comment}\n{}\n",
+            b64(&[b"Ed".as_slice(), key_id, &signature].concat()),
+            b64(&global)
+        )
+    }
+
     fn sign(&self, library: &[u8], comment: &str) -> String {
         minisign::sign(
             Some(&self.public),
@@ -170,6 +195,88 @@ fn one_flipped_byte_is_refused_before_any_load() {
     flip_one_byte(&library);
     let result = setup.host.load(&library, options());
     let message = assert_refused_before_load(&setup, &library, result);
+    assert!(
+        message.contains("modified or corrupted after it was signed"),
+        "{message}"
+    );
+}
+
+// Issue 14, item 5: a legacy (non-prehashed) signature is a valid format
+// that plugkit refuses, and says so, instead of suggesting tampering.
+#[test]
+fn a_legacy_non_prehashed_signature_is_refused_as_a_format_not_as_tampering() {
+    let signer = Signer::new();
+    let setup = setup(require(&[&signer]));
+    let library = install(&setup, Some(&signer), None);
+    let bytes = std::fs::read(&library).expect("read library");
+    let comment = SignedClaims::new(ID, VERSION, &bytes).trusted_comment();
+    let legacy = signer.sign_legacy(&bytes, &comment);
+    // It is a genuine legacy signature: minisign's own verifier accepts it
+    // when legacy signatures are allowed.
+    let public = minisign_verify::PublicKey::from_base64(&signer.public_line()).expect("key");
+    let decoded = minisign_verify::Signature::decode(&legacy).expect("decodes");
+    public
+        .verify(&bytes, &decoded, true)
+        .expect("a valid legacy signature");
+    std::fs::write(signature_of(&library), &legacy).expect("write signature");
+
+    let result = setup.host.load(&library, options());
+    let message = assert_refused_before_load(&setup, &library, result);
+    assert!(
+        message.contains("legacy non-prehashed format")
+            && message.contains("nothing suggests tampering")
+            && message.contains("cargo xtask sign")
+            && message.contains("minisign -S"),
+        "{message}"
+    );
+    assert!(!message.contains("modified or corrupted"), "{message}");
+}
+
+// The neighbours: the library changed, the signature file edited, a key
+// file put where the signature belongs. Each names its own cause.
+#[test]
+fn a_changed_library_an_edited_signature_and_a_misplaced_key_are_told_apart() {
+    let signer = Signer::new();
+    let setup = setup(require(&[&signer]));
+    let library = install(&setup, Some(&signer), None);
+    let signature = std::fs::read_to_string(signature_of(&library)).expect("signature");
+
+    // The trusted comment edited (a claim added), the library untouched.
+    let edited = signature.replacen(
+        "trusted comment: plugkit",
+        "trusted comment: plugkit note=edited",
+        1,
+    );
+    std::fs::write(signature_of(&library), edited).expect("write");
+    let message =
+        assert_refused_before_load(&setup, &library, setup.host.load(&library, options()));
+    assert!(
+        message.contains("the .minisig file was edited or damaged")
+            && !message.contains("modified or corrupted"),
+        "{message}"
+    );
+
+    // The public key file copied over the signature.
+    std::fs::write(
+        signature_of(&library),
+        format!(
+            "untrusted comment: minisign public key\n{}\n",
+            signer.public_line()
+        ),
+    )
+    .expect("write");
+    let message =
+        assert_refused_before_load(&setup, &library, setup.host.load(&library, options()));
+    assert!(
+        message.contains("holds a minisign public key, not a signature"),
+        "{message}"
+    );
+
+    // The signature restored and the library changed: tampering it is.
+    std::fs::write(signature_of(&library), &signature).expect("write");
+    flip_one_byte(&library);
+    let message =
+        assert_refused_before_load(&setup, &library, setup.host.load(&library, options()));
     assert!(
         message.contains("modified or corrupted after it was signed"),
         "{message}"

@@ -716,7 +716,7 @@ fn vault_failures_fail_closed_and_name_the_reference_not_the_token() {
         &good,
         "${vault:tenants/nobody#api_key}",
         |e| matches!(e, SecretError::NotFound { .. }),
-        "(404)",
+        "has no secret at secret/data/tenants/nobody",
     );
     assert!(
         missing.ends_with("the plugin was not activated for this tenant"),
@@ -744,7 +744,7 @@ fn vault_failures_fail_closed_and_name_the_reference_not_the_token() {
         &wrong_token,
         "${vault:tenants/acme#api_key}",
         |e| matches!(e, SecretError::Denied { .. }),
-        "(403)",
+        "does not accept the configured token",
     );
     drop(wrong_token);
 
@@ -767,6 +767,181 @@ fn vault_failures_fail_closed_and_name_the_reference_not_the_token() {
         .count();
     // Both platform values share the state directory and so the audit log.
     assert_eq!(failures, 4, "each failed activation is audited");
+}
+
+/// The reason a refused `${vault:...}` reference gives, with its variant.
+fn vault_refusal(platform: &Platform, reference: &str) -> (SecretError, String) {
+    let err = platform
+        .request("globex", ECHO, json!({ "api_key": reference }))
+        .expect_err("must fail closed");
+    let text = err.to_string();
+    match err {
+        PlatformError::Secret { source, .. } => (*source, text),
+        other => panic!("expected a secret error, got {other:?}"),
+    }
+}
+
+fn bao_ok(bao: &OpenBao, method: &str, path: &str, body: Option<serde_json::Value>) -> String {
+    let (status, answer) = bao.api(method, path, body.as_ref()).expect("OpenBao API");
+    assert!(
+        (200..300).contains(&status),
+        "{method} {path}: {status} {answer}"
+    );
+    answer
+}
+
+// Issue 14, item 5: against a live OpenBao, each way a KV v2 read is refused
+// says why and what to do, instead of "no secret at …; write it there".
+#[test]
+fn each_vault_refusal_says_exactly_why_and_what_to_do_next() {
+    let bao = OpenBao::start().expect("OpenBao");
+    let world = World::new(&[]);
+    let root = bao.root_token().to_owned();
+    let platform_with = |mount: &str, token: &str| {
+        let mut vault = VaultConfig::new(bao.addr(), token.to_owned().into());
+        vault.mount = mount.to_owned();
+        Platform::open(
+            world.platform_config(no_env(), Some(vault)),
+            world.host.clone(),
+        )
+        .expect("platform")
+    };
+    // The first view registers the plugins; the others share its state.
+    let root_platform = world.platform(
+        no_env(),
+        Some(VaultConfig::new(bao.addr(), root.clone().into())),
+    );
+    root_platform.add_tenant("globex", "free").expect("globex");
+
+    // The latest version deleted: a 404 that still carries its metadata.
+    bao.put_secret("tenants/deleted", &json!({ "api_key": "v1" }))
+        .unwrap();
+    bao.put_secret("tenants/deleted", &json!({ "api_key": "v2" }))
+        .unwrap();
+    bao_ok(&bao, "DELETE", "secret/data/tenants/deleted", None);
+    let (err, text) = vault_refusal(&root_platform, "${vault:tenants/deleted#api_key}");
+    assert!(matches!(err, SecretError::Deleted { .. }), "{text}");
+    assert!(
+        text.contains("latest version (2)")
+            && text.contains("was deleted at 20")
+            && text.contains("bao kv undelete -mount=secret -versions=2 tenants/deleted"),
+        "{text}"
+    );
+
+    // A destroyed version cannot be restored, only written again.
+    bao.put_secret("tenants/destroyed", &json!({ "api_key": "v1" }))
+        .unwrap();
+    bao_ok(
+        &bao,
+        "PUT",
+        "secret/destroy/tenants/destroyed",
+        Some(json!({ "versions": [1] })),
+    );
+    let (err, text) = vault_refusal(&root_platform, "${vault:tenants/destroyed#api_key}");
+    assert!(matches!(err, SecretError::Destroyed { .. }), "{text}");
+    assert!(
+        text.contains("latest version (1)")
+            && text.contains("cannot be recovered")
+            && text.contains("bao kv put -mount=secret tenants/destroyed api_key=..."),
+        "{text}"
+    );
+
+    // The secret exists, on a KV version 1 mount a v2 read never finds.
+    bao_ok(
+        &bao,
+        "POST",
+        "sys/mounts/kv1",
+        Some(json!({ "type": "kv", "options": { "version": "1" } })),
+    );
+    bao_ok(
+        &bao,
+        "POST",
+        "kv1/tenants/acme",
+        Some(json!({ "api_key": "x" })),
+    );
+    let (err, text) = vault_refusal(
+        &platform_with("kv1", &root),
+        "${vault:tenants/acme#api_key}",
+    );
+    assert!(matches!(err, SecretError::WrongMount { .. }), "{text}");
+    assert!(
+        text.contains("`kv1/` is a KV version 1 engine")
+            && text.contains("bao kv enable-versioning kv1/"),
+        "{text}"
+    );
+
+    // Another kind of engine, and no engine at all.
+    bao_ok(
+        &bao,
+        "POST",
+        "sys/mounts/transit",
+        Some(json!({ "type": "transit" })),
+    );
+    let (err, text) = vault_refusal(
+        &platform_with("transit", &root),
+        "${vault:tenants/acme#api_key}",
+    );
+    assert!(matches!(err, SecretError::WrongMount { .. }), "{text}");
+    assert!(text.contains("`transit/` is a `transit` engine"), "{text}");
+    let (err, text) = vault_refusal(
+        &platform_with("nomount", &root),
+        "${vault:tenants/acme#api_key}",
+    );
+    assert!(matches!(err, SecretError::WrongMount { .. }), "{text}");
+    assert!(
+        text.contains("no secrets engine mounted at `nomount/`")
+            && text.contains("bao secrets enable -path=nomount kv-v2"),
+        "{text}"
+    );
+
+    // A valid token whose policy does not reach the path, then an unknown token.
+    bao.put_secret("tenants/acme", &json!({ "api_key": "fine" }))
+        .unwrap();
+    bao_ok(
+        &bao,
+        "PUT",
+        "sys/policy/other-tenants",
+        Some(json!({ "policy": "path \"secret/data/other/*\" { capabilities = [\"read\"] }" })),
+    );
+    let created = bao_ok(
+        &bao,
+        "POST",
+        "auth/token/create",
+        Some(json!({ "policies": ["other-tenants"] })),
+    );
+    let narrow: serde_json::Value = serde_json::from_str(&created).unwrap();
+    let narrow = narrow["auth"]["client_token"].as_str().unwrap().to_owned();
+    let (err, text) = vault_refusal(
+        &platform_with("secret", &narrow),
+        "${vault:tenants/acme#api_key}",
+    );
+    assert!(matches!(err, SecretError::Denied { .. }), "{text}");
+    assert!(
+        text.contains("the token is valid, but its policies (default, other-tenants)")
+            && text.contains("grant `read` on `secret/data/tenants/acme`"),
+        "{text}"
+    );
+    assert!(!text.contains(&narrow), "{text}");
+    let (err, text) = vault_refusal(
+        &platform_with("secret", "s.not-a-token"),
+        "${vault:tenants/acme#api_key}",
+    );
+    assert!(matches!(err, SecretError::Denied { .. }), "{text}");
+    assert!(
+        text.contains("does not accept the configured token")
+            && text.contains("mistyped, expired or revoked"),
+        "{text}"
+    );
+
+    // A sealed server.
+    bao_ok(&bao, "PUT", "sys/seal", None);
+    let (err, text) = vault_refusal(&root_platform, "${vault:tenants/acme#api_key}");
+    assert!(matches!(err, SecretError::Sealed { .. }), "{text}");
+    assert!(
+        text.contains("is sealed (503)") && text.contains("bao operator unseal"),
+        "{text}"
+    );
+    assert!(!text.contains(&root), "{text}");
 }
 
 #[test]

@@ -232,7 +232,7 @@ impl AuditLog {
                     path: self.path.clone(),
                     line: index + 1,
                     column: e.column(),
-                    message: e.to_string(),
+                    message: crate::tenancy::persist::explain_corruption(line.as_bytes(), &e),
                 })
             })
             .collect()

@@ -321,9 +321,9 @@ impl fmt::Display for ConfigProblem {
 pub enum ConfigError {
     /// The operator's file exists but cannot be read.
     #[error(
-        "tenant `{tenant}`: plugin `{plugin}`: cannot read {}: {source}; check that the host \
-         may read it",
-        path.display()
+        "tenant `{tenant}`: plugin `{plugin}`: cannot read {}: {source}; {}",
+        path.display(),
+        crate::text_file::read_hint(source)
     )]
     Read {
         /// The plugin.
@@ -410,7 +410,7 @@ impl ConfigFile {
         tenant: &str,
     ) -> Result<Option<Self>, ConfigError> {
         let path = config_file_path(config_dir, plugin);
-        match std::fs::read_to_string(&path) {
+        match crate::text_file::read_text(&path) {
             Ok(text) => Self::parse(plugin, tenant, &path, &text).map(Some),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(ConfigError::Read {

@@ -22,6 +22,7 @@ mod config;
 mod persist;
 mod secrets;
 mod tiers;
+mod vault;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -190,8 +190,34 @@ pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, P
             path: path.to_owned(),
             line: e.line(),
             column: e.column(),
-            message: e.to_string(),
+            message: explain_corruption(&bytes, &e),
         })
+}
+
+/// The parser's message with what the damage suggests happened: a file cut
+/// short, never written (zero bytes), edited into invalid JSON, or valid
+/// JSON of another shape. Pure.
+pub(crate) fn explain_corruption(bytes: &[u8], error: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let why = if bytes.iter().all(u8::is_ascii_whitespace) {
+        "the file is empty: it was cut short (a full disk, or a crash or copy that stopped \
+         before its contents were written)"
+    } else if bytes.iter().all(|b| *b == 0) {
+        "the file holds only zero bytes: the system stopped before its contents reached \
+         the disk"
+    } else {
+        match error.classify() {
+            Category::Eof => {
+                "the file ends early: it was cut short (a full disk or an interrupted copy)"
+            }
+            Category::Data => {
+                "it is valid JSON but not the shape of this state file: another file was \
+                 copied here, or another program wrote it"
+            }
+            Category::Syntax | Category::Io => "it is not valid JSON there: was it edited by hand?",
+        }
+    };
+    format!("{error}; {why}")
 }
 
 /// Checks the `format` field of a state file.
@@ -219,6 +245,26 @@ mod tests {
     const OLD: &str = "{\"format\": 1, \"tenants\": {\"acme\": \"free\"}}\n";
     const NEW: &str =
         "{\"format\": 1, \"tenants\": {\"acme\": \"pro\", \"globex\": \"enterprise\"}}\n";
+
+    fn check_corruption(bytes: &[u8], says: &str) {
+        let error = serde_json::from_slice::<serde_json::Value>(bytes)
+            .and_then(serde_json::from_value::<std::collections::BTreeMap<String, u32>>)
+            .expect_err("corrupt");
+        let message = explain_corruption(bytes, &error);
+        assert!(message.contains(says), "{bytes:?}: {message}");
+    }
+
+    // Issue 14, item 5: each kind of damage to a state file says what it
+    // suggests happened.
+    #[test]
+    fn each_kind_of_damage_to_a_state_file_has_its_own_explanation() {
+        check_corruption(b"", "the file is empty");
+        check_corruption(b"\n  \n", "the file is empty");
+        check_corruption(&[0; 64], "only zero bytes");
+        check_corruption(b"{\"format\": 1, \"tenants\": {", "ends early");
+        check_corruption(b"{\"format\": 1,, }", "edited by hand");
+        check_corruption(b"[1, 2, 3]", "not the shape of this state file");
+    }
 
     /// Set in the child: `<target>\n<marker>\n<step index>`.
     const CHILD_ENV: &str = "PLUGKIT_PERSIST_CRASH_WRITER";

@@ -12,10 +12,10 @@ use std::io;
 use std::path::Path;
 use std::time::Duration;
 
-use secrecy::{ExposeSecret, SecretString};
-use serde_json::Value;
+use secrecy::SecretString;
 
 use crate::tenancy::config::Environment;
+use crate::tenancy::vault::VaultSecrets;
 
 /// A parsed `${scheme:locator}` reference.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,6 +159,39 @@ pub enum SecretError {
         /// What is missing and what to do.
         reason: String,
     },
+    /// The store holds the secret's latest version as deleted (restorable).
+    #[error("secret `{reference}` was deleted: {reason}")]
+    Deleted {
+        /// The reference.
+        reference: String,
+        /// Which version, when, and how to restore it.
+        reason: String,
+    },
+    /// The store destroyed the secret's latest version for good.
+    #[error("secret `{reference}` was destroyed: {reason}")]
+    Destroyed {
+        /// The reference.
+        reference: String,
+        /// Which version, and how to write it again.
+        reason: String,
+    },
+    /// The configured mount is not a KV version 2 engine (a KV v1 mount,
+    /// another engine, or none), so the path cannot be read as configured.
+    #[error("secret `{reference}` cannot be read from this mount: {reason}")]
+    WrongMount {
+        /// The reference.
+        reference: String,
+        /// What the mount is and what to change.
+        reason: String,
+    },
+    /// The store is sealed.
+    #[error("secret `{reference}` is unavailable while the store is sealed: {reason}")]
+    Sealed {
+        /// The reference.
+        reference: String,
+        /// How to unseal.
+        reason: String,
+    },
     /// The store refused access.
     #[error("secret `{reference}` was refused: {reason}")]
     Denied {
@@ -289,131 +322,6 @@ impl VaultConfig {
     }
 }
 
-/// `${vault:path#key}` through the KV v2 HTTP API.
-pub(crate) struct VaultSecrets {
-    config: VaultConfig,
-    agent: ureq::Agent,
-}
-
-/// Largest answer read from Vault; a KV secret is small.
-const MAX_ANSWER: u64 = 1 << 20;
-
-impl VaultSecrets {
-    pub(crate) fn new(config: VaultConfig) -> Self {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(config.timeout))
-            // A redirect would resend the token to wherever it points.
-            .max_redirects(0)
-            .build()
-            .into();
-        Self { config, agent }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!(
-            "{}/v1/{}/data/{path}",
-            self.config.addr.trim_end_matches('/'),
-            self.config.mount.trim_matches('/')
-        )
-    }
-}
-
-impl SecretProvider for VaultSecrets {
-    fn resolve(&self, reference: &SecretRef) -> Result<SecretString, SecretError> {
-        let (path, key) =
-            reference
-                .locator()
-                .split_once('#')
-                .ok_or_else(|| SecretError::Invalid {
-                    reference: reference.to_string(),
-                    reason: "a vault reference needs `#key` after the path".to_owned(),
-                })?;
-        let addr = &self.config.addr;
-        let mount = &self.config.mount;
-        let at = format!("{mount}/data/{path} on {addr}");
-        let fail_ref = reference.to_string();
-        let mut answer = self
-            .agent
-            .get(&self.url(path))
-            .header("X-Vault-Token", self.config.token.expose_secret())
-            .call()
-            .map_err(|e| SecretError::Unavailable {
-                reference: fail_ref.clone(),
-                reason: format!(
-                    "cannot reach Vault at {addr}: {e}; check that it runs and the address \
-                     is right"
-                ),
-            })?;
-        let status = answer.status().as_u16();
-        match status {
-            200 => {}
-            404 => {
-                return Err(SecretError::NotFound {
-                    reference: fail_ref,
-                    reason: format!(
-                        "Vault has no secret at {at} (404); write it there or fix the path"
-                    ),
-                })
-            }
-            401 | 403 => {
-                return Err(SecretError::Denied {
-                    reference: fail_ref,
-                    reason: format!(
-                        "Vault refused the token for {at} ({status}); check that the token is \
-                         valid and its policy allows reading this path"
-                    ),
-                })
-            }
-            _ => {
-                return Err(SecretError::Unavailable {
-                    reference: fail_ref,
-                    reason: format!(
-                        "Vault answered {status} for {at}; check its health (sealed?) and logs"
-                    ),
-                })
-            }
-        }
-        // The body holds the secret: keep it in a zeroized buffer.
-        let body = answer
-            .body_mut()
-            .with_config()
-            .limit(MAX_ANSWER)
-            .read_to_string()
-            .map(SecretString::from)
-            .map_err(|e| SecretError::Unavailable {
-                reference: fail_ref.clone(),
-                reason: format!("reading Vault's answer for {at} failed: {e}"),
-            })?;
-        let parsed: Value =
-            serde_json::from_str(body.expose_secret()).map_err(|_| SecretError::Invalid {
-                reference: fail_ref.clone(),
-                reason: format!(
-                    "Vault's answer for {at} is not JSON; is `{mount}` a KV version 2 mount?"
-                ),
-            })?;
-        let Some(data) = parsed.pointer("/data/data").and_then(Value::as_object) else {
-            return Err(SecretError::Invalid {
-                reference: fail_ref,
-                reason: format!(
-                    "Vault's answer for {at} has no `data.data`; is `{mount}` a KV version 2 \
-                     mount, and is the latest version deleted?"
-                ),
-            });
-        };
-        match data.get(key) {
-            Some(Value::String(s)) => Ok(SecretString::from(s.as_str())),
-            Some(Value::Null) | None => Err(SecretError::NotFound {
-                reference: fail_ref,
-                reason: format!(
-                    "the secret at {at} has no key `{key}`; add it or fix the key after `#`"
-                ),
-            }),
-            Some(other) => Ok(SecretString::from(other.to_string())),
-        }
-    }
-}
-
 /// The providers a platform resolves references with.
 pub(crate) struct SecretResolver {
     env: EnvSecrets,
@@ -459,6 +367,8 @@ impl SecretResolver {
 
 #[cfg(test)]
 mod tests {
+    use secrecy::ExposeSecret as _;
+
     use super::*;
 
     fn check(text: &str, expected: &str) {

@@ -139,12 +139,13 @@ pub(crate) fn run_playbook(
     match report_from_events(events) {
         Some(report) => Ok(report),
         None => {
-            let output = fs::read_to_string(&output_log).unwrap_or_default();
+            let output = fs::read(&output_log).unwrap_or_default();
+            let output = peer_text(&String::from_utf8_lossy(&output));
             Err(PluginError::provider(
                 "ansible_failed",
                 format!(
                     "ansible-runner exited with {status} before the play recap: {}",
-                    tail(&output, MAX_MESSAGE)
+                    tail(output.trim(), MAX_MESSAGE)
                 ),
                 false,
             ))
@@ -388,14 +389,34 @@ fn text(value: &Value) -> String {
     }
 }
 
-/// The most useful line of a module result: `msg`, else stderr, else stdout.
+/// The most useful line of a module result: `msg`, else stderr, else stdout,
+/// without the colour codes and carriage returns a device or module put in.
 fn task_message(res: &Value) -> String {
     let message = ["msg", "stderr", "stdout"]
         .iter()
-        .map(|k| text(&res[*k]))
+        .map(|k| peer_text(&text(&res[*k])))
         .find(|m| !m.trim().is_empty())
         .unwrap_or_default();
     head(&message, MAX_MESSAGE).to_owned()
+}
+
+/// Text a peer wrote, fit for a message: terminal escape sequences removed
+/// (`anstream`'s parser), `\r\n` and lone `\r` turned into `\n`, other
+/// control characters but tabs dropped.
+fn peer_text(text: &str) -> String {
+    let stripped = anstream::adapter::strip_str(text).to_string();
+    let mut out = String::with_capacity(stripped.len());
+    let mut chars = stripped.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' if chars.peek() == Some(&'\n') => {}
+            '\r' => out.push('\n'),
+            '\n' | '\t' => out.push(c),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn head(s: &str, max: usize) -> &str {
@@ -418,6 +439,20 @@ fn tail(s: &str, max: usize) -> &str {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn colour_codes_and_carriage_returns_do_not_reach_a_task_message() {
+        let check = |res: Value, expected: &str| assert_eq!(task_message(&res), expected);
+        check(
+            json!({"msg": "\u{1b}[0;31mfailed\u{1b}[0m\r\n"}),
+            "failed\n",
+        );
+        check(
+            json!({"msg": "", "stderr": "% Invalid input\r\nrouter#\u{7}"}),
+            "% Invalid input\nrouter#",
+        );
+        check(json!({"stdout": "10%\r100%"}), "10%\n100%");
+    }
 
     fn event(counter: u64, name: &str, data: Value) -> Value {
         json!({"counter": counter, "event": name, "event_data": data})

@@ -1,6 +1,7 @@
 //! Runs one command on a device over SSH (`russh`): public-key login,
-//! host keys checked against the tenant's pins, stdout, stderr and exit
-//! status collected.
+//! host keys checked against the tenant's pins, stdout and stderr collected
+//! as the bytes the device sent, and how the command ended (exit status,
+//! signal, or no status from the server) reported as the server said it.
 //!
 //! Invariants: a host whose key is not pinned, or whose key differs from
 //! its pins, is refused before authentication (so no signature made with
@@ -13,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use plugin_api::network_automation::{SshCommand, SshOutput};
+use plugin_api::network_automation::{SshCommand, SshExitSignal, SshOutput};
 use plugin_api::{PluginError, Result, Secret};
 use russh::client::{self, AuthResult};
 use russh::keys::PublicKeyOrCertificate;
@@ -371,12 +372,25 @@ async fn run_session(
     let mut stdout = Vec::new();
     let mut stderr = Vec::new();
     let mut exit_status = None;
+    let mut exit_signal = None;
     loop {
         match timeout_at(deadline, channel.wait()).await {
             Ok(Some(ChannelMsg::Data { data })) => stdout.extend_from_slice(&data),
             // Extended data type 1 is SSH_EXTENDED_DATA_STDERR (RFC 4254 §5.2).
             Ok(Some(ChannelMsg::ExtendedData { data, ext: 1 })) => stderr.extend_from_slice(&data),
             Ok(Some(ChannelMsg::ExitStatus { exit_status: code })) => exit_status = Some(code),
+            Ok(Some(ChannelMsg::ExitSignal {
+                signal_name,
+                core_dumped,
+                error_message,
+                ..
+            })) => {
+                exit_signal = Some(SshExitSignal {
+                    name: signal_name_of(&signal_name).into(),
+                    core_dumped,
+                    message: error_message.into(),
+                });
+            }
             Ok(Some(_)) => {}
             Ok(None) => break,
             Err(_) => {
@@ -395,10 +409,31 @@ async fn run_session(
     }
     close(handle).await;
     Ok(SshOutput {
-        stdout: String::from_utf8_lossy(&stdout).into_owned().into(),
-        stderr: String::from_utf8_lossy(&stderr).into_owned().into(),
+        stdout: stdout.into(),
+        stderr: stderr.into(),
         exit_status: exit_status.into(),
+        exit_signal: exit_signal.into(),
     })
+}
+
+/// The name RFC 4254 §6.10 puts on the wire (`KILL`, no `SIG`); russh keeps
+/// its own spelling private.
+fn signal_name_of(signal: &Sig) -> &str {
+    match signal {
+        Sig::ABRT => "ABRT",
+        Sig::ALRM => "ALRM",
+        Sig::FPE => "FPE",
+        Sig::HUP => "HUP",
+        Sig::ILL => "ILL",
+        Sig::INT => "INT",
+        Sig::KILL => "KILL",
+        Sig::PIPE => "PIPE",
+        Sig::QUIT => "QUIT",
+        Sig::SEGV => "SEGV",
+        Sig::TERM => "TERM",
+        Sig::USR1 => "USR1",
+        Sig::Custom(name) => name,
+    }
 }
 
 /// Says goodbye and lets the connection task send what it still holds and

@@ -43,7 +43,7 @@ fn ssh_runtime_starts_no_thread_and_leaves_none_after_cleanup() {
         let output = plugin
             .ssh_exec("isp", command.clone())
             .expect("command runs");
-        assert_eq!(output.stdout.as_str(), "ok\n");
+        assert_eq!(output.stdout.as_slice(), b"ok\n");
     }
     let while_active = threads();
 

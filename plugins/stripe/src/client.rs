@@ -10,19 +10,25 @@
 //! as are connection failures, always with the *same* `Idempotency-Key` so
 //! Stripe can never act twice; a `Stripe-Should-Retry` header overrides the
 //! status. Backoff is 0.5 s doubling up to 5 s, scaled by a random factor in
-//! [0.5, 1] and never under 0.5 s. Other 4xx are final.
+//! [0.5, 1] and never under 0.5 s. Other 4xx are final. A `Retry-After` (in
+//! seconds or as an HTTP-date) of up to 60 s, stripe-python's limit, is a
+//! floor on the wait; a longer one ends the retries with the retryable error,
+//! where stripe-python would retry sooner than asked.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use plugin_api::{Error, Secret};
 use serde::Deserialize;
 
 use crate::config::Settings;
 use crate::form::{self, Value};
+use crate::retry_after;
 use crate::Environment;
 
 const INITIAL_DELAY: Duration = Duration::from_millis(500);
 const MAX_DELAY: Duration = Duration::from_secs(5);
+/// The longest `Retry-After` waited for (stripe-python's `MAX_RETRY_AFTER`).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 /// Stripe's own limit.
 pub(crate) const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
@@ -184,6 +190,8 @@ pub(crate) struct Reply {
     pub(crate) request_id: Option<String>,
     /// The `Stripe-Should-Retry` header.
     pub(crate) should_retry: Option<bool>,
+    /// The wait the `Retry-After` header asks for.
+    pub(crate) retry_after: Option<Duration>,
     pub(crate) body: String,
 }
 
@@ -305,8 +313,15 @@ pub(crate) fn redact(text: &str) -> String {
     out
 }
 
+/// The start of a body that is not what Stripe sends, on one line: a
+/// proxy's page keeps its words, not its colour codes or line ends.
 fn snippet(body: &str) -> String {
-    let short: String = body.chars().take(200).collect();
+    let plain = anstream::adapter::strip_str(body).to_string();
+    let words: Vec<&str> = plain
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let short: String = words.join(" ").chars().take(200).collect();
     redact(if short.is_empty() { "<empty>" } else { &short })
 }
 
@@ -372,6 +387,7 @@ impl Client {
         loop {
             attempts += 1;
             let may_retry = attempts <= self.max_retries;
+            let mut asked_wait = None;
             match self.send_once(&url, &body, idempotency_key) {
                 Ok(reply) if (200..300).contains(&reply.status) => {
                     return serde_json::from_str(&reply.body).map_err(|e| {
@@ -386,9 +402,13 @@ impl Client {
                     });
                 }
                 Ok(reply) => {
-                    if !(may_retry && is_retryable(&reply)) {
+                    let waits_too_long = reply
+                        .retry_after
+                        .is_some_and(|after| after > MAX_RETRY_AFTER);
+                    if !(may_retry && is_retryable(&reply)) || waits_too_long {
                         return Err(classify(&reply, attempts));
                     }
+                    asked_wait = reply.retry_after;
                 }
                 Err(error) => {
                     if !may_retry {
@@ -399,7 +419,8 @@ impl Client {
                     }
                 }
             }
-            (self.env.sleeper)(backoff(attempts, (self.env.jitter)()));
+            let wait = backoff(attempts, (self.env.jitter)());
+            (self.env.sleeper)(asked_wait.map_or(wait, |asked| wait.max(asked)));
         }
     }
 
@@ -433,12 +454,16 @@ impl Client {
             "false" => Some(false),
             _ => None,
         });
+        let retry_after = header("retry-after").and_then(|value| {
+            retry_after::parse(&value, header("date").as_deref(), SystemTime::now())
+        });
         let status = response.status().as_u16();
         let body = response.body_mut().read_to_string()?;
         Ok(Reply {
             status,
             request_id,
             should_retry,
+            retry_after,
             body,
         })
     }
@@ -453,6 +478,7 @@ mod tests {
             status,
             request_id: Some("req_1".into()),
             should_retry: None,
+            retry_after: None,
             body: body.into(),
         }
     }
@@ -561,6 +587,28 @@ mod tests {
                 status: 502,
                 attempts: 1,
                 message: "the body is not a Stripe error object: <html>Bad Gateway</html>".into(),
+                request_id: Some("req_1".into()),
+            },
+        );
+        // Issue 14, item 5: what a proxy's page drags in stays out.
+        check(
+            503,
+            "\u{1b}[1m503 Service Unavailable\u{1b}[0m\r\n\r\nupstream\tdown\r\n",
+            StripeError::Api {
+                status: 503,
+                attempts: 1,
+                message:
+                    "the body is not a Stripe error object: 503 Service Unavailable upstream down"
+                        .into(),
+                request_id: Some("req_1".into()),
+            },
+        );
+        check(
+            418,
+            "\r\n",
+            StripeError::InvalidResponse {
+                status: 418,
+                message: "the body is not a Stripe error object: <empty>".into(),
                 request_id: Some("req_1".into()),
             },
         );

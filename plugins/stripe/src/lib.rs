@@ -58,6 +58,7 @@ mod client;
 mod config;
 pub mod form;
 mod resources;
+mod retry_after;
 pub mod webhook;
 
 use client::{Client, MAX_IDEMPOTENCY_KEY_LEN};

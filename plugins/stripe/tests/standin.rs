@@ -431,6 +431,72 @@ fn rate_limits_and_server_errors_are_retried_with_the_same_key_and_body() -> Res
     Ok(())
 }
 
+// Issue 14, item 6: a `Retry-After` given as an HTTP-date was ignored and
+// the request retried after the bare backoff.
+#[test]
+fn a_retry_after_in_seconds_or_as_an_http_date_is_a_floor_on_the_wait() -> Result<()> {
+    let f = fixture(serde_json::json!({}))?;
+    f.standin
+        .fail_next_with_headers(1, 429, &[("Retry-After", "3")]);
+    f.standin.fail_next_with_headers(
+        1,
+        503,
+        &[
+            ("Date", "Mon, 30 Nov 2026 17:00:00 GMT"),
+            ("Retry-After", "Mon, 30 Nov 2026 17:00:04 GMT"),
+        ],
+    );
+    // A date already past asks for no more than the backoff.
+    f.standin.fail_next_with_headers(
+        1,
+        500,
+        &[
+            ("Date", "Mon, 30 Nov 2026 17:00:00 GMT"),
+            ("Retry-After", "Mon, 30 Nov 2026 16:00:00 GMT"),
+        ],
+    );
+    let paid = f.plugin.create_payment(
+        TENANT,
+        create(2000, "pm_card_visa", true, false, "order-retry-after"),
+    )?;
+    assert_eq!(paid.status, PaymentStatus::Succeeded);
+    let sleeps = f.sleeps.lock().clone();
+    assert_eq!(sleeps.len(), 3, "{sleeps:?}");
+    assert_eq!(
+        sleeps[..2],
+        [Duration::from_secs(3), Duration::from_secs(4)]
+    );
+    assert!(
+        (1000..=2000).contains(&sleeps[2].as_millis()),
+        "third wait is the backoff alone: {sleeps:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_retry_after_longer_than_a_minute_ends_the_retries_with_a_retryable_error() -> Result<()> {
+    let f = fixture(serde_json::json!({}))?;
+    f.standin.fail_next_with_headers(
+        1,
+        429,
+        &[
+            ("Date", "Mon, 30 Nov 2026 17:00:00 GMT"),
+            ("Retry-After", "Mon, 30 Nov 2026 17:05:00 GMT"),
+        ],
+    );
+    let failed = f.plugin.create_payment(
+        TENANT,
+        create(2000, "pm_card_visa", true, false, "order-later"),
+    );
+    match failed {
+        Err(Error::Provider { retryable, .. }) => assert!(retryable),
+        other => bail!("expected a retryable provider error, got {other:?}"),
+    }
+    assert_eq!(f.standin.requests().len(), 1);
+    assert!(f.sleeps.lock().is_empty());
+    Ok(())
+}
+
 #[test]
 fn a_request_in_flight_conflict_409_is_retried() -> Result<()> {
     let f = fixture(serde_json::json!({}))?;

@@ -6,7 +6,7 @@
 //! never has a thread of its own; the credentials live in one [`Secret`]
 //! header value and never reach a log line, an error or `Debug`.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use plugin_api::communication::{DeliveryStatus, MessageReceipt, OutboundMessage};
@@ -125,12 +125,9 @@ impl Client {
         };
         let mut response = response.map_err(|e| Failure::from(transport_error(&e, idempotent)))?;
         let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok());
+        let retry_after = header("retry-after")
+            .and_then(|value| retry::retry_after(value, header("date"), SystemTime::now()));
         let body = response
             .body_mut()
             .read_to_string()

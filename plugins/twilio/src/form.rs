@@ -79,7 +79,7 @@ fn decode_component(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn hex(byte: &u8) -> Option<u8> {
+pub(crate) fn hex(byte: &u8) -> Option<u8> {
     match byte {
         b'0'..=b'9' => Some(byte - b'0'),
         b'a'..=b'f' => Some(byte - b'a' + 10),

@@ -4,8 +4,17 @@
 //! The signed text is the full URL (with its query string) followed by every
 //! POST parameter sorted by name, each name written once per distinct value,
 //! values sorted too. It is signed with HMAC-SHA1 keyed with the account's
-//! auth token and sent base64-encoded. Twilio signs with or without the
-//! scheme's default port depending on the product, so both forms are tried.
+//! auth token and sent base64-encoded.
+//!
+//! The URL a handler sees is not always the one Twilio signed, in two ways
+//! Twilio's own helper libraries allow for: Twilio signs with or without
+//! the scheme's default port depending on the product, and it signs some
+//! query characters literally (`'` in `ToState=Trezzo Sull'Adda`, `:` and
+//! `@` in a SIP `Caller`) that it then delivers percent-escaped. So four
+//! forms of the received URL are tried: {as delivered, query as signed} ×
+//! {without port, with the default port}. Every form means the same request
+//! as the one received (only escapes of characters that carry no query
+//! syntax are undone), so no form accepts a request Twilio did not sign.
 //! JSON bodies carry no parameters: the URL's `bodySHA256` query parameter
 //! holds the hex SHA-256 of the body, and the URL alone is signed.
 
@@ -56,10 +65,15 @@ pub(crate) fn is_valid(auth_token: &str, url: &str, content: Content<'_>, signat
             &[]
         }
     };
-    // Always compute both, so timing does not tell which form matched.
-    let without = equal(compute(auth_token, &without_port(url), params), signature);
-    let with = equal(compute(auth_token, &with_port(url), params), signature);
-    without | with
+    // Every form is computed and compared, so the time taken depends only
+    // on the (public) URL, not on which form matched.
+    let query_forms = [url.to_owned(), query_as_signed(url)];
+    query_forms
+        .iter()
+        .flat_map(|form| [without_port(form), with_port(form)])
+        .fold(false, |matched, candidate| {
+            matched | equal(compute(auth_token, &candidate, params), signature)
+        })
 }
 
 /// Whether `url` asks for JSON-body validation.
@@ -88,6 +102,55 @@ fn query_param(url: &str, name: &str) -> Option<String> {
         .into_iter()
         .find(|(n, _)| n == name)
         .map(|(_, v)| v)
+}
+
+/// `url` with the percent-escapes in its query undone for the characters
+/// that may stand literally in a query and mean nothing to a form parser
+/// (RFC 3986 `pchar` minus `&`, `=` and `+`), the way Twilio signs them.
+/// `%26`, `%3D`, `%2B`, `%25`, `%23`, spaces and non-ASCII stay escaped:
+/// unescaping those would change which parameters the query carries.
+fn query_as_signed(url: &str) -> String {
+    let Some((before, after)) = url.split_once('?') else {
+        return url.to_owned();
+    };
+    let (query, fragment) = match after.split_once('#') {
+        Some((query, fragment)) => (query, Some(fragment)),
+        None => (after, None),
+    };
+    let mut out = String::with_capacity(url.len());
+    out.push_str(before);
+    out.push('?');
+    let bytes = query.as_bytes();
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let literal = (bytes[i] == b'%')
+            .then(|| Some(form::hex(bytes.get(i + 1)?)? << 4 | form::hex(bytes.get(i + 2)?)?))
+            .flatten()
+            .filter(|&byte| signed_literally(byte));
+        match literal {
+            Some(byte) => {
+                out.push_str(&query[copied..i]);
+                out.push(char::from(byte));
+                i += 3;
+                copied = i;
+            }
+            None => i += 1,
+        }
+    }
+    out.push_str(&query[copied..]);
+    if let Some(fragment) = fragment {
+        out.push('#');
+        out.push_str(fragment);
+    }
+    out
+}
+
+/// Whether Twilio may sign `byte` literally in a query: RFC 3986 allows it
+/// unescaped there and `application/x-www-form-urlencoded` gives it no
+/// meaning.
+fn signed_literally(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"-._~!$'()*,;:@/?".contains(&byte)
 }
 
 /// A URL split around its authority's port: `(before host, host, port, rest)`.
@@ -319,6 +382,151 @@ mod tests {
             Content::Form(&[]),
             &signature
         ));
+    }
+
+    /// Signs `signed` and checks whether the request as received at
+    /// `received` validates, with and without form parameters.
+    fn check_signed_received(signed: &str, received: &str, expected: bool) {
+        for params in [PARAMS, &[]] {
+            let signature = compute(TOKEN, signed, params).unwrap();
+            assert_eq!(
+                is_valid(TOKEN, received, Content::Form(params), &signature),
+                expected,
+                "signed {signed}, received {received}, {} params",
+                params.len()
+            );
+        }
+    }
+
+    // Issue 14, item 4: Twilio signs `:` and `@` of a SIP `Caller` and the
+    // `'` of `ToState=Trezzo Sull'Adda` literally, and delivers them escaped.
+    #[test]
+    fn query_characters_signed_literally_and_delivered_escaped_validate() {
+        check_signed_received(
+            "https://isp.example/voice?Caller=sip:1234567890@209.182.172.181&Digits=1",
+            "https://isp.example/voice?Caller=sip%3A1234567890%40209.182.172.181&Digits=1",
+            true,
+        );
+        check_signed_received(
+            "https://isp.example/hangup?ToState=Trezzo+Sull'Adda",
+            "https://isp.example/hangup?ToState=Trezzo+Sull%27Adda",
+            true,
+        );
+        // Lower-case escapes are the same characters.
+        check_signed_received(
+            "https://isp.example/voice?Caller=sip:1@h",
+            "https://isp.example/voice?Caller=sip%3a1%40h",
+            true,
+        );
+        // Both differences at once: the default port and the escapes.
+        check_signed_received(
+            "https://isp.example/hangup?ToState=Forli'",
+            "https://isp.example:443/hangup?ToState=Forli%27",
+            true,
+        );
+        check_signed_received(
+            "http://isp.example:80/hangup?ToState=Forli'",
+            "http://isp.example/hangup?ToState=Forli%27",
+            true,
+        );
+    }
+
+    // What the handler's own action URL carried escaped, Twilio signs escaped.
+    #[test]
+    fn query_escapes_signed_as_delivered_still_validate() {
+        check_signed_received(
+            "https://isp.example/gather?RetryMessage=Couldn%27t+find+it&Digits=1",
+            "https://isp.example/gather?RetryMessage=Couldn%27t+find+it&Digits=1",
+            true,
+        );
+        check_signed_received(
+            "https://isp.example/voice?Caller=sip%3A1%40h",
+            "https://isp.example/voice?Caller=sip%3A1%40h",
+            true,
+        );
+    }
+
+    // An escape that changes which parameters the query carries is never
+    // undone: no form of the signed URL produced these requests.
+    #[test]
+    fn escapes_that_change_the_query_meaning_are_not_undone() {
+        for (signed, received) in [
+            // `%2B` is a literal plus; `+` is a space.
+            (
+                "https://isp.example/cb?To=+14155550100",
+                "https://isp.example/cb?To=%2B14155550100",
+            ),
+            // `%26` and `%3D` are data; `&` and `=` are separators.
+            (
+                "https://isp.example/cb?a=1&b=2",
+                "https://isp.example/cb?a=1%26b=2",
+            ),
+            (
+                "https://isp.example/cb?a=1&b=2",
+                "https://isp.example/cb?a=1&b%3D2",
+            ),
+            // `%25` is a percent sign, `%23` not a fragment.
+            (
+                "https://isp.example/cb?a=%41",
+                "https://isp.example/cb?a=%2541",
+            ),
+            (
+                "https://isp.example/cb?a=1#b",
+                "https://isp.example/cb?a=1%23b",
+            ),
+            // Spaces and non-ASCII are not characters a query carries literally.
+            (
+                "https://isp.example/cb?a=x y",
+                "https://isp.example/cb?a=x%20y",
+            ),
+            (
+                "https://isp.example/cb?city=Forlì",
+                "https://isp.example/cb?city=Forl%C3%AC",
+            ),
+            // Only the query: the path is delivered as it was signed.
+            (
+                "https://isp.example/a:b?x=1",
+                "https://isp.example/a%3Ab?x=1",
+            ),
+            // The reverse direction: signed escaped, delivered literally.
+            (
+                "https://isp.example/cb?Caller=sip%3A1%40h",
+                "https://isp.example/cb?Caller=sip:1@h",
+            ),
+            // A different value, however escaped.
+            (
+                "https://isp.example/cb?ToState=Forli'",
+                "https://isp.example/cb?ToState=Forla%27",
+            ),
+        ] {
+            check_signed_received(signed, received, false);
+        }
+    }
+
+    fn check_query_as_signed(received: &str, expected: &str) {
+        assert_eq!(
+            query_as_signed(received),
+            expected,
+            "query as signed: {received}"
+        );
+    }
+
+    #[test]
+    fn query_as_signed_undoes_only_escapes_of_literal_query_characters() {
+        check_query_as_signed(
+            "https://h.example/p%3Aq?a=%27%3a%40%2F%3F%21%24%28%29%2A%2C%3B%7E%41&b=c#f%27",
+            "https://h.example/p%3Aq?a=':@/?!$()*,;~A&b=c#f%27",
+        );
+        check_query_as_signed(
+            "https://h.example/?a=%26%3D%2B%25%23%20%C3%AC%0A",
+            "https://h.example/?a=%26%3D%2B%25%23%20%C3%AC%0A",
+        );
+        // Malformed escapes stay as they are.
+        check_query_as_signed(
+            "https://h.example/?a=%4&b=%zz%",
+            "https://h.example/?a=%4&b=%zz%",
+        );
+        check_query_as_signed("https://h.example/no-query", "https://h.example/no-query");
     }
 
     fn check_ports(url: &str, expected_without: &str, expected_with: &str) {

@@ -418,6 +418,46 @@ fn rate_limits_and_server_errors_are_retried_with_growing_backoff_then_succeed()
     }
 }
 
+// Issue 14, item 6: a `Retry-After` given as an HTTP-date was ignored and
+// the request retried after the bare backoff.
+#[test]
+fn a_retry_after_in_seconds_or_as_an_http_date_is_a_floor_on_the_wait() {
+    let (standin, plugin, waits) = with_standin();
+    standin.fail_next_with_headers(1, 429, &[("Retry-After", "3")]);
+    standin.fail_next_with_headers(
+        1,
+        503,
+        &[
+            ("Date", "Mon, 30 Nov 2026 17:00:00 GMT"),
+            ("Retry-After", "Mon, 30 Nov 2026 17:00:05 GMT"),
+        ],
+    );
+    plugin
+        .send_message(TENANT, sms("+14155550100", "x"))
+        .unwrap();
+    assert_eq!(
+        waits.taken(),
+        [Duration::from_secs(3), Duration::from_secs(5)]
+    );
+
+    // One beyond the 8 s cap ends the retries: the caller decides when.
+    let (standin, plugin, waits) = with_standin();
+    standin.fail_next_with_headers(
+        1,
+        429,
+        &[
+            ("Date", "Mon, 30 Nov 2026 17:00:00 GMT"),
+            ("Retry-After", "Mon, 30 Nov 2026 17:01:00 GMT"),
+        ],
+    );
+    let refused = plugin.send_message(TENANT, sms("+14155550100", "x"));
+    assert!(
+        matches!(&refused, Err(PluginError::Provider { code, retryable: true, .. }) if code.as_str() == "20429"),
+        "{refused:?}"
+    );
+    assert_eq!((standin.requests().len(), waits.taken().len()), (1, 0));
+}
+
 #[test]
 fn retries_stop_at_max_retries_with_a_retryable_error() {
     let (standin, plugin, waits) = with_standin();
@@ -570,6 +610,46 @@ fn a_status_callback_with_split_params_and_a_default_port_verifies() {
     other["auth_token"] = json!("other-tenant-token");
     plugin.activate(&TenantConfig::new("other", other)).unwrap();
     assert!(!plugin.verify_webhook("other", request.clone()).unwrap());
+}
+
+// Issue 14, item 4: Twilio signs the query's `:`, `@` and `'` literally and
+// delivers them escaped; the plugin validates what Twilio signed and still
+// refuses an escape that changes the query.
+#[test]
+fn a_status_callback_signed_with_literal_query_characters_verifies_when_delivered_escaped() {
+    let (standin, plugin, _) = with_standin();
+    let signed_url =
+        "https://isp.example/hooks/twilio/status?to=sip:noc@isp.example&site=Sull'Adda";
+    let message = OutboundMessage {
+        status_callback: ROption::RSome(signed_url.into()),
+        ..sms("+14155550100", "x")
+    };
+    let sid = plugin
+        .send_message(TENANT, message)
+        .unwrap()
+        .provider_message_id
+        .to_string();
+    let callback = standin.status_callback(&sid, "delivered", None).unwrap();
+    assert_eq!(callback.url, signed_url);
+    let request = |url: &str| WebhookRequest {
+        url: url.into(),
+        params: Vec::new().into(),
+        body: callback.body().into_bytes().into(),
+        signature: callback.signature.as_str().into(),
+    };
+    let delivered = request(
+        "https://isp.example:443/hooks/twilio/status?to=sip%3Anoc%40isp.example&site=Sull%27Adda",
+    );
+    assert!(plugin.verify_webhook(TENANT, delivered.clone()).unwrap());
+    let update = plugin
+        .parse_status_callback(TENANT, delivered.clone())
+        .unwrap();
+    assert_eq!(update.status, DeliveryStatus::Delivered);
+
+    let smuggled = request(
+        "https://isp.example/hooks/twilio/status?to=sip%3Anoc%40isp.example%26site=Sull%27Adda",
+    );
+    assert!(!plugin.verify_webhook(TENANT, smuggled.clone()).unwrap());
 }
 
 #[test]

@@ -113,6 +113,34 @@ fn playbook_against_localhost_reports_each_task() {
     assert_eq!(report.hosts.len(), 1);
 }
 
+// Issue 14, item 5: colour codes and carriage returns a module or device
+// sends do not reach the report's messages.
+#[test]
+fn task_messages_arrive_without_colour_codes_or_carriage_returns() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let playbook = write_playbook(
+        dir.path(),
+        "colour.yml",
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - name: coloured failure\n      \
+         ansible.builtin.fail:\n        msg: \"\\e[0;31m% Invalid input\\e[0m\\r\\nrouter#\"\n",
+    );
+    let plugin = plugin_with("isp", json!({}));
+    let inventory = format!(
+        "localhost ansible_connection=local ansible_python_interpreter={}\n",
+        managed_python().display()
+    );
+    let report = plugin
+        .run_playbook("isp", run(&playbook, inventory))
+        .expect("playbook runs");
+    let task = report
+        .tasks
+        .iter()
+        .find(|t| t.task.as_str() == "coloured failure")
+        .unwrap_or_else(|| panic!("{report:#?}"));
+    assert_eq!(task.status, TaskStatus::Failed);
+    assert_eq!(task.message.as_str(), "% Invalid input\nrouter#");
+}
+
 #[test]
 fn playbook_against_sshd_reports_each_task_and_unreachable_hosts() {
     let sshd = Sshd::shared().expect("sshd starts");

@@ -8,7 +8,8 @@ use plugin_api::network_automation::{
 };
 use plugkit_network_automation::NetworkPlugin;
 use plugkit_testkit::snmpd::{
-    Snmpd, COMMUNITY, SYS_LOCATION, SYS_NAME, V3_AUTH_PASSWORD, V3_PRIV_PASSWORD, V3_USER,
+    Snmpd, BINARY_OID, BINARY_VALUE, COMMUNITY, SYS_LOCATION, SYS_NAME, V3_AUTH_PASSWORD,
+    V3_PRIV_PASSWORD, V3_USER,
 };
 use serde_json::json;
 
@@ -126,6 +127,25 @@ fn v3_credentials_in_the_request_override_the_tenant() {
     .into();
     let varbinds = plugin.snmp("bare", req).expect("v3 GET succeeds");
     assert_eq!(text(&varbinds, SYS_NAME_0), SYS_NAME);
+}
+
+// Issue 14, item 6: device output is bytes; an OCTET STRING that is not
+// UTF-8 must reach the caller unchanged, over v2c and v3 alike.
+#[test]
+fn an_octet_string_that_is_not_utf8_reaches_the_caller_byte_for_byte() {
+    for version in [SnmpVersion::V2c, SnmpVersion::V3] {
+        let varbinds = plugin()
+            .snmp("isp", request(version, SnmpOperation::Get, &[BINARY_OID]))
+            .unwrap_or_else(|e| panic!("{version:?}: {e}\nsnmpd log:\n{}", snmpd().log()));
+        assert_eq!(
+            varbinds,
+            [VarBind {
+                oid: BINARY_OID.into(),
+                value: SnmpValue::OctetString(BINARY_VALUE.to_vec().into()),
+            }],
+            "{version:?}"
+        );
+    }
 }
 
 #[test]

@@ -20,6 +20,14 @@ pub type Say = Arc<dyn Fn(&str) + Send + Sync>;
 pub fn describe(event: &LiveEvent) -> String {
     match event {
         LiveEvent::Reloaded(report) => match &report.outcome {
+            ReloadOutcome::Swapped if !report.library_changed => format!(
+                "[reload] {}: plugin.toml changed and was applied to {} (callers waited {:?} at \
+                 most): {}",
+                report.plugin,
+                report.from_version,
+                report.swap,
+                report.manifest_changes.join("; ")
+            ),
             ReloadOutcome::Swapped => format!(
                 "[reload] {}: {} → {} swapped in (callers waited {:?} at most{})",
                 report.plugin,
@@ -36,8 +44,13 @@ pub fn describe(event: &LiveEvent) -> String {
                 }
             ),
             ReloadOutcome::Unchanged => format!(
-                "[reload] {}: the library did not change; nothing to do",
+                "[reload] {}: neither the library nor its manifest changed; nothing to do",
                 report.plugin
+            ),
+            ReloadOutcome::RolledBack { step, error } if !report.library_changed => format!(
+                "[reload] {}: the change was refused at the {step}; {} keeps serving as it \
+                 was: {error}",
+                report.plugin, report.from_version
             ),
             ReloadOutcome::RolledBack { step, error } => format!(
                 "[reload] {}: the new version failed at the {step} and was rolled back; {} \
@@ -56,6 +69,15 @@ pub fn describe(event: &LiveEvent) -> String {
             } else {
                 format!(" (and its dependents {})", dependents.join(", "))
             }
+        ),
+        LiveEvent::DirectoryGone { dir } => format!(
+            "[reload] {} is gone: its plugins were stopped, and live reload is degraded until \
+             it is created again",
+            dir.display()
+        ),
+        LiveEvent::DirectoryBack { dir } => format!(
+            "[reload] {} is back: watching it again and starting what is installed in it",
+            dir.display()
         ),
         LiveEvent::Problem { folder, message } => {
             format!("[reload] {}: {message}", folder.display())

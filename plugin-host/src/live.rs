@@ -7,6 +7,8 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use parking_lot::Mutex;
+use plugin_api::HealthStatus;
 use serde::Serialize;
 
 use crate::error::HostError;
@@ -15,7 +17,7 @@ use crate::host::Host;
 use crate::manifest::Manifest;
 use crate::reload::ReloadReport;
 use crate::supervisor::{load_options, read_identity};
-use crate::watch::{self, FolderEvent, FolderWatcher};
+use crate::watch::{self, FolderEvent, FolderWatcher, WatchHealth};
 
 /// Called after the live loop starts a new plugin (e.g. to activate it for tenants).
 pub type OnStarted = Arc<dyn Fn(&Host, &str) + Send + Sync>;
@@ -73,6 +75,18 @@ pub enum LiveEvent {
         /// Dependents stopped before it.
         dependents: Vec<String>,
     },
+    /// A watched plugin directory is gone (deleted or moved away): its
+    /// plugins were stopped, and live reload is degraded until it is back.
+    DirectoryGone {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// A watched plugin directory exists again (recreated, renamed in,
+    /// symlink swapped); the watch is re-armed and its folders rescanned.
+    DirectoryBack {
+        /// The directory.
+        dir: PathBuf,
+    },
     /// A change that could not be acted on (a bad manifest, say).
     Problem {
         /// The folder.
@@ -80,6 +94,43 @@ pub enum LiveEvent {
         /// What is wrong and what to do.
         message: String,
     },
+}
+
+/// Live reload's state in [`crate::HealthReport`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LiveReloadHealth {
+    /// Healthy while every watched directory is watched; degraded otherwise.
+    pub status: HealthStatus,
+    /// What is wrong and when it resumes; empty when healthy.
+    pub message: String,
+}
+
+/// Live reload's health from the running watchers; `None` when none runs.
+pub(crate) fn live_reload_health(
+    live: &Mutex<Vec<std::sync::Weak<WatchHealth>>>,
+) -> Option<LiveReloadHealth> {
+    let mut live = live.lock();
+    live.retain(|w| w.strong_count() > 0);
+    if live.is_empty() {
+        return None;
+    }
+    let problems: Vec<String> = live
+        .iter()
+        .filter_map(std::sync::Weak::upgrade)
+        .flat_map(|h| h.problems())
+        .map(|(_, why)| why)
+        .collect();
+    Some(if problems.is_empty() {
+        LiveReloadHealth {
+            status: HealthStatus::Healthy,
+            message: String::new(),
+        }
+    } else {
+        LiveReloadHealth {
+            status: HealthStatus::Degraded,
+            message: format!("live reload is degraded: {}", problems.join("; ")),
+        }
+    })
 }
 
 /// A running live loop. Dropping it stops watching.
@@ -138,6 +189,9 @@ impl Host {
     pub fn watch(&self, options: LiveOptions) -> Result<LiveReload, HostError> {
         let (folder_tx, folder_rx) = mpsc::channel();
         let watcher = watch::watch(&options.dirs, options.debounce, folder_tx)?;
+        self.inner_live()
+            .lock()
+            .push(Arc::downgrade(&watcher.health()));
         let (event_tx, event_rx) = mpsc::channel();
         let host = self.clone();
         let (inner_tx, inner_rx) = mpsc::channel::<LiveEvent>();
@@ -188,8 +242,8 @@ impl Host {
                     }
                 };
                 if self.state(&manifest.id).is_some() {
-                    let library = folder.join(&manifest.library);
-                    match self.reload(&manifest.id, &library, load_options(&manifest)) {
+                    // The same checks as start-up, then the reload.
+                    match self.reload_installed(&manifest.id, &folder) {
                         Ok(report) => {
                             let _ = out.send(LiveEvent::Reloaded(report));
                         }
@@ -203,6 +257,12 @@ impl Host {
                 } else {
                     self.start_ready(options, out);
                 }
+            }
+            FolderEvent::DirectoryGone(dir) => {
+                let _ = out.send(LiveEvent::DirectoryGone { dir });
+            }
+            FolderEvent::DirectoryBack(dir) => {
+                let _ = out.send(LiveEvent::DirectoryBack { dir });
             }
             FolderEvent::Removed(folder) => {
                 let gone: Vec<String> = self

@@ -3,6 +3,7 @@
 
 mod foundation;
 mod hooks;
+mod live;
 mod reference;
 mod reload;
 mod resolution;

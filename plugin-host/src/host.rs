@@ -162,7 +162,7 @@ pub(crate) struct Inner {
     /// Plugins in the order they were loaded, for stopping in reverse.
     started: Mutex<Vec<String>>,
     /// The running live reloads' watch state (gone when they are dropped).
-    pub(crate) live: Mutex<Vec<std::sync::Weak<crate::watch::WatchHealth>>>,
+    live: Mutex<Vec<std::sync::Weak<crate::watch::WatchHealth>>>,
 }
 
 /// The plugin host. Cheap to clone; all clones share one registry.

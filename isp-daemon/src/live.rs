@@ -71,8 +71,8 @@ pub fn describe(event: &LiveEvent) -> String {
             }
         ),
         LiveEvent::DirectoryGone { dir } => format!(
-            "[reload] {} is gone: its plugins were stopped, and live reload is degraded until \
-             it is created again",
+            "[reload] {} is gone: its plugins stop, and live reload is degraded until it is \
+             created again",
             dir.display()
         ),
         LiveEvent::DirectoryBack { dir } => format!(

@@ -86,16 +86,28 @@ pub(crate) fn plan(missing: Vec<Missing>, root: bool, for_what: &str) -> Plan {
     if root || missing.iter().all(|m| !m.peer.needs_root) {
         return Plan::Install(missing);
     }
-    let list: Vec<String> = missing
-        .iter()
-        .map(|m| format!("  - {} ({}: {})", m.peer.what, m.peer.script, m.detail))
-        .collect();
-    Plan::Refuse(format!(
+    let line = |m: &Missing| format!("  - {} ({}: {})", m.peer.what, m.peer.script, m.detail);
+    let (system, user): (Vec<&Missing>, Vec<&Missing>) =
+        missing.iter().partition(|m| m.peer.needs_root);
+    let mut message = format!(
         "{for_what} needs real peers that are not installed:\n{}\n\
          Installing them needs root, and this is not root. Run once:\n\n    \
-         sudo bash tests/peers/install-all.sh\n\nthen run the command again.",
-        list.join("\n")
-    ))
+         sudo bash tests/peers/install-all.sh\n\nthen run the command again",
+        system
+            .iter()
+            .map(|m| line(m))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    if user.is_empty() {
+        message.push('.');
+    } else {
+        message.push_str(&format!(
+            "; it then installs these itself, as you:\n{}",
+            user.iter().map(|m| line(m)).collect::<Vec<_>>().join("\n")
+        ));
+    }
+    Plan::Refuse(message)
 }
 
 /// Checks `peers`; installs the missing ones when allowed (saying what), or
@@ -173,7 +185,12 @@ fn check(peer: &Peer, peers_dir: &Path) -> Result<Option<String>> {
 }
 
 /// Whether this process runs with effective uid 0 (from `/proc/self/status`).
+/// Test hook: `PLUGKIT_XTASK_AS_USER=1` answers no, so the CLI tests (run as
+/// root in CI) can check what a user sees.
 fn is_root() -> bool {
+    if std::env::var_os("PLUGKIT_XTASK_AS_USER").is_some() {
+        return false;
+    }
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {

@@ -874,3 +874,57 @@ fn locations_follow_the_target_directory_cargo_reports() {
         assert!(!value.exists(), "asking where it is must not create it");
     }
 }
+
+/// Issue 14: as a user, with system peers missing, `cargo xtask test` stops
+/// before building anything and names the one command that installs them.
+/// A `dpkg-query` that knows no package stands in for a fresh machine.
+#[test]
+fn test_as_a_user_with_peers_missing_stops_before_building_with_one_command() {
+    let env = Env::new();
+    let fake_bin = env.path("bin");
+    fs::create_dir_all(&fake_bin).expect("mkdir");
+    let dpkg_query = fake_bin.join("dpkg-query");
+    fs::write(
+        &dpkg_query,
+        "#!/bin/sh\n# No package is installed.\nexit 1\n",
+    )
+    .expect("write");
+    fs::set_permissions(&dpkg_query, fs::Permissions::from_mode(0o755)).expect("chmod");
+    let path = format!(
+        "{}:{}",
+        fake_bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let target = env.path("fresh-target");
+
+    let mut cmd = env.command(&["test"]);
+    cmd.env("PATH", path)
+        .env("PLUGKIT_XTASK_AS_USER", "1")
+        .env("CARGO_TARGET_DIR", &target);
+    let run = env
+        .run(cmd, "xtask test as a user on a fresh machine".to_owned())
+        .fails();
+    let stderr = run.stderr();
+    assert!(
+        stderr.contains("cargo xtask test needs real peers that are not installed"),
+        "{}",
+        run.describe()
+    );
+    for script in ["install-network.sh: snmpd", "install-chromium.sh: chromium"] {
+        assert!(stderr.contains(script), "{script}: {}", run.describe());
+    }
+    assert_eq!(
+        stderr
+            .matches("sudo bash tests/peers/install-all.sh")
+            .count(),
+        1,
+        "{}",
+        run.describe()
+    );
+    assert!(
+        !stderr.contains("building plugin libraries"),
+        "{}",
+        run.describe()
+    );
+    assert!(!target.exists(), "nothing was built: {}", run.describe());
+}

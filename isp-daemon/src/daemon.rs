@@ -1053,6 +1053,13 @@ impl Daemon {
                 AuditOutcome::Failed,
                 format!("hot reload rolled back at the {step}: {error}"),
             ),
+            plugin_host::ReloadOutcome::Swapped if !report.library_changed => (
+                AuditOutcome::Ok,
+                format!(
+                    "hot reload from the plugin directory: manifest applied: {}",
+                    report.manifest_changes.join("; ")
+                ),
+            ),
             _ => (
                 AuditOutcome::Ok,
                 "hot reload from the plugin directory".to_owned(),

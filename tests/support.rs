@@ -30,8 +30,8 @@ impl Artifacts {
 
 /// The plugin libraries, built once per test run. `cargo xtask test` builds
 /// them beforehand and passes `PLUGKIT_ARTIFACTS`; a plain `cargo test`
-/// builds them here (cargo releases its build lock before running tests, so
-/// the nested build shares `target/`).
+/// builds them here, in `test-plugins/` under the target directory cargo
+/// reports (a separate directory: cargo may still hold the main one's lock).
 pub fn artifacts() -> &'static Artifacts {
     static ARTIFACTS: OnceLock<Artifacts> = OnceLock::new();
     ARTIFACTS.get_or_init(|| match load_or_build() {
@@ -56,7 +56,7 @@ fn load_or_build() -> Result<Artifacts> {
             "--message-format=json-render-diagnostics",
             "--target-dir",
         ])
-        .arg(root.join("target").join("test-plugins"));
+        .arg(plugkit_testkit::process::target_dir().join("test-plugins"));
     for p in cdylib_packages(&root)? {
         cmd.args(["-p", &p]);
     }

@@ -896,7 +896,17 @@ impl Daemon {
     /// it, when it is installed but not running) and records it in the audit log.
     pub fn reload(&self, actor: &str, plugin: &str) -> Result<Value, Problem> {
         let found = discover(&self.dirs, &identity_of);
+        // A running plugin whose folder fails start-up's checks (a library of
+        // another version than its manifest, say) is reloaded through the
+        // same checks, so it is refused with start-up's words.
+        let failing_folder = found
+            .problems
+            .iter()
+            .find_map(|p| p.plugin().filter(|(id, _)| *id == plugin).map(|(_, f)| f));
         let Some(installed) = found.plugins.into_iter().find(|p| p.manifest.id == plugin) else {
+            if let (Some(folder), Some(_)) = (&failing_folder, self.host.state(plugin)) {
+                return self.reload_running(actor, plugin, folder);
+            }
             let problem = if self.host.state(plugin).is_some() {
                 Problem::new(
                     ProblemKind::Conflict,
@@ -917,19 +927,27 @@ impl Daemon {
             };
             return Err(problem.plugin(plugin));
         };
-        let manifest = installed.manifest;
         if self.host.state(plugin).is_none() {
-            return self.start_new(actor, &manifest, &installed.library);
+            return self.start_new(actor, &installed.manifest, &installed.library);
         }
+        self.reload_running(actor, plugin, &installed.folder)
+    }
+
+    /// Reloads a running plugin from `folder` through the host's checks.
+    fn reload_running(&self, actor: &str, plugin: &str, folder: &Path) -> Result<Value, Problem> {
         let report = self
             .host
-            .reload(plugin, &installed.library, load_options(&manifest))
+            .reload_installed(plugin, folder)
             .map_err(Problem::from)?;
         let (outcome, detail) = match &report.outcome {
+            plugin_host::ReloadOutcome::Swapped if !report.library_changed => (
+                AuditOutcome::Ok,
+                format!("manifest applied: {}", report.manifest_changes.join("; ")),
+            ),
             plugin_host::ReloadOutcome::Swapped => (AuditOutcome::Ok, "swapped".to_owned()),
             plugin_host::ReloadOutcome::Unchanged => (
                 AuditOutcome::Ok,
-                "unchanged: the library's bytes are the ones loaded".to_owned(),
+                "unchanged: the library's bytes and its manifest are the ones loaded".to_owned(),
             ),
             plugin_host::ReloadOutcome::RolledBack { step, error } => (
                 AuditOutcome::Failed,
@@ -937,7 +955,9 @@ impl Daemon {
             ),
         };
         if report.swapped() {
-            self.adopt_manifest(&manifest);
+            if let Ok(installed) = plugin_host::check_installed(folder) {
+                self.adopt_manifest(&installed.manifest);
+            }
         }
         self.audit_entry(
             AuditEntry::new(actor, AuditAction::Reload, outcome)
@@ -1034,6 +1054,13 @@ impl Daemon {
             plugin_host::ReloadOutcome::RolledBack { step, error } => (
                 AuditOutcome::Failed,
                 format!("hot reload rolled back at the {step}: {error}"),
+            ),
+            plugin_host::ReloadOutcome::Swapped if !report.library_changed => (
+                AuditOutcome::Ok,
+                format!(
+                    "hot reload from the plugin directory: manifest applied: {}",
+                    report.manifest_changes.join("; ")
+                ),
             ),
             _ => (
                 AuditOutcome::Ok,

@@ -1,6 +1,6 @@
 //! `--plugins-from-build`: lays out a plugin directory from freshly built
 //! libraries (the JSON map `cargo xtask test` writes to
-//! `target/plugkit-artifacts.json`, package name to library path), with the
+//! `<target dir>/plugkit-artifacts.json`, package name to library path), with the
 //! reference plugins' manifests beside them. The libraries are unsigned, so
 //! this is for development under `allow-unsigned`; installed, signed
 //! plugins come from `cargo xtask install-plugin`.

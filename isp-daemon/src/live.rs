@@ -20,6 +20,14 @@ pub type Say = Arc<dyn Fn(&str) + Send + Sync>;
 pub fn describe(event: &LiveEvent) -> String {
     match event {
         LiveEvent::Reloaded(report) => match &report.outcome {
+            ReloadOutcome::Swapped if !report.library_changed => format!(
+                "[reload] {}: plugin.toml changed and was applied to {} (callers waited {:?} at \
+                 most): {}",
+                report.plugin,
+                report.from_version,
+                report.swap,
+                report.manifest_changes.join("; ")
+            ),
             ReloadOutcome::Swapped => format!(
                 "[reload] {}: {} → {} swapped in (callers waited {:?} at most{})",
                 report.plugin,
@@ -36,8 +44,13 @@ pub fn describe(event: &LiveEvent) -> String {
                 }
             ),
             ReloadOutcome::Unchanged => format!(
-                "[reload] {}: the library did not change; nothing to do",
+                "[reload] {}: neither the library nor its manifest changed; nothing to do",
                 report.plugin
+            ),
+            ReloadOutcome::RolledBack { step, error } if !report.library_changed => format!(
+                "[reload] {}: the change was refused at the {step}; {} keeps serving as it \
+                 was: {error}",
+                report.plugin, report.from_version
             ),
             ReloadOutcome::RolledBack { step, error } => format!(
                 "[reload] {}: the new version failed at the {step} and was rolled back; {} \
@@ -56,6 +69,15 @@ pub fn describe(event: &LiveEvent) -> String {
             } else {
                 format!(" (and its dependents {})", dependents.join(", "))
             }
+        ),
+        LiveEvent::DirectoryGone { dir } => format!(
+            "[reload] {} is gone: its plugins stop, and live reload is degraded until it is \
+             created again",
+            dir.display()
+        ),
+        LiveEvent::DirectoryBack { dir } => format!(
+            "[reload] {} is back: watching it again and starting what is installed in it",
+            dir.display()
         ),
         LiveEvent::Problem { folder, message } => {
             format!("[reload] {}: {message}", folder.display())
@@ -112,4 +134,73 @@ fn daemon_dirs(daemon: &Daemon) -> String {
         .map(|d| d.display().to_string())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use plugin_host::{ReloadReport, ReloadStep};
+
+    use super::*;
+
+    fn report(outcome: ReloadOutcome, library_changed: bool, changes: &[&str]) -> LiveEvent {
+        LiveEvent::Reloaded(ReloadReport {
+            plugin: "stripe".to_owned(),
+            from_version: "0.1.0".to_owned(),
+            to_version: Some("0.1.0".to_owned()),
+            outcome,
+            total: Duration::from_millis(3),
+            swap: Duration::from_micros(5),
+            dependents_cycled: Vec::new(),
+            library_changed,
+            manifest_changes: changes.iter().map(|c| (*c).to_owned()).collect(),
+        })
+    }
+
+    fn check(event: LiveEvent, expected: &str) {
+        assert_eq!(describe(&event), expected);
+    }
+
+    #[test]
+    fn manifest_changes_and_directory_changes_are_said_in_one_line_each() {
+        check(
+            report(
+                ReloadOutcome::Swapped,
+                false,
+                &["permissions: none → metrics:write"],
+            ),
+            "[reload] stripe: plugin.toml changed and was applied to 0.1.0 (callers waited 5µs \
+             at most): permissions: none → metrics:write",
+        );
+        check(
+            report(
+                ReloadOutcome::RolledBack {
+                    step: ReloadStep::Validate,
+                    error: "library x was built as `stripe` 0.2.0".to_owned(),
+                },
+                false,
+                &[],
+            ),
+            "[reload] stripe: the change was refused at the folder check; 0.1.0 keeps serving \
+             as it was: library x was built as `stripe` 0.2.0",
+        );
+        check(
+            report(ReloadOutcome::Unchanged, false, &[]),
+            "[reload] stripe: neither the library nor its manifest changed; nothing to do",
+        );
+        check(
+            LiveEvent::DirectoryGone {
+                dir: PathBuf::from("/srv/plugins"),
+            },
+            "[reload] /srv/plugins is gone: its plugins stop, and live reload is degraded until \
+             it is created again",
+        );
+        check(
+            LiveEvent::DirectoryBack {
+                dir: PathBuf::from("/srv/plugins"),
+            },
+            "[reload] /srv/plugins is back: watching it again and starting what is installed in it",
+        );
+    }
 }

@@ -35,7 +35,8 @@ const STALL_SHUTDOWN: &str = "ISP_DAEMON_TEST_STALL_SHUTDOWN";
     after_help = "Without --config the embedded demo configuration is used (see --print-config).\n\
                   The main job: isp-daemon --demo --plugin-dir var/plugins --trusted-key config/trusted-keys\n\
                   (after `cargo xtask install-common-plugins`), or, unsigned, from a build:\n\
-                  isp-daemon --demo --allow-unsigned --plugins-from-build target/plugkit-artifacts.json"
+                  isp-daemon --demo --allow-unsigned --plugins-from-build <target dir>/plugkit-artifacts.json\n\
+                  (`cargo xtask locations` prints the path)"
 )]
 struct Cli {
     /// The configuration file [default: the embedded demo configuration].

@@ -219,22 +219,8 @@ fn inspect_folder(
     claimed: &mut HashMap<String, PathBuf>,
     read_identity: &dyn Fn(&Path) -> Result<EmbeddedIdentity, String>,
 ) -> Result<DiscoveredPlugin, Box<DiscoveryProblem>> {
-    let manifest_path = folder.join(MANIFEST_FILE_NAME);
-    match fs::symlink_metadata(&manifest_path) {
-        Err(error) if error.kind() == io::ErrorKind::NotFound => {
-            return fail(DiscoveryProblem::MissingManifest {
-                folder: folder.to_owned(),
-            });
-        }
-        Err(source) => {
-            return fail(DiscoveryProblem::UnreadableDirectory {
-                path: folder.to_owned(),
-                source,
-            });
-        }
-        Ok(_) => {}
-    }
-    let manifest = Manifest::load(&manifest_path).map_err(DiscoveryProblem::from)?;
+    let manifest = read_manifest(folder)?;
+    let manifest_path = manifest.path.clone();
 
     // Claim the id before checking the library, so precedence does not depend
     // on whether the first copy happens to be healthy.
@@ -250,7 +236,62 @@ fn inspect_folder(
             slot.insert(manifest_path.clone());
         }
     }
+    check_library(folder, manifest, read_identity)
+}
 
+/// Checks one installed plugin folder as start-up does: a valid manifest, its
+/// library present, and the library built as the plugin and version the
+/// manifest describes. Every path that brings a version into service goes
+/// through this: start-up ([`discover`]), the watcher and the admin reload
+/// ([`crate::Host::reload_installed`]).
+pub fn check_installed(folder: &Path) -> Result<DiscoveredPlugin, Box<DiscoveryProblem>> {
+    let manifest = read_manifest(folder)?;
+    check_library(folder, manifest, &read_identity)
+}
+
+impl DiscoveryProblem {
+    /// The plugin a problem is about and its folder, when the manifest could be read.
+    pub fn plugin(&self) -> Option<(&str, PathBuf)> {
+        let folder_of = |manifest: &Path| manifest.parent().map(Path::to_owned).unwrap_or_default();
+        match self {
+            Self::MissingLibrary { id, manifest, .. } => Some((id, folder_of(manifest))),
+            Self::UnreadableLibrary { id, library, .. } => Some((id, folder_of(library))),
+            Self::IdentityMismatch {
+                manifest_id,
+                manifest,
+                ..
+            } => Some((manifest_id, folder_of(manifest))),
+            _ => None,
+        }
+    }
+}
+
+fn read_manifest(folder: &Path) -> Result<Manifest, Box<DiscoveryProblem>> {
+    let manifest_path = folder.join(MANIFEST_FILE_NAME);
+    match fs::symlink_metadata(&manifest_path) {
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {
+            return fail(DiscoveryProblem::MissingManifest {
+                folder: folder.to_owned(),
+            });
+        }
+        Err(source) => {
+            return fail(DiscoveryProblem::UnreadableDirectory {
+                path: folder.to_owned(),
+                source,
+            });
+        }
+        Ok(_) => {}
+    }
+    Ok(Manifest::load(&manifest_path).map_err(DiscoveryProblem::from)?)
+}
+
+/// The library half of [`check_installed`].
+fn check_library(
+    folder: &Path,
+    manifest: Manifest,
+    read_identity: &dyn Fn(&Path) -> Result<EmbeddedIdentity, String>,
+) -> Result<DiscoveredPlugin, Box<DiscoveryProblem>> {
+    let manifest_path = manifest.path.clone();
     let library = folder.join(&manifest.library);
     if !library.is_file() {
         return fail(DiscoveryProblem::MissingLibrary {
@@ -279,6 +320,16 @@ fn inspect_folder(
         manifest,
         library,
     })
+}
+
+/// Reads a library's embedded identity without loading it.
+pub(crate) fn read_identity(path: &Path) -> Result<EmbeddedIdentity, String> {
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    let plugin_api::sdk::Identity { id, version, .. } =
+        crate::elf::embedded_identity(&bytes).map_err(|e| e.to_string())?;
+    let version = semver::Version::parse(&version)
+        .map_err(|e| format!("embedded version `{version}` is not semver: {e}"))?;
+    Ok(EmbeddedIdentity { id, version })
 }
 
 #[cfg(test)]

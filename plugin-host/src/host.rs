@@ -102,6 +102,9 @@ pub(crate) struct Slot {
     pub(crate) current: RwLock<Arc<LoadedPlugin>>,
     pub(crate) metrics: PluginMetrics,
     pub(crate) signature: RwLock<SignatureStatus>,
+    /// SHA-256 of the `plugin.toml` the serving version was loaded with; a
+    /// reload with the same library but another manifest applies it.
+    pub(crate) manifest_sha256: RwLock<Option<[u8; 32]>>,
     pub(crate) services: RwLock<ServicesTemplate>,
     /// Plugins this one depends on (present optional ones included).
     pub(crate) dependencies: RwLock<Vec<String>>,
@@ -133,6 +136,8 @@ impl ServicesTemplate {
 /// A loaded, not yet registered library.
 pub(crate) struct Prepared {
     pub(crate) loaded: LoadedPlugin,
+    /// SHA-256 of the manifest the signature was checked against.
+    pub(crate) manifest_sha256: Option<[u8; 32]>,
     pub(crate) signature: SignatureStatus,
 }
 
@@ -151,6 +156,8 @@ pub(crate) struct Inner {
     secrets: RwLock<BTreeMap<(String, String, String), String>>,
     /// Plugins in the order they were loaded, for stopping in reverse.
     started: Mutex<Vec<String>>,
+    /// The running live reloads' watch state (gone when they are dropped).
+    live: Mutex<Vec<std::sync::Weak<crate::watch::WatchHealth>>>,
 }
 
 /// The plugin host. Cheap to clone; all clones share one registry.
@@ -200,10 +207,13 @@ pub struct PluginHealth {
 /// The host's aggregated health.
 #[derive(Debug, Clone, Serialize)]
 pub struct HealthReport {
-    /// The worst status of any plugin (healthy when there are none).
+    /// The worst status of any plugin and of live reload (healthy when there are none).
     pub status: HealthStatus,
     /// Each plugin.
     pub plugins: Vec<PluginHealth>,
+    /// Live reload's state while [`Host::watch`] runs; degraded while a
+    /// watched plugin directory is gone.
+    pub live_reload: Option<crate::watch::LiveReloadHealth>,
 }
 
 /// Why a filter chain did not return a payload.
@@ -289,6 +299,7 @@ impl Host {
                 dispatch_generation: std::sync::atomic::AtomicU64::new(0),
                 secrets: RwLock::new(BTreeMap::new()),
                 started: Mutex::new(Vec::new()),
+                live: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -308,6 +319,7 @@ impl Host {
         let Prepared {
             loaded,
             signature: signature_status,
+            manifest_sha256,
         } = self.prepare(path, &options, not_loaded)?;
         let id = loaded.identity.id.clone();
         let slot = Arc::new(Slot {
@@ -319,6 +331,7 @@ impl Host {
             current: RwLock::new(Arc::new(loaded)),
             metrics: PluginMetrics::default(),
             signature: RwLock::new(signature_status),
+            manifest_sha256: RwLock::new(manifest_sha256),
             services: RwLock::new(ServicesTemplate::from_options(
                 &options,
                 Arc::new(StateStore::default()),
@@ -425,6 +438,9 @@ impl Host {
         Ok(Prepared {
             loaded,
             signature: signature_status,
+            manifest_sha256: manifest
+                .as_deref()
+                .map(|bytes| <sha2::Sha256 as sha2::Digest>::digest(bytes).into()),
         })
     }
 
@@ -486,6 +502,11 @@ impl Host {
         .into_box()
     }
 
+    /// The running live reloads' watch state, for [`Host::health`].
+    pub(crate) fn inner_live(&self) -> &Mutex<Vec<std::sync::Weak<crate::watch::WatchHealth>>> {
+        &self.inner.live
+    }
+
     pub(crate) fn slot(&self, id: &str) -> Result<Arc<Slot>, HostError> {
         self.inner.slot(id)
     }
@@ -528,6 +549,17 @@ impl Host {
         self.started_order()
             .into_iter()
             .filter(|p| found.contains(p))
+            .collect()
+    }
+
+    /// The hook subscriptions `id` holds now.
+    pub(crate) fn subscriptions_of(&self, id: &str) -> Vec<Subscription> {
+        self.inner
+            .subscriptions
+            .read()
+            .iter()
+            .filter(|s| s.plugin == id)
+            .cloned()
             .collect()
     }
 
@@ -748,12 +780,18 @@ impl Host {
                 }
             })
             .collect();
+        let live_reload = crate::watch::live_reload_health(&self.inner.live);
         let status = plugins
             .iter()
             .map(|p| p.status)
+            .chain(live_reload.as_ref().map(|l| l.status))
             .max()
             .unwrap_or(HealthStatus::Healthy);
-        HealthReport { status, plugins }
+        HealthReport {
+            status,
+            plugins,
+            live_reload,
+        }
     }
 
     /// Plugins offering `extension` (`hooks`, `service`, `state`, or a

@@ -45,7 +45,7 @@ pub use host::{
     LoadOptions, PluginHandle, PluginHealth, PluginStatus,
 };
 pub use lifecycle::{PluginState, Transition};
-pub use live::{LiveEvent, LiveOptions, LiveReload, OnStarted};
+pub use live::{LiveEvent, LiveOptions, LiveReload, LiveReloadHealth, OnStarted};
 pub use loader::{PinnedLibrary, PluginIdentity, UnloadStats};
 pub use manifest::Permission;
 pub use metrics::MetricsSnapshot;
@@ -63,7 +63,9 @@ pub use tenancy::{
     TierPlan, Tiers, VaultConfig, AUDIT_FILE, REDACTED, REGISTRY_FILE, TENANTS_FILE,
 };
 
-pub use discovery::{discover, DiscoveredPlugin, Discovery, DiscoveryProblem, EmbeddedIdentity};
+pub use discovery::{
+    check_installed, discover, DiscoveredPlugin, Discovery, DiscoveryProblem, EmbeddedIdentity,
+};
 pub use graph::{BlockReason, Blocked, DependencyGraph, Resolution, ResolutionProblem};
 pub use manifest::{
     Category, ConfigKey, ConfigSchema, ConfigType, ConfigTypeMismatch, Dependency, Hook, Manifest,

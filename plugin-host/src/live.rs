@@ -9,12 +9,14 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::discovery::read_identity;
 use crate::error::HostError;
 use crate::graph::DependencyGraph;
 use crate::host::Host;
 use crate::manifest::Manifest;
 use crate::reload::ReloadReport;
-use crate::supervisor::{load_options, read_identity};
+use crate::supervisor::load_options;
+pub use crate::watch::LiveReloadHealth;
 use crate::watch::{self, FolderEvent, FolderWatcher};
 
 /// Called after the live loop starts a new plugin (e.g. to activate it for tenants).
@@ -72,6 +74,18 @@ pub enum LiveEvent {
         plugin: String,
         /// Dependents stopped before it.
         dependents: Vec<String>,
+    },
+    /// A watched plugin directory is gone (deleted or moved away): its
+    /// plugins were stopped, and live reload is degraded until it is back.
+    DirectoryGone {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// A watched plugin directory exists again (recreated, renamed in,
+    /// symlink swapped); the watch is re-armed and its folders rescanned.
+    DirectoryBack {
+        /// The directory.
+        dir: PathBuf,
     },
     /// A change that could not be acted on (a bad manifest, say).
     Problem {
@@ -138,6 +152,9 @@ impl Host {
     pub fn watch(&self, options: LiveOptions) -> Result<LiveReload, HostError> {
         let (folder_tx, folder_rx) = mpsc::channel();
         let watcher = watch::watch(&options.dirs, options.debounce, folder_tx)?;
+        self.inner_live()
+            .lock()
+            .push(Arc::downgrade(&watcher.health()));
         let (event_tx, event_rx) = mpsc::channel();
         let host = self.clone();
         let (inner_tx, inner_rx) = mpsc::channel::<LiveEvent>();
@@ -188,8 +205,8 @@ impl Host {
                     }
                 };
                 if self.state(&manifest.id).is_some() {
-                    let library = folder.join(&manifest.library);
-                    match self.reload(&manifest.id, &library, load_options(&manifest)) {
+                    // The same checks as start-up, then the reload.
+                    match self.reload_installed(&manifest.id, &folder) {
                         Ok(report) => {
                             let _ = out.send(LiveEvent::Reloaded(report));
                         }
@@ -203,6 +220,12 @@ impl Host {
                 } else {
                     self.start_ready(options, out);
                 }
+            }
+            FolderEvent::DirectoryGone(dir) => {
+                let _ = out.send(LiveEvent::DirectoryGone { dir });
+            }
+            FolderEvent::DirectoryBack(dir) => {
+                let _ = out.send(LiveEvent::DirectoryBack { dir });
             }
             FolderEvent::Removed(folder) => {
                 let gone: Vec<String> = self

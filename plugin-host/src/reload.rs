@@ -15,7 +15,20 @@
 //!
 //! A failure in 1 or 3 cleans up the new version and leaves the old one
 //! serving; nothing of the old one has been touched by then.
+//!
+//! A reload happens when the library's bytes or what the manifest implies
+//! (permissions, hooks, configuration defaults, provided services,
+//! dependencies, the manifest's bytes a signature binds) differ from the
+//! serving version's. A manifest-only change runs the same steps with a
+//! fresh instance of the same library, so it takes effect exactly as a new
+//! version would, or is refused with the failing step.
+//!
+//! [`Host::reload_installed`] is how an installed folder is reloaded (the
+//! watcher and the daemon's admin reload): it first makes the checks
+//! start-up makes ([`crate::discovery::check_installed`]), then checks the
+//! running tenants' configuration against the manifest's schema.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,9 +39,13 @@ use plugin_api::HealthStatus;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::discovery;
 use crate::error::{Call, HostError};
+use crate::hooks::Subscription;
 use crate::host::{Host, LoadOptions, Prepared, ServicesTemplate, Slot};
 use crate::loader::{self, LoadedPlugin};
+use crate::manifest::Manifest;
+use crate::manifest::Permission;
 
 /// How long a swap waits for calls on the old version to finish before it
 /// swaps anyway (the old version then stays alive until those calls end).
@@ -38,6 +55,13 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReloadStep {
+    /// The installed folder fails the checks start-up makes (its library
+    /// was built as another plugin or version than its manifest says, the
+    /// manifest is invalid, the library is missing).
+    Validate,
+    /// A running tenant's configuration does not fit the new manifest's
+    /// configuration schema.
+    Configuration,
     /// Reading, verifying, staging or loading the new library (ABI checks included).
     Load,
     /// The new version's dependencies are not met by the loaded plugins.
@@ -55,6 +79,8 @@ pub enum ReloadStep {
 impl std::fmt::Display for ReloadStep {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
+            Self::Validate => "folder check",
+            Self::Configuration => "tenant configuration check",
             Self::Load => "load",
             Self::Dependencies => "dependency check",
             Self::Initialize => "initialize",
@@ -71,7 +97,8 @@ impl std::fmt::Display for ReloadStep {
 pub enum ReloadOutcome {
     /// The new version serves.
     Swapped,
-    /// The library's bytes are the ones already loaded; nothing to do.
+    /// Neither the library's bytes nor anything the manifest implies differ
+    /// from the serving version's; nothing to do.
     Unchanged,
     /// A step failed; the old version keeps serving untouched.
     RolledBack {
@@ -100,6 +127,11 @@ pub struct ReloadReport {
     pub swap: Duration,
     /// Dependents deactivated and reactivated around the swap, in reactivation order.
     pub dependents_cycled: Vec<String>,
+    /// Whether the offered library's bytes differ from the serving version's.
+    pub library_changed: bool,
+    /// What the offered manifest changes besides the library, one phrase
+    /// each (`permissions: … → …`, `hooks`, …); empty when nothing.
+    pub manifest_changes: Vec<String>,
 }
 
 impl ReloadReport {
@@ -138,12 +170,15 @@ impl Host {
             total: Duration::ZERO,
             swap: Duration::ZERO,
             dependents_cycled: Vec::new(),
+            library_changed: true,
+            manifest_changes: Vec::new(),
         };
 
-        let unchanged = std::fs::read(path)
-            .map(|bytes| Sha256::digest(&bytes).as_slice() == old.library.sha256)
-            .unwrap_or(false);
-        if unchanged {
+        report.library_changed = std::fs::read(path)
+            .map(|bytes| Sha256::digest(&bytes).as_slice() != old.library.sha256)
+            .unwrap_or(true);
+        report.manifest_changes = self.manifest_changes(&slot, &options);
+        if !report.library_changed && report.manifest_changes.is_empty() {
             report.to_version = Some(from_version);
             report.total = started.elapsed();
             return Ok(report);
@@ -199,7 +234,11 @@ impl Host {
             }
         };
         // 1. Prepare the new version beside the old one.
-        let Prepared { loaded, signature } = self
+        let Prepared {
+            loaded,
+            signature,
+            manifest_sha256,
+        } = self
             .prepare(path, options, |_| Ok(()))
             .map_err(fail(ReloadStep::Load))?;
         report.to_version = Some(loaded.identity.version.clone());
@@ -329,6 +368,7 @@ impl Host {
         report.swap = gate_closed.elapsed();
         *slot.services.write() = template;
         *slot.signature.write() = signature;
+        *slot.manifest_sha256.write() = manifest_sha256;
         *slot.source.write() = path.to_owned();
         *slot.dependencies.write() = options.dependencies.clone();
         self.replace_subscriptions(&slot.id, options.hooks.clone());
@@ -344,6 +384,120 @@ impl Host {
         }
         self.reactivate(&cycled);
         Ok(())
+    }
+
+    /// Reloads `id` from its installed `folder`: the folder must pass the
+    /// checks start-up makes (the one function both use), the running
+    /// tenants' configuration must fit the manifest's schema, and then the
+    /// library is reloaded with what the manifest says ([`Host::reload`]). A
+    /// refusal is a rolled-back report naming the step and the reason; the
+    /// serving version is untouched. An error only when `id` is not loaded.
+    pub fn reload_installed(&self, id: &str, folder: &Path) -> Result<ReloadReport, HostError> {
+        let slot = self.slot(id)?;
+        let from_version = slot.current.read().identity.version.clone();
+        let started = Instant::now();
+        let refuse = |step: ReloadStep, error: String, to_version: Option<String>| {
+            tracing::error!(plugin = id, from = %from_version, step = %step, "reload refused: {error}");
+            slot.metrics.record_reload(false);
+            ReloadReport {
+                plugin: id.to_owned(),
+                from_version: from_version.clone(),
+                to_version,
+                outcome: ReloadOutcome::RolledBack { step, error },
+                total: started.elapsed(),
+                swap: Duration::ZERO,
+                dependents_cycled: Vec::new(),
+                library_changed: false,
+                manifest_changes: Vec::new(),
+            }
+        };
+        let installed = match discovery::check_installed(folder) {
+            Ok(installed) => installed,
+            Err(problem) => {
+                return Ok(refuse(
+                    ReloadStep::Validate,
+                    // Start-up's words, less its "not started": this one serves on.
+                    problem
+                        .to_string()
+                        .trim_end_matches(" It is not started.")
+                        .to_owned(),
+                    None,
+                ));
+            }
+        };
+        let manifest = &installed.manifest;
+        let to_version = Some(manifest.version.to_string());
+        if manifest.id != id {
+            return Ok(refuse(
+                ReloadStep::Validate,
+                format!(
+                    "{} now describes plugin `{}`, not `{id}`; put each plugin in a folder of \
+                     its own",
+                    manifest.path.display(),
+                    manifest.id
+                ),
+                to_version,
+            ));
+        }
+        if let Err(error) = check_tenant_configs(manifest, &self.tenant_configs(id)) {
+            return Ok(refuse(ReloadStep::Configuration, error, to_version));
+        }
+        self.reload(id, &installed.library, LoadOptions::from_manifest(manifest))
+    }
+
+    /// What `options` would change besides the library, one phrase each.
+    fn manifest_changes(&self, slot: &Slot, options: &LoadOptions) -> Vec<String> {
+        let mut changes = Vec::new();
+        {
+            let services = slot.services.read();
+            if services.permissions != options.permissions {
+                changes.push(format!(
+                    "permissions: {} → {}",
+                    permission_list(&services.permissions),
+                    permission_list(&options.permissions)
+                ));
+            }
+            if services.config_json != options.config_json.as_deref().unwrap_or("{}") {
+                changes.push("configuration defaults".to_owned());
+            }
+            if services.provides != options.provides {
+                changes.push(format!(
+                    "provided services: [{}] → [{}]",
+                    services.provides.join(", "),
+                    options.provides.join(", ")
+                ));
+            }
+        }
+        if *slot.dependencies.read() != options.dependencies {
+            changes.push(format!(
+                "dependencies: [{}] → [{}]",
+                slot.dependencies.read().join(", "),
+                options.dependencies.join(", ")
+            ));
+        }
+        let normalize = |subs: Vec<Subscription>| {
+            let mut subs: Vec<Subscription> = subs
+                .into_iter()
+                .map(|mut s| {
+                    s.plugin = slot.id.clone();
+                    s
+                })
+                .collect();
+            subs.sort_by(|a, b| (&a.hook, a.priority).cmp(&(&b.hook, b.priority)));
+            subs
+        };
+        if normalize(self.subscriptions_of(&slot.id)) != normalize(options.hooks.clone()) {
+            changes.push("hooks (names, kinds, priorities or order)".to_owned());
+        }
+        if let Some(path) = &options.manifest_path {
+            let offered: Option<[u8; 32]> = std::fs::read(path)
+                .ok()
+                .map(|bytes| Sha256::digest(&bytes).into());
+            if offered != *slot.manifest_sha256.read() && changes.is_empty() {
+                changes.push(format!("{} (its text)", path.display()));
+            }
+        }
+        changes
     }
 
     fn reactivate(&self, cycled: &[(String, Vec<(String, String)>)]) {
@@ -414,5 +568,103 @@ fn plugin_failure(
     Failure {
         step,
         error: loader::call_error(&slot.id, path, call, error).to_string(),
+    }
+}
+
+fn permission_list(set: &BTreeSet<Permission>) -> String {
+    if set.is_empty() {
+        return "none".to_owned();
+    }
+    set.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ")
+}
+
+/// Checks every running tenant's configuration (the JSON it was activated
+/// with) against `manifest`'s configuration schema: required keys present,
+/// every value of its declared type.
+pub(crate) fn check_tenant_configs(
+    manifest: &Manifest,
+    tenants: &[(String, String)],
+) -> Result<(), String> {
+    let mut problems = Vec::new();
+    for (tenant, json) in tenants {
+        let value: serde_json::Value = match serde_json::from_str(json) {
+            Ok(value) => value,
+            Err(e) => {
+                problems.push(format!(
+                    "tenant `{tenant}`: its configuration is not JSON: {e}"
+                ));
+                continue;
+            }
+        };
+        for (key, spec) in manifest.config.iter() {
+            match value.get(key).filter(|v| !v.is_null()) {
+                None if spec.required && spec.default.is_none() => problems.push(format!(
+                    "tenant `{tenant}` has no value for `{key}`, which the manifest now requires"
+                )),
+                None => {}
+                Some(v) => {
+                    if let Err(e) = spec.check_json(v) {
+                        problems.push(format!("tenant `{tenant}`: `{key}`: {e}"));
+                    }
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "plugin `{}`: the configuration schema in {} does not accept the running tenants' \
+         configuration: {}. Set those values for the tenants first (or give the keys defaults), \
+         then install the manifest again; the serving version keeps its old manifest.",
+        manifest.id,
+        manifest.path.display(),
+        problems.join("; ")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(schema: &str, tenants: &[(&str, &str)], expected: Result<(), &str>) {
+        let text = format!(
+            "id = \"pp\"\nname = \"pp\"\nversion = \"1.0.0\"\napi = \"^0.1\"\n\
+             library = \"libp.so\"\n{schema}"
+        );
+        let manifest = Manifest::parse(&text, Path::new("/x/plugin.toml")).expect("manifest");
+        let tenants: Vec<(String, String)> = tenants
+            .iter()
+            .map(|(t, c)| ((*t).to_owned(), (*c).to_owned()))
+            .collect();
+        let actual = check_tenant_configs(&manifest, &tenants);
+        match (actual, expected) {
+            (Ok(()), Ok(())) => {}
+            (Err(e), Err(needle)) => assert!(e.contains(needle), "{e}"),
+            (actual, expected) => panic!("{schema}: {actual:?}, expected {expected:?}"),
+        }
+    }
+
+    #[test]
+    fn tenant_configuration_is_checked_against_the_new_schema() {
+        let region_required = "[config.region]\ntype = \"string\"\nrequired = true\n";
+        check(region_required, &[("acme", r#"{"region":"eu"}"#)], Ok(()));
+        check(
+            region_required,
+            &[("acme", r#"{"region":"eu"}"#), ("beta", "{}")],
+            Err("tenant `beta` has no value for `region`, which the manifest now requires"),
+        );
+        check(
+            "[config.retries]\ntype = \"integer\"\ndefault = 3\n",
+            &[("acme", r#"{"retries":"three"}"#)],
+            Err("tenant `acme`: `retries`"),
+        );
+        check(
+            "[config.retries]\ntype = \"integer\"\ndefault = 3\n",
+            &[("acme", "{}")],
+            Ok(()),
+        );
+        check("", &[("acme", r#"{"anything":1}"#)], Ok(()));
+        check(region_required, &[], Ok(()));
     }
 }

@@ -5,12 +5,11 @@
 //! A plugin that fails to load or initialize blocks its dependents, which
 //! are reported and not started; everything else starts.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::discovery::{self, Discovery, DiscoveryProblem, EmbeddedIdentity};
-use crate::elf;
+use crate::discovery::{self, Discovery, DiscoveryProblem};
 use crate::error::HostError;
 use crate::graph::{DependencyGraph, Resolution};
 use crate::hooks::Subscription;
@@ -59,16 +58,6 @@ impl StartReport {
         }));
         out
     }
-}
-
-/// Reads a library's embedded identity without loading it.
-pub(crate) fn read_identity(path: &Path) -> Result<EmbeddedIdentity, String> {
-    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-    let plugin_api::sdk::Identity { id, version, .. } =
-        elf::embedded_identity(&bytes).map_err(|e| e.to_string())?;
-    let version = semver::Version::parse(&version)
-        .map_err(|e| format!("embedded version `{version}` is not semver: {e}"))?;
-    Ok(EmbeddedIdentity { id, version })
 }
 
 /// The load options a manifest implies.
@@ -122,7 +111,7 @@ impl Host {
     /// Discovers the plugins installed in `dirs`, resolves them, and loads
     /// and initializes every healthy one in dependency order.
     pub fn start_installed(&self, dirs: &[PathBuf]) -> StartReport {
-        let Discovery { plugins, problems } = discovery::discover(dirs, &read_identity);
+        let Discovery { plugins, problems } = discovery::discover(dirs, &discovery::read_identity);
         let manifests: Vec<Manifest> = plugins.iter().map(|p| p.manifest.clone()).collect();
         let host_api = semver::Version::parse(plugin_api::API_VERSION)
             .unwrap_or_else(|_| semver::Version::new(0, 0, 0));

@@ -5,11 +5,24 @@
 //! same size and hash across one more debounce window and its library must
 //! pass the ELF check: a library still being copied in (a 4 KiB drip, a
 //! truncated `cp`) never gets through.
+//!
+//! The watched directories themselves may go away: deleted (`rm -rf P`),
+//! renamed over, or a symlink swapped to another directory. The watch on
+//! the old directory is then dead or watches the wrong thing, so every tick
+//! compares each directory's identity (device and inode, through symlinks)
+//! with the one watched, and re-arms the watch when it differs. While a
+//! directory is gone, [`WatchHealth`] says so (and the host's health
+//! reports live reload degraded); when it comes back, its folders are
+//! rescanned as if each had changed.
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 use notify::{RecursiveMode, Watcher as _};
 use sha2::{Digest, Sha256};
@@ -24,12 +37,55 @@ pub(crate) enum FolderEvent {
     Settled(PathBuf),
     /// The folder, or its manifest, is gone.
     Removed(PathBuf),
+    /// A watched directory is gone (deleted, or moved away); nothing in it
+    /// is noticed until it comes back.
+    DirectoryGone(PathBuf),
+    /// A watched directory exists again (recreated, renamed in, or a
+    /// symlink swapped), and the watch is armed on it.
+    DirectoryBack(PathBuf),
 }
 
-/// Keeps the OS watcher alive; dropping it stops the watch thread.
+/// Which watched directories are missing right now; shared with the host's
+/// health report.
+#[derive(Debug, Default)]
+pub(crate) struct WatchHealth {
+    missing: Mutex<BTreeMap<PathBuf, String>>,
+}
+
+impl WatchHealth {
+    /// Each missing directory with why it is not watched.
+    pub(crate) fn problems(&self) -> Vec<(PathBuf, String)> {
+        self.missing
+            .lock()
+            .iter()
+            .map(|(d, why)| (d.clone(), why.clone()))
+            .collect()
+    }
+
+    fn set(&self, dir: &Path, problem: Option<String>) {
+        let mut missing = self.missing.lock();
+        match problem {
+            Some(why) => {
+                missing.insert(dir.to_owned(), why);
+            }
+            None => {
+                missing.remove(dir);
+            }
+        }
+    }
+}
+
+/// Keeps the watch thread (which owns the OS watcher) running; dropping it stops it.
 pub(crate) struct FolderWatcher {
-    _watcher: notify::RecommendedWatcher,
     stop: Sender<()>,
+    health: Arc<WatchHealth>,
+}
+
+impl FolderWatcher {
+    /// The watched directories' state, for health reports.
+    pub(crate) fn health(&self) -> Arc<WatchHealth> {
+        self.health.clone()
+    }
 }
 
 impl Drop for FolderWatcher {
@@ -57,19 +113,35 @@ pub(crate) fn watch(
         }
     })
     .map_err(|e| watch_error(dirs.first(), e))?;
+    let mut roots = Vec::new();
     for dir in dirs {
         watcher
             .watch(dir, RecursiveMode::Recursive)
             .map_err(|e| watch_error(Some(dir), e))?;
+        roots.push(Root {
+            path: dir.clone(),
+            watched: identity(dir),
+            suspect: false,
+        });
     }
     let (stop_tx, stop_rx) = mpsc::channel();
-    let roots = dirs.to_vec();
+    let paths = dirs.to_vec();
+    let health = Arc::new(WatchHealth::default());
     // Taken before returning, so a change made right after `watch` returns
     // is a change, not the starting point.
-    let known = fingerprints(&roots);
+    let known = fingerprints(&paths);
+    let mut settle = Settle {
+        watcher,
+        roots,
+        paths,
+        debounce,
+        reported: known,
+        pending: BTreeMap::new(),
+        health: health.clone(),
+    };
     std::thread::Builder::new()
         .name("plugkit-watch".to_owned())
-        .spawn(move || settle_loop(&roots, debounce, known, &raw_rx, &stop_rx, &out))
+        .spawn(move || settle.run(&raw_rx, &stop_rx, &out))
         .map_err(|source| HostError::Io {
             plugin: "<host>".to_owned(),
             action: "starting the watch thread",
@@ -77,9 +149,27 @@ pub(crate) fn watch(
             source,
         })?;
     Ok(FolderWatcher {
-        _watcher: watcher,
         stop: stop_tx,
+        health,
     })
+}
+
+/// A directory's identity: device and inode, through symlinks.
+fn identity(dir: &Path) -> Option<(u64, u64)> {
+    std::fs::metadata(dir)
+        .ok()
+        .filter(std::fs::Metadata::is_dir)
+        .map(|m| (m.dev(), m.ino()))
+}
+
+/// One watched directory and the identity of the directory the OS watch is on.
+struct Root {
+    path: PathBuf,
+    /// `None` while the directory is gone and nothing is watched.
+    watched: Option<(u64, u64)>,
+    /// An event concerned the directory itself (deleted, moved): its watch
+    /// may be dead even if a new directory got the same inode number.
+    suspect: bool,
 }
 
 fn watch_error(dir: Option<&PathBuf>, e: notify::Error) -> HostError {
@@ -172,60 +262,157 @@ fn fingerprints(roots: &[PathBuf]) -> BTreeMap<PathBuf, Fingerprint> {
     known
 }
 
-fn settle_loop(
-    roots: &[PathBuf],
+/// The watch thread's state.
+struct Settle {
+    watcher: notify::RecommendedWatcher,
+    roots: Vec<Root>,
+    paths: Vec<PathBuf>,
     debounce: Duration,
-    mut reported: BTreeMap<PathBuf, Fingerprint>,
-    raw: &Receiver<PathBuf>,
-    stop: &Receiver<()>,
-    out: &Sender<FolderEvent>,
-) {
-    let mut pending: BTreeMap<PathBuf, Pending> = BTreeMap::new();
-    loop {
-        if stop.try_recv().is_ok() {
-            return;
+    reported: BTreeMap<PathBuf, Fingerprint>,
+    pending: BTreeMap<PathBuf, Pending>,
+    health: Arc<WatchHealth>,
+}
+
+impl Settle {
+    fn run(&mut self, raw: &Receiver<PathBuf>, stop: &Receiver<()>, out: &Sender<FolderEvent>) {
+        loop {
+            if stop.try_recv().is_ok() {
+                return;
+            }
+            match raw.recv_timeout(self.debounce / 2) {
+                Ok(path) => {
+                    if let Some(root) = self.roots.iter_mut().find(|r| r.path == path) {
+                        root.suspect = true;
+                    }
+                    if let Some(folder) =
+                        folder_of(&self.paths, &path).or_else(|| removed_folder(&self.paths, &path))
+                    {
+                        self.touch(folder);
+                    }
+                    continue;
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            self.check_roots(out);
+            self.settle(out);
         }
-        match raw.recv_timeout(debounce / 2) {
-            Ok(path) => {
-                if let Some(folder) =
-                    folder_of(roots, &path).or_else(|| removed_folder(roots, &path))
-                {
-                    let entry = pending.entry(folder).or_insert(Pending {
-                        last_event: Instant::now(),
-                        candidate: None,
-                    });
-                    entry.last_event = Instant::now();
-                    entry.candidate = None;
+    }
+
+    /// Marks `folder` as changed now.
+    fn touch(&mut self, folder: PathBuf) {
+        let entry = self.pending.entry(folder).or_insert(Pending {
+            last_event: Instant::now(),
+            candidate: None,
+        });
+        entry.last_event = Instant::now();
+        entry.candidate = None;
+    }
+
+    /// Re-arms the watch of every directory that is not the one watched any
+    /// more; a directory that is gone is reported once, and so is its return.
+    fn check_roots(&mut self, out: &Sender<FolderEvent>) {
+        for i in 0..self.roots.len() {
+            let now = identity(&self.roots[i].path);
+            let suspect = std::mem::take(&mut self.roots[i].suspect);
+            if now == self.roots[i].watched && !suspect {
+                continue;
+            }
+            let path = self.roots[i].path.clone();
+            let was_watched = self.roots[i].watched.is_some();
+            // The old watch is dead (deleted) or on a directory that is no
+            // longer this path (renamed away, symlink swapped): drop it.
+            if was_watched {
+                let _ = self.watcher.unwatch(&path);
+            }
+            self.roots[i].watched = None;
+            // Everything known in it is looked at again: gone folders are
+            // reported removed, present ones settle as usual.
+            let known: Vec<PathBuf> = self
+                .reported
+                .keys()
+                .filter(|f| f.starts_with(&path))
+                .cloned()
+                .collect();
+            for folder in known {
+                self.touch(folder);
+            }
+            if now.is_none() {
+                if was_watched {
+                    tracing::warn!(
+                        dir = %path.display(),
+                        "the watched plugin directory is gone; live reload resumes when it is created again"
+                    );
+                    self.health.set(
+                        &path,
+                        Some(format!(
+                            "plugin directory {} is gone; live reload resumes when it is created again",
+                            path.display()
+                        )),
+                    );
+                    let _ = out.send(FolderEvent::DirectoryGone(path));
                 }
                 continue;
             }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => return,
+            match self.watcher.watch(&path, RecursiveMode::Recursive) {
+                Ok(()) => {
+                    self.roots[i].watched = now;
+                    self.health.set(&path, None);
+                    if let Ok(entries) = std::fs::read_dir(&path) {
+                        for entry in entries.flatten() {
+                            if let Some(folder) = folder_of(&self.paths, &entry.path()) {
+                                self.touch(folder);
+                            }
+                        }
+                    }
+                    tracing::info!(dir = %path.display(), "watching the plugin directory again");
+                    let _ = out.send(FolderEvent::DirectoryBack(path));
+                }
+                Err(e) => {
+                    // Tried again on the next tick; said once per failure kind.
+                    let why = format!(
+                        "plugin directory {} is back but cannot be watched: {e}; live reload \
+                         resumes once it can",
+                        path.display()
+                    );
+                    if self.health.problems().iter().all(|(_, w)| *w != why) {
+                        tracing::warn!("{why}");
+                    }
+                    self.health.set(&path, Some(why));
+                }
+            }
         }
+    }
+
+    /// Reports every folder that has been quiet for a debounce window and
+    /// looked the same across one more.
+    fn settle(&mut self, out: &Sender<FolderEvent>) {
         let now = Instant::now();
-        let quiet: Vec<PathBuf> = pending
+        let debounce = self.debounce;
+        let quiet: Vec<PathBuf> = self
+            .pending
             .iter()
             .filter(|(_, p)| now.duration_since(p.last_event) >= debounce)
             .map(|(f, _)| f.clone())
             .collect();
         for folder in quiet {
             let seen = fingerprint(&folder);
-            let Some(entry) = pending.get_mut(&folder) else {
+            let Some(entry) = self.pending.get_mut(&folder) else {
                 continue;
             };
             match (&seen, &entry.candidate) {
                 (Fingerprint::Gone, _) => {
-                    pending.remove(&folder);
-                    if reported.remove(&folder).is_some() {
+                    self.pending.remove(&folder);
+                    if self.reported.remove(&folder).is_some() {
                         let _ = out.send(FolderEvent::Removed(folder));
                     }
                 }
                 (Fingerprint::Present { complete: true, .. }, Some(candidate))
                     if *candidate == seen =>
                 {
-                    pending.remove(&folder);
-                    if reported.get(&folder) != Some(&seen) {
-                        reported.insert(folder.clone(), seen);
+                    self.pending.remove(&folder);
+                    if self.reported.get(&folder) != Some(&seen) {
+                        self.reported.insert(folder.clone(), seen);
                         let _ = out.send(FolderEvent::Settled(folder));
                     }
                 }
@@ -247,6 +434,43 @@ fn removed_folder(roots: &[PathBuf], path: &Path) -> Option<PathBuf> {
         let first = rest.components().next()?;
         let name = first.as_os_str().to_string_lossy();
         (!name.starts_with('.') && !root.join(first).exists()).then(|| root.join(first))
+    })
+}
+
+/// Live reload's state in [`crate::HealthReport`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LiveReloadHealth {
+    /// Healthy while every watched directory is watched; degraded otherwise.
+    pub status: plugin_api::HealthStatus,
+    /// What is wrong and when it resumes; empty when healthy.
+    pub message: String,
+}
+
+/// Live reload's health from the running watchers; `None` when none runs.
+pub(crate) fn live_reload_health(
+    live: &parking_lot::Mutex<Vec<std::sync::Weak<WatchHealth>>>,
+) -> Option<LiveReloadHealth> {
+    let mut live = live.lock();
+    live.retain(|w| w.strong_count() > 0);
+    if live.is_empty() {
+        return None;
+    }
+    let problems: Vec<String> = live
+        .iter()
+        .filter_map(std::sync::Weak::upgrade)
+        .flat_map(|h| h.problems())
+        .map(|(_, why)| why)
+        .collect();
+    Some(if problems.is_empty() {
+        LiveReloadHealth {
+            status: plugin_api::HealthStatus::Healthy,
+            message: String::new(),
+        }
+    } else {
+        LiveReloadHealth {
+            status: plugin_api::HealthStatus::Degraded,
+            message: format!("live reload is degraded: {}", problems.join("; ")),
+        }
     })
 }
 

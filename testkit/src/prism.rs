@@ -8,7 +8,7 @@
 //! against the in-repo stand-in instead.
 //!
 //! Installed by `tests/peers/install-prism.sh` (npm) into
-//! `target/peers/prism`, or `$PLUGKIT_PEERS_DIR/prism`; [`Prism::start`]
+//! `<cargo target directory>/peers/prism`, or `$PLUGKIT_PEERS_DIR/prism`; [`Prism::start`]
 //! runs that script itself the first time it finds nothing installed.
 
 use std::fs::File;
@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use tempfile::TempDir;
 
-use crate::process::{free_tcp_port, wait_for_tcp, workspace_root, ChildGuard};
+use crate::process::{free_tcp_port, target_dir, wait_for_tcp, workspace_root, ChildGuard};
 
 /// Where the spec sits inside the `@twilio-alpha/mcp` npm package.
 const SPEC: &str = "node_modules/@twilio-alpha/mcp/twilio-oai/spec/json/twilio_api_v2010.json";
@@ -121,11 +121,11 @@ impl Prism {
     }
 }
 
-/// `target/peers/prism`, or `$PLUGKIT_PEERS_DIR/prism`.
+/// `<cargo target directory>/peers/prism`, or `$PLUGKIT_PEERS_DIR/prism`.
 pub fn install_dir() -> PathBuf {
     let peers = std::env::var_os("PLUGKIT_PEERS_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target").join("peers"));
+        .unwrap_or_else(|| target_dir().join("peers"));
     peers.join("prism")
 }
 
@@ -148,8 +148,14 @@ fn ensure_installed() -> Result<()> {
         return Ok(());
     }
     let script = workspace_root().join("tests/peers/install-prism.sh");
-    let output = Command::new("bash")
-        .arg(&script)
+    let dir = install_dir();
+    let mut command = Command::new("bash");
+    command.arg(&script);
+    // The script would ask cargo too; tell it, so both agree whatever cargo is on PATH.
+    if let Some(peers) = dir.parent() {
+        command.env("PLUGKIT_PEERS_DIR", peers);
+    }
+    let output = command
         .stdin(Stdio::null())
         .output()
         .with_context(|| format!("running {}", script.display()))?;

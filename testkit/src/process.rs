@@ -102,6 +102,27 @@ pub fn workspace_root() -> PathBuf {
     dir
 }
 
+/// The cargo target directory, as cargo reports it (`CARGO_TARGET_DIR`, a
+/// config file's `build.target-dir`, else `<workspace>/target`); asked once
+/// per process, falling back to `<workspace>/target` only when cargo cannot
+/// be run at all.
+pub fn target_dir() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        std::process::Command::new(cargo)
+            .args(["metadata", "--format-version", "1", "--no-deps"])
+            .current_dir(workspace_root())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok())
+            .and_then(|meta| meta["target_directory"].as_str().map(PathBuf::from))
+            .unwrap_or_else(|| workspace_root().join("target"))
+    })
+    .clone()
+}
+
 /// Finds an executable on PATH or in well-known install locations.
 pub fn find_program(name: &str, extra_dirs: &[PathBuf]) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();

@@ -1,22 +1,21 @@
 #!/usr/bin/env bash
 #! Installs Debian's chromium and chromedriver for the isp-daemon admin page
 #! test (a real headless browser driven over the W3C WebDriver protocol).
-#! Idempotent and non-interactive; run as root (CI and developer machines are).
+#! Idempotent and non-interactive; run as root. `--check` only reports what
+#! is missing (see lib.sh).
 set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=lib.sh
+source "$here/lib.sh"
 
 debs=(chromium chromium-driver)
 
-missing=()
-for pkg in "${debs[@]}"; do
-    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
-        missing+=("$pkg")
-    fi
-done
+mapfile -t missing < <(missing_debs "${debs[@]}")
+check_report "${missing[@]}"
 
 if ((${#missing[@]})); then
-    echo "install-chromium: installing ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    echo "install-chromium: installing ${missing[*]} (Debian)"
+    apt_install "${missing[@]}"
 fi
 
 # Report where everything is, so a failing test's "not found" is easy to trace.

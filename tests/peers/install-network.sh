@@ -1,48 +1,39 @@
 #!/usr/bin/env bash
-#! Installs the real peers the network-automation plugin is tested against:
-#! Debian's snmpd/snmp and OpenSSH, and PyPI's ansible-core + ansible-runner.
-#! Idempotent and non-interactive; run as root (CI and developer machines are).
+#! Installs the real peers the network-automation plugin is tested against,
+#! and the demo's network devices: Debian's snmpd/snmp and OpenSSH, and
+#! PyPI's ansible-core + ansible-runner. Idempotent and non-interactive; run
+#! as root. `--check` only reports what is missing (see lib.sh).
 #!
-#! The tests start their own snmpd and sshd on free 127.0.0.1 ports with
-#! their own configs; nothing uses a system instance. So that the packages'
-#! maintainer scripts do not start one (snmpd on 161, sshd on 22), service
-#! starts are refused with a temporary policy-rc.d while apt runs.
+#! The tests and the demo start their own snmpd and sshd on free 127.0.0.1
+#! ports with their own configs; nothing uses a system instance, and the
+#! packages' maintainer scripts are not allowed to start one.
 set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=lib.sh
+source "$here/lib.sh"
 
 # No OpenSSL: snmp2 uses its pure-Rust crypto and russh uses ring.
-debs=(snmpd snmp openssh-server openssh-client)
+debs=(snmpd snmp openssh-server openssh-client python3)
 
-missing=()
-for pkg in "${debs[@]}"; do
-    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
-        missing+=("$pkg")
-    fi
-done
+mapfile -t missing < <(missing_debs "${debs[@]}")
+python_ok() { python3 -c 'import ansible_runner, ansible' 2>/dev/null; }
+if ! python_ok; then
+    missing+=("ansible-core+ansible-runner(PyPI)")
+fi
+check_report "${missing[@]}"
 
-if ((${#missing[@]})); then
-    echo "install-network: installing ${missing[*]}"
-    policy=/usr/sbin/policy-rc.d
-    own_policy=0
-    if [[ ! -e $policy ]]; then
-        printf '#!/bin/sh\nexit 101\n' >"$policy"
-        chmod +x "$policy"
-        own_policy=1
-        trap 'rm -f "$policy"' EXIT
-    fi
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
-    if ((own_policy)); then
-        rm -f "$policy"
-        trap - EXIT
-    fi
+mapfile -t debs_missing < <(missing_debs "${debs[@]}")
+if ((${#debs_missing[@]})); then
+    echo "install-network: installing ${debs_missing[*]} (Debian)"
+    apt_install "${debs_missing[@]}"
 fi
 
 # sshd refuses to start without its privilege-separation directory.
-mkdir -p /run/sshd
+mkdir -p /run/sshd 2>/dev/null || true
 
-if ! python3 -c 'import ansible_runner, ansible' 2>/dev/null; then
-    echo "install-network: installing ansible-core and ansible-runner from PyPI"
-    python3 -m pip install --quiet --disable-pip-version-check ansible-core ansible-runner
+if ! python_ok; then
+    echo "install-network: installing ansible-core and ansible-runner (PyPI)"
+    pip_install ansible-core ansible-runner
 fi
 
 # Report where everything is, so a failing test's "not found" is easy to trace.

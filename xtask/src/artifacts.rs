@@ -19,20 +19,42 @@ pub(crate) fn workspace_root() -> PathBuf {
     dir
 }
 
-/// Every workspace package that builds a cdylib: reference plugins and test fixtures.
-pub(crate) fn plugin_packages() -> Result<Vec<String>> {
-    let output = cargo()
-        .args(["metadata", "--format-version", "1", "--no-deps"])
-        .current_dir(workspace_root())
-        .output()
-        .context("running cargo metadata")?;
+/// `cargo metadata --no-deps` of the workspace, or of the crate at `manifest_path`.
+fn metadata(manifest_path: Option<&Path>) -> Result<serde_json::Value> {
+    let mut cmd = cargo();
+    cmd.args(["metadata", "--format-version", "1", "--no-deps"])
+        .current_dir(workspace_root());
+    if let Some(path) = manifest_path {
+        cmd.arg("--manifest-path").arg(path);
+    }
+    let output = cmd.output().context("running cargo metadata")?;
     if !output.status.success() {
         bail!(
             "cargo metadata failed: {}",
-            String::from_utf8_lossy(&output.stderr)
+            String::from_utf8_lossy(&output.stderr).trim()
         );
     }
-    let meta: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    serde_json::from_slice(&output.stdout).context("reading cargo metadata's answer")
+}
+
+/// The cargo target directory, as cargo resolves it (`CARGO_TARGET_DIR`,
+/// `build.target-dir` in a config file, else `<workspace>/target`): never guessed.
+pub(crate) fn target_dir() -> Result<PathBuf> {
+    let meta = metadata(None)?;
+    target_dir_of(&meta)
+}
+
+/// `target_directory` from a `cargo metadata` answer.
+fn target_dir_of(meta: &serde_json::Value) -> Result<PathBuf> {
+    meta["target_directory"]
+        .as_str()
+        .map(PathBuf::from)
+        .context("cargo metadata did not say where the target directory is")
+}
+
+/// Every workspace package that builds a cdylib: reference plugins and test fixtures.
+pub(crate) fn plugin_packages() -> Result<Vec<String>> {
+    let meta = metadata(None)?;
     let mut names = Vec::new();
     for package in meta["packages"].as_array().into_iter().flatten() {
         let is_cdylib = package["targets"]
@@ -118,27 +140,6 @@ fn build_fixture_workspace(dir: &str, release: bool) -> Result<BTreeMap<String, 
     Ok(cdylibs_from_messages(&output.stdout))
 }
 
-/// The main workspace's target directory, as cargo reports it (it honours
-/// `CARGO_TARGET_DIR` and `build.target-dir`).
-pub(crate) fn target_dir() -> Result<PathBuf> {
-    let output = cargo()
-        .args(["metadata", "--format-version", "1", "--no-deps"])
-        .current_dir(workspace_root())
-        .output()
-        .context("running cargo metadata")?;
-    if !output.status.success() {
-        bail!(
-            "cargo metadata failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    let meta: serde_json::Value = serde_json::from_slice(&output.stdout)?;
-    meta["target_directory"]
-        .as_str()
-        .map(PathBuf::from)
-        .context("cargo metadata reported no target_directory")
-}
-
 /// Picks the cdylib outputs out of cargo's JSON messages, keyed by package name.
 pub(crate) fn cdylibs_from_messages(stdout: &[u8]) -> BTreeMap<String, PathBuf> {
     let mut libraries = BTreeMap::new();
@@ -204,20 +205,7 @@ impl PluginCrate {
 /// The cdylib packages of the workspace, or of the crate at `manifest_path`,
 /// that have a `plugin.toml`, from `cargo metadata`.
 pub(crate) fn plugin_crates(manifest_path: Option<&Path>) -> Result<Vec<PluginCrate>> {
-    let mut cmd = cargo();
-    cmd.args(["metadata", "--format-version", "1", "--no-deps"])
-        .current_dir(workspace_root());
-    if let Some(path) = manifest_path {
-        cmd.arg("--manifest-path").arg(path);
-    }
-    let output = cmd.output().context("running cargo metadata")?;
-    if !output.status.success() {
-        bail!(
-            "cargo metadata failed: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-    }
-    let meta: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    let meta = metadata(manifest_path)?;
     let mut crates = Vec::new();
     for package in meta["packages"].as_array().into_iter().flatten() {
         let is_cdylib = package["targets"]
@@ -274,4 +262,20 @@ pub(crate) fn build_crate(manifest_path: &Path, package: &str, release: bool) ->
     cdylibs_from_messages(&output.stdout)
         .remove(package)
         .with_context(|| format!("cargo built no cdylib for `{package}`; add `crate-type = [\"cdylib\", \"rlib\"]` to its [lib]"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_dir_is_read_from_cargo_metadata() {
+        let meta = serde_json::json!({"target_directory": "/shared/target", "packages": []});
+        assert_eq!(
+            target_dir_of(&meta).expect("dir"),
+            PathBuf::from("/shared/target")
+        );
+        let err = target_dir_of(&serde_json::json!({})).expect_err("no dir");
+        assert!(err.to_string().contains("target directory"), "{err}");
+    }
 }

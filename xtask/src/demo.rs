@@ -1,5 +1,7 @@
-//! `cargo xtask demo`: the main job. Builds, signs and installs the three
-//! reference plugins, then runs the ISP daemon on its embedded demo
+//! `cargo xtask demo`: the main job. Installs the demo's network devices
+//! when they are missing (snmpd and sshd, which the daemon starts on
+//! 127.0.0.1; see `tests/peers/install-network.sh`), builds, signs and
+//! installs the three reference plugins, then runs the ISP daemon on its embedded demo
 //! configuration with signatures required; extra arguments go to the
 //! daemon (`--serve`, `--watch`, ...).
 
@@ -10,9 +12,13 @@ use anyhow::{bail, Context, Result};
 
 use crate::artifacts;
 use crate::install::{self, Options};
-use crate::locations;
+use crate::{locations, peers};
 
 pub(crate) fn run(plugin_dir: Option<PathBuf>, extra: &[String]) -> Result<()> {
+    // Before building: without its devices the network-automation plugin
+    // would only be shown skipping its steps.
+    let peers_dir = artifacts::target_dir()?.join("peers");
+    peers::ensure(peers::DEMO_PEERS, "cargo xtask demo", &peers_dir)?;
     let plugin_dir = plugin_dir.unwrap_or_else(|| {
         artifacts::workspace_root()
             .join("var")

@@ -7,12 +7,14 @@
 //! | installed plugins | `--plugin-dir`, then `PLUGKIT_PLUGIN_DIR` | `<workspace>/var/plugins` (gitignored) |
 //! | signing key | `PLUGKIT_KEY_DIR` | `$XDG_CONFIG_HOME/plugkit`, else `~/.config/plugkit` |
 //! | daemon configuration | `PLUGKIT_CONFIG_DIR` | `<workspace>/config` |
+//! | build outputs, peers under `peers/` | `CARGO_TARGET_DIR` or cargo's config | asked of `cargo metadata` |
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 
-use crate::artifacts::workspace_root;
+use crate::artifacts::{self, workspace_root};
 
 /// The plugin directory: the flag, then `PLUGKIT_PLUGIN_DIR`, then `<workspace>/var/plugins`.
 pub(crate) fn plugin_dir(flag: Option<PathBuf>) -> PathBuf {
@@ -40,4 +42,18 @@ pub(crate) fn config_dir() -> PathBuf {
     std::env::var_os("PLUGKIT_CONFIG_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("config"))
+}
+
+/// Every location, by name, for `cargo xtask locations`.
+pub(crate) fn all(plugin_dir_flag: Option<PathBuf>) -> Result<BTreeMap<&'static str, PathBuf>> {
+    let target = artifacts::target_dir()?;
+    let mut all = BTreeMap::new();
+    all.insert("plugin_dir", plugin_dir(plugin_dir_flag));
+    all.insert("key_dir", key_dir()?);
+    all.insert("config_dir", config_dir());
+    all.insert("workspace", workspace_root());
+    all.insert("peers_dir", target.join("peers"));
+    all.insert("test_artifacts", target.join("plugkit-artifacts.json"));
+    all.insert("target_dir", target);
+    Ok(all)
 }

@@ -17,6 +17,7 @@ mod keys;
 mod list;
 mod locations;
 mod package;
+mod peers;
 mod remove;
 mod scaffold;
 mod sign;
@@ -90,6 +91,12 @@ enum Command {
     },
     /// Builds the plugin libraries and prints where they are (JSON).
     Artifacts,
+    /// Prints where things live (JSON): plugin, key and configuration
+    /// directories, and the cargo target directory as cargo reports it.
+    Locations {
+        #[command(flatten)]
+        dir: PluginDirArg,
+    },
     /// Builds, signs, verifies and installs plugins (by id, package name or crate folder).
     InstallPlugin {
         /// Plugin ids (e.g. `twilio`), package names, or plugin crate folders.
@@ -143,7 +150,6 @@ enum Command {
         #[arg(long)]
         release: bool,
     },
-    /// Creates the development signing key (outside the repository).
     /// The main job: installs the reference plugins and runs the ISP daemon's
     /// demo on its embedded configuration (extra arguments go to the daemon).
     Demo {
@@ -164,6 +170,7 @@ enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// Creates the development signing key (outside the repository).
     Keygen {
         /// Replace an existing key.
         #[arg(long)]
@@ -211,6 +218,11 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Artifacts => {
             let built = artifacts::build_plugins(false)?;
             println!("{}", serde_json::to_string_pretty(&built)?);
+            Ok(())
+        }
+        Command::Locations { dir } => {
+            let all = locations::all(dir.plugin_dir)?;
+            println!("{}", serde_json::to_string_pretty(&all)?);
             Ok(())
         }
         Command::InstallPlugin { names, args } => install::run(&names, &install_options(args)),

@@ -1,17 +1,21 @@
-//! `cargo xtask test`: builds every plugin library once, then runs the whole
+//! `cargo xtask test`: makes sure the real peers are installed (before
+//! building anything), builds every plugin library once, then runs the whole
 //! workspace test suite with `PLUGKIT_ARTIFACTS` pointing at them, so no
-//! test builds a plugin itself.
+//! test builds a plugin itself. Every test binary runs, even after one fails.
 
 use anyhow::{bail, Context, Result};
 
-use crate::artifacts;
+use crate::{artifacts, peers};
 
 pub(crate) fn run(extra: &[String]) -> Result<()> {
+    let target = artifacts::target_dir()?;
+    let peers_dir = target.join("peers");
+    peers::ensure(peers::TEST_PEERS, "cargo xtask test", &peers_dir)?;
     eprintln!("xtask: building plugin libraries");
     let built = artifacts::build_plugins(false)?;
-    let list = artifacts::workspace_root()
-        .join("target")
-        .join("plugkit-artifacts.json");
+    std::fs::create_dir_all(&target)
+        .with_context(|| format!("creating the target directory {}", target.display()))?;
+    let list = target.join("plugkit-artifacts.json");
     std::fs::write(&list, serde_json::to_vec_pretty(&built)?)
         .with_context(|| format!("writing {}", list.display()))?;
     eprintln!(
@@ -20,13 +24,16 @@ pub(crate) fn run(extra: &[String]) -> Result<()> {
     );
     let status = artifacts::cargo()
         .current_dir(artifacts::workspace_root())
-        .args(["test", "--workspace"])
+        // One failing test binary must not keep the others from running;
+        // cargo lists every failed one at the end.
+        .args(["test", "--workspace", "--no-fail-fast"])
         .args(extra)
         .env("PLUGKIT_ARTIFACTS", &list)
+        .env("PLUGKIT_PEERS_DIR", &peers_dir)
         .status()
         .context("running cargo test")?;
     if !status.success() {
-        bail!("tests failed");
+        bail!("tests failed; cargo listed every failing test binary above");
     }
     Ok(())
 }

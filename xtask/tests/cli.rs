@@ -19,6 +19,17 @@ fn workspace_root() -> PathBuf {
         .to_owned()
 }
 
+/// The cargo target directory, as cargo reports it (never `<workspace>/target` guessed).
+fn target_dir() -> PathBuf {
+    let output = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .current_dir(workspace_root())
+        .output()
+        .expect("cargo metadata");
+    let meta: serde_json::Value = serde_json::from_slice(&output.stdout).expect("metadata json");
+    PathBuf::from(meta["target_directory"].as_str().expect("target_directory"))
+}
+
 /// One isolated set of xtask directories.
 struct Env {
     root: TempDir,
@@ -94,7 +105,7 @@ impl Env {
             .env("PLUGKIT_PLUGIN_DIR", self.plugin_dir())
             .env("PLUGKIT_KEY_DIR", self.path("keys"))
             .env("PLUGKIT_CONFIG_DIR", self.config_dir())
-            .env("CARGO_TARGET_DIR", workspace_root().join("target"))
+            .env("CARGO_TARGET_DIR", target_dir())
             .env_remove("PLUGKIT_XTASK_CRASH_AT");
         cmd
     }
@@ -266,7 +277,7 @@ fn new_plugin_builds_passes_its_unit_test_installs_and_loads_under_require() {
     let test = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
         .args(["test", "--manifest-path"])
         .arg(dir.join("Cargo.toml"))
-        .env("CARGO_TARGET_DIR", workspace_root().join("target"))
+        .env("CARGO_TARGET_DIR", target_dir())
         .output()
         .expect("cargo test");
     let stdout = String::from_utf8_lossy(&test.stdout);
@@ -833,4 +844,87 @@ fn dev_rebuilds_an_edit_and_the_watching_host_swaps_it_in() {
     );
     assert!(stderr.contains("callers waited"), "{}", run.describe());
     assert_eq!(echo(&host), "hello, world!");
+}
+
+/// Regression (issue 14): with a shared target directory, `cargo xtask test`
+/// wrote its artifact list to `<workspace>/target`, which need not exist.
+/// Every location under the target directory comes from cargo, whether the
+/// directory is set by `CARGO_TARGET_DIR` or by cargo's configuration.
+#[test]
+fn locations_follow_the_target_directory_cargo_reports() {
+    let env = Env::new();
+    let shared = env.path("shared-target");
+    for (variable, value) in [
+        ("CARGO_TARGET_DIR", shared.clone()),
+        ("CARGO_BUILD_TARGET_DIR", shared.join("from-config")),
+    ] {
+        let mut cmd = env.command(&["locations"]);
+        cmd.env_remove("CARGO_TARGET_DIR").env(variable, &value);
+        let run = env
+            .run(
+                cmd,
+                format!("{variable}={} xtask locations", value.display()),
+            )
+            .ok();
+        let all: BTreeMap<String, PathBuf> = serde_json::from_str(&run.stdout())
+            .unwrap_or_else(|e| panic!("{e}: {}", run.describe()));
+        assert_eq!(all["target_dir"], value, "{}", run.describe());
+        assert_eq!(all["test_artifacts"], value.join("plugkit-artifacts.json"));
+        assert_eq!(all["peers_dir"], value.join("peers"));
+        assert!(!value.exists(), "asking where it is must not create it");
+    }
+}
+
+/// Issue 14: as a user, with system peers missing, `cargo xtask test` stops
+/// before building anything and names the one command that installs them.
+/// A `dpkg-query` that knows no package stands in for a fresh machine.
+#[test]
+fn test_as_a_user_with_peers_missing_stops_before_building_with_one_command() {
+    let env = Env::new();
+    let fake_bin = env.path("bin");
+    fs::create_dir_all(&fake_bin).expect("mkdir");
+    let dpkg_query = fake_bin.join("dpkg-query");
+    fs::write(
+        &dpkg_query,
+        "#!/bin/sh\n# No package is installed.\nexit 1\n",
+    )
+    .expect("write");
+    fs::set_permissions(&dpkg_query, fs::Permissions::from_mode(0o755)).expect("chmod");
+    let path = format!(
+        "{}:{}",
+        fake_bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let target = env.path("fresh-target");
+
+    let mut cmd = env.command(&["test"]);
+    cmd.env("PATH", path)
+        .env("PLUGKIT_XTASK_AS_USER", "1")
+        .env("CARGO_TARGET_DIR", &target);
+    let run = env
+        .run(cmd, "xtask test as a user on a fresh machine".to_owned())
+        .fails();
+    let stderr = run.stderr();
+    assert!(
+        stderr.contains("cargo xtask test needs real peers that are not installed"),
+        "{}",
+        run.describe()
+    );
+    for script in ["install-network.sh: snmpd", "install-chromium.sh: chromium"] {
+        assert!(stderr.contains(script), "{script}: {}", run.describe());
+    }
+    assert_eq!(
+        stderr
+            .matches("sudo bash tests/peers/install-all.sh")
+            .count(),
+        1,
+        "{}",
+        run.describe()
+    );
+    assert!(
+        !stderr.contains("building plugin libraries"),
+        "{}",
+        run.describe()
+    );
+    assert!(!target.exists(), "nothing was built: {}", run.describe());
 }

@@ -7,7 +7,7 @@
 
 use serde_json::{json, Value};
 
-use crate::support::{TestDaemon, TOKEN};
+use crate::support::{resign, TestDaemon, TOKEN};
 
 /// Every route of the API with a method and a harmless body.
 const ROUTES: &[(&str, &str)] = &[
@@ -512,6 +512,70 @@ fn reload_swaps_nothing_for_an_unchanged_library_and_is_audited() {
         .post_empty("/api/plugins/fax/reload")
         .expect_error(404, "no plugin `fax` is installed");
     assert_eq!(missing["plugin"], "fax");
+}
+
+/// Regression (issue 14): the admin reload goes through start-up's folder
+/// check, and a `plugin.toml` changed alone is applied once signed for,
+/// refused while its signature does not bind it.
+#[test]
+fn reload_checks_the_folder_as_startup_does_and_applies_a_signed_manifest_change() {
+    let d = TestDaemon::start();
+    let folder = d.dir.path().join("plugins").join("stripe");
+    let manifest = folder.join("plugin.toml");
+    let original = std::fs::read_to_string(&manifest).expect("manifest");
+    let reload = |d: &TestDaemon| d.post_empty("/api/plugins/stripe/reload").expect(200);
+
+    // The library says 0.1.0, the manifest 0.2.0: start-up's refusal.
+    std::fs::write(
+        &manifest,
+        original.replace("version = \"0.1.0\"", "version = \"0.2.0\""),
+    )
+    .expect("write");
+    let report = reload(&d);
+    assert_eq!(report["outcome"], "rolled_back", "{report}");
+    assert_eq!(report["step"], "validate", "{report}");
+    let error = report["error"].as_str().expect("error");
+    assert!(
+        error.contains("was built as `stripe` 0.1.0, but its manifest")
+            && error.contains("describes `stripe` 0.2.0"),
+        "{error}"
+    );
+    assert_eq!(d.state_of("acme-fiber", "stripe"), "active");
+
+    // A permission added to the manifest, not signed for: refused.
+    let widened = original.replace(
+        "permissions = [\"network:outbound\", \"secrets:read\"]",
+        "permissions = [\"network:outbound\", \"secrets:read\", \"metrics:write\"]",
+    );
+    assert_ne!(
+        widened, original,
+        "the stripe manifest's permissions line moved"
+    );
+    std::fs::write(&manifest, &widened).expect("write");
+    let report = reload(&d);
+    assert_eq!(report["outcome"], "rolled_back", "{report}");
+    assert_eq!(report["step"], "load", "{report}");
+    assert_eq!(report["library_changed"], false, "{report}");
+
+    // Signed for: applied, and the audit log says what changed.
+    resign(&folder);
+    let report = reload(&d);
+    assert_eq!(report["outcome"], "swapped", "{report}");
+    assert_eq!(
+        report["manifest_changes"],
+        json!(["permissions: network:outbound, secrets:read → network:outbound, secrets:read, metrics:write"]),
+        "{report}"
+    );
+    assert_eq!(d.state_of("acme-fiber", "stripe"), "active");
+    let audit = d.get("/api/audit?limit=1").expect(200);
+    let detail = audit["entries"][0]["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.starts_with("manifest applied: permissions"),
+        "{audit}"
+    );
+
+    let again = reload(&d);
+    assert_eq!(again["outcome"], "unchanged", "{again}");
 }
 
 #[test]

@@ -238,3 +238,62 @@ fn watch_mode_stops_a_removed_plugin_and_restores_it_when_it_comes_back() {
     .expect("restored for acme-fiber");
     assert_eq!(d.state_of("bluesky-net", "network-automation"), "waiting");
 }
+
+/// Regression (issue 14): the plugin directory moved away and back left the
+/// watcher deaf without a word. Now health says live reload is degraded
+/// while it is gone, and the watch is re-armed when it is back.
+#[test]
+fn watch_mode_reports_live_reload_degraded_while_the_plugin_directory_is_gone() {
+    let d = TestDaemon::start();
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    let sink = Arc::clone(&seen);
+    live::watch(
+        &d.daemon,
+        Arc::new(move |line: &str| sink.lock().expect("lines").push(line.to_owned())),
+    )
+    .expect("watch");
+    let saw = |needle: &str| {
+        let lines = Arc::clone(&seen);
+        let needle = needle.to_owned();
+        wait_until(&needle.clone(), Duration::from_secs(60), None, move || {
+            lines
+                .lock()
+                .expect("lines")
+                .iter()
+                .any(|l| l.contains(&needle))
+        })
+    };
+    let health = d.get("/api/health").expect(200);
+    assert_eq!(health["live_reload"]["status"], "healthy", "{health}");
+
+    let plugins = d.dir.path().join("plugins");
+    let parked = d.dir.path().join("parked-plugins");
+    std::fs::rename(&plugins, &parked).expect("move the plugin directory away");
+    saw(&format!("[reload] {} is gone", plugins.display())).expect("gone");
+    saw("[reload] network-automation stopped: its folder was removed").expect("stopped");
+    let health = d.get("/api/health").expect(200);
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert_eq!(health["live_reload"]["status"], "degraded", "{health}");
+    let message = health["live_reload"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        message.contains("is gone; live reload resumes when it is created again"),
+        "{health}"
+    );
+
+    std::fs::rename(&parked, &plugins).expect("bring it back");
+    saw(&format!("[reload] {} is back", plugins.display())).expect("back");
+    if let Err(e) = saw("[reload] network-automation 0.1.0 started") {
+        panic!("{e}: {:#?}", seen.lock().expect("lines"));
+    }
+    wait_until(
+        "acme-fiber gets network-automation back",
+        Duration::from_secs(30),
+        None,
+        || d.state_of("acme-fiber", "network-automation") == "active",
+    )
+    .expect("restored for acme-fiber");
+    let health = d.get("/api/health").expect(200);
+    assert_eq!(health["live_reload"]["status"], "healthy", "{health}");
+}

@@ -98,6 +98,21 @@ pub(crate) fn install_signed(dir: &Path) {
     }
 }
 
+/// Signs the library in the installed plugin folder `folder` again, bound
+/// to the manifest now in it (an operator's re-sign after editing `plugin.toml`).
+pub(crate) fn resign(folder: &Path) {
+    let manifest_path = folder.join("plugin.toml");
+    let manifest_text = std::fs::read(&manifest_path).expect("manifest");
+    let manifest = Manifest::load(&manifest_path).expect("parse manifest");
+    let library = folder.join(&manifest.library);
+    let bytes = std::fs::read(&library).expect("library");
+    let claims = SignedClaims::new(&manifest.id, &manifest.version.to_string(), &bytes)
+        .with_manifest(&manifest_text);
+    let mut signature = library.as_os_str().to_owned();
+    signature.push(".minisig");
+    std::fs::write(signature, signer().sign(&bytes, &claims)).expect("write signature");
+}
+
 /// A JSON artifact map (package → library) like `cargo xtask test` writes.
 pub(crate) fn artifact_map(dir: &Path) -> PathBuf {
     let map: BTreeMap<&str, PathBuf> = PLUGINS

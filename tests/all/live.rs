@@ -41,7 +41,7 @@ fn write_manifest(folder: &Path, version: &str, extra: &str) {
     let manifest = format!(
         "id = \"reloadable\"\nname = \"reloadable\"\nversion = \"{version}\"\n\
          description = \"reload fixture\"\nauthors = [\"plugkit tests\"]\nlicense = \"MIT\"\n\
-         category = \"custom\"\napi = \"^0.1\"\nlibrary = \"libreloadable.so\"\n{extra}\n"
+         category = \"custom\"\napi = \"^0.2\"\nlibrary = \"libreloadable.so\"\n{extra}\n"
     );
     std::fs::write(folder.join("plugin.toml"), manifest).expect("manifest");
 }

@@ -37,8 +37,8 @@ struct Options {
 fn parse_args() -> Result<Option<Options>> {
     let mut args = std::env::args_os().skip(1);
     let mut plugin = None;
-    let mut rounds = 40;
-    let mut per_round = 50;
+    let mut rounds = 200;
+    let mut per_round = 10;
     while let Some(arg) = args.next() {
         let arg = arg.to_string_lossy().into_owned();
         let mut value = || {

@@ -55,7 +55,7 @@ pub(crate) fn side_by_side(args: &[String]) -> Result<()> {
     );
     let status = artifacts::cargo()
         .current_dir(artifacts::workspace_root())
-        .args(["run", "--release", "--locked", "--manifest-path"])
+        .args(["run", "--release", "--manifest-path"])
         .arg(&manifest)
         .args(["--", "--plugin"])
         .arg(&plugin)

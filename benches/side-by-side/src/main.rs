@@ -55,7 +55,6 @@ fn parse_args() -> Result<Option<Options>> {
             "--per-round" => {
                 per_round = value()?.to_string_lossy().parse().context("--per-round")?
             }
-            "--bench" => {} // cargo passes it to `harness = false` benches
             other => bail!("unknown argument {other}\n{USAGE}"),
         }
     }

@@ -1,10 +1,18 @@
 //! `cargo xtask bench`: builds the plugins in release mode, runs the
 //! criterion benchmarks in `benches/` against them, and lets each benchmark
 //! print its ratios to the baseline it measured in the same run.
+//! `cargo xtask bench side-by-side` runs the stand-alone comparison with
+//! other plugin systems (`benches/side-by-side`, a workspace of its own).
 
 use anyhow::{bail, Context, Result};
 
 use crate::artifacts;
+
+/// The filter that selects the side-by-side comparison.
+pub(crate) const SIDE_BY_SIDE: &str = "side-by-side";
+
+/// The plugin the side-by-side comparison loads.
+const SIDE_BY_SIDE_PLUGIN: &str = "plugkit-bench-arith";
 
 pub(crate) fn run(filter: Option<&str>) -> Result<()> {
     eprintln!("xtask: building plugin libraries (release)");
@@ -23,6 +31,44 @@ pub(crate) fn run(filter: Option<&str>) -> Result<()> {
     }
     if !cmd.status()?.success() {
         bail!("benchmarks failed");
+    }
+    Ok(())
+}
+
+/// Builds the `bench-arith` plugin here, then builds and runs the
+/// side-by-side binary from its own manifest (release), passing it the
+/// plugin. Its wasmtime, Extism and Lua build into
+/// `benches/side-by-side/target`, never into this workspace.
+pub(crate) fn side_by_side(args: &[String]) -> Result<()> {
+    eprintln!("xtask: building {SIDE_BY_SIDE_PLUGIN} (release)");
+    let mut built = artifacts::build(&[SIDE_BY_SIDE_PLUGIN.to_owned()], true)?;
+    let plugin = built
+        .remove(SIDE_BY_SIDE_PLUGIN)
+        .with_context(|| format!("cargo built no cdylib for {SIDE_BY_SIDE_PLUGIN}"))?;
+    let manifest = artifacts::workspace_root()
+        .join("benches")
+        .join(SIDE_BY_SIDE)
+        .join("Cargo.toml");
+    eprintln!(
+        "xtask: building and running {} (release; the first build compiles wasmtime and takes a while)",
+        manifest.display()
+    );
+    let status = artifacts::cargo()
+        .current_dir(artifacts::workspace_root())
+        .args(["run", "--release", "--manifest-path"])
+        .arg(&manifest)
+        .args(["--", "--plugin"])
+        .arg(&plugin)
+        .args(args)
+        .status()
+        .context("running cargo")?;
+    if !status.success() {
+        bail!(
+            "the side-by-side benchmark failed (see above); it runs alone with \
+             `cargo run --release --manifest-path {} -- --plugin {}`",
+            manifest.display(),
+            plugin.display()
+        );
     }
     Ok(())
 }

@@ -85,9 +85,16 @@ enum Command {
         bless: bool,
     },
     /// Runs the benchmarks and prints ratios against in-process baselines.
+    ///
+    /// `cargo xtask bench side-by-side` instead runs the stand-alone
+    /// comparison with wasmtime, Extism, Lua and a Unix socket
+    /// (`benches/side-by-side`, its own workspace; the first build is long).
     Bench {
-        /// Only benchmarks whose name contains this.
+        /// Only benchmarks whose name contains this; `side-by-side` for the comparison.
         filter: Option<String>,
+        /// Extra arguments for the side-by-side binary (after `--`), e.g. `--rounds 100`.
+        #[arg(last = true)]
+        args: Vec<String>,
     },
     /// Builds the plugin libraries and prints where they are (JSON).
     Artifacts,
@@ -214,7 +221,13 @@ fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Test { args } => test::run(&args),
         Command::Tidy { bless } => tidy::run(&tidy::workspace_root(), bless),
-        Command::Bench { filter } => bench::run(filter.as_deref()),
+        Command::Bench { filter, args } => match filter.as_deref() {
+            Some(bench::SIDE_BY_SIDE) => bench::side_by_side(&args),
+            _ if !args.is_empty() => {
+                anyhow::bail!("arguments after `--` are for `cargo xtask bench side-by-side` only")
+            }
+            filter => bench::run(filter),
+        },
         Command::Artifacts => {
             let built = artifacts::build_plugins(false)?;
             println!("{}", serde_json::to_string_pretty(&built)?);

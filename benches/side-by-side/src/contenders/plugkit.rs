@@ -1,0 +1,67 @@
+//! plugkit in-process: the `bench-arith` plugin (`benches/arith-plugin`),
+//! a cdylib built from this repository, loaded through `plugin-host`'s
+//! public API and called with `PluginHandle::invoke`.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use plugin_host::{Host, HostConfig, LoadOptions, PluginHandle};
+
+use super::Contender;
+
+/// The tenant every call is made for.
+const TENANT: &str = "acme";
+
+/// A loaded, initialized plugin active for one tenant.
+pub(crate) struct Plugkit {
+    handle: PluginHandle,
+    // Declared after `handle` so the handle drops first; the host owns the library.
+    _host: Host,
+    _runtime: tempfile::TempDir,
+}
+
+impl Plugkit {
+    pub(crate) fn load(library: &Path) -> Result<Self> {
+        let runtime = tempfile::tempdir().context("creating the plugin runtime directory")?;
+        let host = Host::new(HostConfig::with_runtime_dir(runtime.path().join("rt")))?;
+        let id = host
+            .load(library, LoadOptions::default())
+            .with_context(|| format!("loading {}", library.display()))?;
+        host.initialize(&id)?;
+        host.activate(&id, TENANT, "{}")?;
+        let handle = host.plugin(&id)?;
+        Ok(Self {
+            handle,
+            _host: host,
+            _runtime: runtime,
+        })
+    }
+
+    /// The fixed cost: no payload, no reply.
+    #[inline]
+    pub(crate) fn nothing(&mut self) -> Result<usize> {
+        Ok(self.handle.invoke(TENANT, "nothing", &[])?.len())
+    }
+}
+
+fn integer(reply: &[u8]) -> Result<u64> {
+    match <[u8; 8]>::try_from(reply) {
+        Ok(bytes) => Ok(u64::from_le_bytes(bytes)),
+        Err(_) => bail!(
+            "bench-arith replied {} bytes, not an 8-byte integer",
+            reply.len()
+        ),
+    }
+}
+
+impl Contender for Plugkit {
+    #[inline]
+    fn add_one(&mut self, x: u64) -> Result<u64> {
+        integer(&self.handle.invoke(TENANT, "add_one", &x.to_le_bytes())?)
+    }
+
+    #[inline]
+    fn sum(&mut self, payload: &[u8]) -> Result<u64> {
+        integer(&self.handle.invoke(TENANT, "sum", payload)?)
+    }
+}

@@ -9,8 +9,11 @@
 //! - the serde wire model (`Request`/`Response`) and `Request::serve`, which
 //!   an isolation runner uses to carry the same calls across a process;
 //! - the host-side [`Client`](crate::communication::Client): typed methods
-//!   that either call the in-process object or go through a [`Caller`]'s
-//!   remote path, so host code is the same in both modes;
+//!   over a [`Caller`] (the host's checks and counts);
+//! - the forwarding object ([`Contract::forwarding`]): the same `Abi`
+//!   implemented by sending each call as a `Request` through a [`Forward`],
+//!   so a plugin in another process appears to the host as an ordinary
+//!   category object and host code has one path for both modes;
 //! - the marker type implementing [`Contract`], for generic host code.
 //!
 //! # Why categories are an open list
@@ -43,12 +46,12 @@ pub trait Contract: 'static {
     /// The typed host-side client over a [`Caller`].
     type Client<'a, C: Caller + 'a>;
 
-    /// Builds a client calling `object` in process, or `caller`'s remote
-    /// path when `object` is `None` (the plugin runs in another process).
-    fn client<'a, C: Caller + 'a>(
-        object: Option<&'a Self::Object>,
-        caller: &'a C,
-    ) -> Self::Client<'a, C>;
+    /// Builds a client calling `object` through `caller`.
+    fn client<'a, C: Caller + 'a>(object: &'a Self::Object, caller: &'a C) -> Self::Client<'a, C>;
+
+    /// A category object whose every call is sent as a [`Contract::Request`]
+    /// through `forward` (for a plugin that runs in another process).
+    fn forwarding<F: Forward>(forward: F) -> CategoryObject;
 
     /// Runs one decoded request against an in-process object: what an
     /// isolation runner does with a request that crossed the process boundary.
@@ -64,37 +67,49 @@ pub trait Contract: 'static {
     fn response_method(response: &Self::Response) -> &'static str;
 }
 
-/// The host's side of a category call: checks, counts and error conversion
-/// for in-process calls, and the transport for calls into another process.
-/// `plugin-host` implements it; plugin code never sees it.
+/// The host's side of a category call: checks, counts and error
+/// conversion. `plugin-host` implements it; plugin code never sees it.
 pub trait Caller {
     /// The host's error type.
     type Error;
 
-    /// Runs an in-process call for `tenant`. `call` returns the plugin's
-    /// value already copied into host memory.
-    fn local<T>(
+    /// Runs a call for `tenant`. `call` returns the plugin's value already
+    /// copied into host memory.
+    fn call<T>(
         &self,
         tenant: &str,
         method: &'static str,
         call: impl FnOnce() -> RResult<T, PluginError>,
     ) -> Result<T, Self::Error>;
+}
 
-    /// Sends `request` to the plugin's process and waits for its response.
-    fn remote<C: Contract>(
+/// Carries one category call to where the plugin runs and brings back its
+/// answer: plugin-host's process isolation implements it over its channel.
+pub trait Forward: Send + Sync + 'static {
+    /// Sends `request` for `tenant` to the plugin's object of contract `C`.
+    fn forward<C: Contract>(
         &self,
         tenant: &str,
         request: C::Request,
-    ) -> Result<C::Response, Self::Error>;
+    ) -> RResult<C::Response, PluginError>;
+}
 
-    /// The error for a response that answers another method than asked:
-    /// a runner speaking another version of the contract.
-    fn mismatch(
-        &self,
-        category: &'static str,
-        asked: &'static str,
-        answered: &'static str,
-    ) -> Self::Error;
+/// A category object that forwards every call through a [`Forward`]; each
+/// category's `Abi` is implemented for it by `declare_category!`.
+#[doc(hidden)]
+pub struct Forwarder<F>(pub F);
+
+/// The error for an answer to another method than the one asked: the other
+/// side speaks another version of the contract.
+#[doc(hidden)]
+pub fn answered_out_of_protocol(category: &str, asked: &str, answered: &str) -> PluginError {
+    PluginError::InvalidRequest {
+        message: format!(
+            "`{category}.{asked}` was answered as `{answered}`: the plugin's process speaks \
+             another version of the contract; rebuild it against this host's plugin-api"
+        )
+        .into(),
+    }
 }
 
 // Lives here rather than in `abi` so the frozen core names no category code.
@@ -224,6 +239,31 @@ macro_rules! declare_category {
             )+
         }
 
+        impl<F: $crate::category::Forward> Abi for $crate::category::Forwarder<F> {
+            $(
+                fn $method(
+                    &self,
+                    tenant: ::abi_stable::std_types::RStr<'_>,
+                    $arg: $Arg,
+                ) -> ::abi_stable::std_types::RResult<$Ret, $crate::abi::PluginError> {
+                    // Host code, but behind an `extern "C"` shim: a panic
+                    // must become an error here too.
+                    $crate::sdk::guard(|| {
+                        match self.0.forward::<Contract>(tenant.as_str(), Request::$method { $arg }) {
+                            ::abi_stable::std_types::RResult::ROk(Response::$method(value)) => Ok(value),
+                            #[allow(unreachable_patterns, reason = "a one-method contract has no other answer")]
+                            ::abi_stable::std_types::RResult::ROk(other) => Err($crate::category::answered_out_of_protocol(
+                                $name,
+                                stringify!($method),
+                                <Contract as $crate::category::Contract>::response_method(&other),
+                            )),
+                            ::abi_stable::std_types::RResult::RErr(error) => Err(error),
+                        }
+                    })
+                }
+            )+
+        }
+
         /// Builds the category object for `export_plugin!`.
         #[doc(hidden)]
         pub fn __export<P: $Sdk>(
@@ -269,10 +309,18 @@ macro_rules! declare_category {
             type Client<'a, C: $crate::category::Caller + 'a> = Client<'a, C>;
 
             fn client<'a, C: $crate::category::Caller + 'a>(
-                object: Option<&'a Object>,
+                object: &'a Object,
                 caller: &'a C,
             ) -> Client<'a, C> {
                 Client { object, caller }
+            }
+
+            fn forwarding<F: $crate::category::Forward>(forward: F) -> $crate::abi::CategoryObject {
+                let object: Object = Abi_TO::from_ptr(
+                    ::abi_stable::std_types::RArc::new($crate::category::Forwarder(forward)),
+                    ::abi_stable::sabi_trait::TD_Opaque,
+                );
+                $crate::category::export_object(NAME, object)
             }
 
             fn serve(
@@ -305,7 +353,7 @@ macro_rules! declare_category {
         /// Typed calls into one plugin's category object, in process or in
         /// an isolated child alike. Get one from the host's plugin handle.
         pub struct Client<'a, C> {
-            object: Option<&'a Object>,
+            object: &'a Object,
             caller: &'a C,
         }
 
@@ -314,22 +362,12 @@ macro_rules! declare_category {
                 $(#[$method_meta])*
                 #[inline]
                 pub fn $method(&self, tenant: &str, $arg: $Arg) -> Result<$Ret, C::Error> {
-                    match self.object {
-                        // The clone copies the plugin's answer into host
-                        // memory before the plugin's value is dropped.
-                        Some(object) => self.caller.local(tenant, stringify!($method), || {
-                            object.$method(tenant.into(), $arg).map(|value| value.clone())
-                        }),
-                        None => match self.caller.remote::<Contract>(tenant, Request::$method { $arg })? {
-                            Response::$method(value) => Ok(value),
-                            #[allow(unreachable_patterns, reason = "a one-method contract has no other answer")]
-                            other => Err(self.caller.mismatch(
-                                $name,
-                                stringify!($method),
-                                <Contract as $crate::category::Contract>::response_method(&other),
-                            )),
-                        },
-                    }
+                    let object = self.object;
+                    // The clone copies the plugin's answer into host memory
+                    // before the plugin's value is dropped.
+                    self.caller.call(tenant, stringify!($method), || {
+                        object.$method(tenant.into(), $arg).map(|value| value.clone())
+                    })
                 }
             )+
         }

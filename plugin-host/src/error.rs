@@ -257,19 +257,6 @@ pub enum HostError {
         extension: &'static str,
     },
 
-    /// The plugin answered a call with something the host did not ask for
-    /// (its side speaks another version of the contract).
-    #[error(
-        "plugin `{plugin}` answered out of protocol: {detail}; rebuild the plugin and its \
-         runner against this host's plugin-api"
-    )]
-    ProtocolMismatch {
-        /// The plugin.
-        plugin: String,
-        /// What was asked and what came back.
-        detail: String,
-    },
-
     /// An extension or category name that this host does not know.
     #[error("unknown extension `{name}`: this host knows {known}")]
     UnknownExtension {
@@ -307,7 +294,6 @@ impl HostError {
             | Self::UnknownPlugin { plugin }
             | Self::AlreadyLoaded { plugin, .. }
             | Self::MissingExtension { plugin, .. }
-            | Self::ProtocolMismatch { plugin, .. }
             | Self::NotActive { plugin, .. } => Some(plugin),
             Self::IdentityMismatch { expected, .. } => Some(expected),
             Self::UnknownExtension { .. } => None,

@@ -1333,7 +1333,7 @@ impl plugin_api::category::Caller for PluginHandle {
     /// Checks the tenant, counts the call, samples its latency and turns a
     /// plugin error into a host error naming the plugin.
     #[inline]
-    fn local<T>(
+    fn call<T>(
         &self,
         tenant: &str,
         _method: &'static str,
@@ -1353,32 +1353,6 @@ impl plugin_api::category::Caller for PluginHandle {
             RResult::RErr(error) => Err(self.fail(&error)),
         }
     }
-
-    fn remote<C: Contract>(
-        &self,
-        tenant: &str,
-        request: C::Request,
-    ) -> Result<C::Response, HostError> {
-        // Only handles of plugins running in another process hand out
-        // clients without an in-process object.
-        let _ = (tenant, request);
-        Err(HostError::MissingExtension {
-            plugin: self.slot.id.clone(),
-            extension: C::NAME,
-        })
-    }
-
-    fn mismatch(
-        &self,
-        category: &'static str,
-        asked: &'static str,
-        answered: &'static str,
-    ) -> HostError {
-        HostError::ProtocolMismatch {
-            plugin: self.slot.id.clone(),
-            detail: format!("`{category}.{asked}` was answered as `{answered}`"),
-        }
-    }
 }
 
 /// `handle.communication()?.send_message(tenant, message)` and the like
@@ -1391,7 +1365,7 @@ impl CategoryHost for PluginHandle {
     #[inline]
     fn category<C: Contract>(&self) -> Result<C::Client<'_, PluginHandle>, HostError> {
         match self.loaded.categories.get::<C>() {
-            Some(object) => Ok(C::client(Some(object), self)),
+            Some(object) => Ok(C::client(object, self)),
             None => Err(HostError::MissingExtension {
                 plugin: self.slot.id.clone(),
                 extension: C::NAME,

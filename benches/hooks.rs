@@ -11,7 +11,8 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, Criterion};
 use parking_lot::RwLock;
-use plugin_host::{HookKind, Host, HostConfig, LoadOptions, Subscription};
+use plugin_host::dispatch::{HookKind, Subscription};
+use plugin_host::{Host, HostConfig, LoadOptions};
 use plugkit_bench::{library, mean_ns, print_ratios};
 
 const FAN_OUT: [usize; 3] = [1, 10, 100];

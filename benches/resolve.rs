@@ -5,8 +5,9 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, Criterion};
 use petgraph::graph::DiGraph;
-use plugin_host::bench::{synthetic_manifests, Shape};
-use plugin_host::{DependencyGraph, Manifest};
+use plugin_host::package::graph::bench::{synthetic_manifests, Shape};
+use plugin_host::package::graph::DependencyGraph;
+use plugin_host::package::manifest::Manifest;
 use plugkit_bench::{format_ns, mean_ns, print_ratios};
 
 const SIZES: [usize; 2] = [1_000, 10_000];

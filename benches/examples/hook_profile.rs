@@ -3,7 +3,8 @@
 
 use std::hint::black_box;
 
-use plugin_host::{HookKind, Host, HostConfig, LoadOptions, Subscription};
+use plugin_host::dispatch::{HookKind, Subscription};
+use plugin_host::{Host, HostConfig, LoadOptions};
 use plugkit_bench::library;
 
 fn main() {

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use plugin_host::TrustPolicy;
+use plugin_host::package::signature::TrustPolicy;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 

@@ -20,12 +20,16 @@ use std::sync::{Mutex, PoisonError, RwLock};
 use anyhow::{bail, Context, Result};
 use plugin_api::category::Contract;
 use plugin_api::{communication, network_automation, payment};
-use plugin_host::{
-    discover, embedded_identity, AuditAction, AuditEntry, AuditOutcome, DependencyGraph,
-    EmbeddedIdentity, Environment, Host, HostConfig, LoadOptions, Manifest, Platform,
-    PlatformConfig, PlatformError, PluginState, SignatureStatus, TenantPluginView, Tiers,
-    TrustPolicy,
+use plugin_host::discovery::discover;
+use plugin_host::package::graph::DependencyGraph;
+use plugin_host::package::identity::EmbeddedIdentity;
+use plugin_host::package::manifest::Manifest;
+use plugin_host::package::signature::{embedded_identity, SignatureStatus, TrustPolicy};
+use plugin_host::status::PluginState;
+use plugin_host::tenancy::{
+    AuditAction, AuditEntry, AuditOutcome, Environment, TenantPluginView, Tiers,
 };
+use plugin_host::{Host, HostConfig, LoadOptions, Platform, PlatformConfig, PlatformError};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -234,7 +238,6 @@ impl Daemon {
                 "[host] trust: require — only libraries signed by one of {} trusted key(s) load",
                 trusted_keys.len()
             ),
-            _ => "[host] trust: custom policy".to_owned(),
         });
         let report = host.start_installed(&dirs);
         for status in host.statuses() {
@@ -940,22 +943,24 @@ impl Daemon {
             .reload_installed(plugin, folder)
             .map_err(Problem::from)?;
         let (outcome, detail) = match &report.outcome {
-            plugin_host::ReloadOutcome::Swapped if !report.library_changed => (
+            plugin_host::hot_reload::ReloadOutcome::Swapped if !report.library_changed => (
                 AuditOutcome::Ok,
                 format!("manifest applied: {}", report.manifest_changes.join("; ")),
             ),
-            plugin_host::ReloadOutcome::Swapped => (AuditOutcome::Ok, "swapped".to_owned()),
-            plugin_host::ReloadOutcome::Unchanged => (
+            plugin_host::hot_reload::ReloadOutcome::Swapped => {
+                (AuditOutcome::Ok, "swapped".to_owned())
+            }
+            plugin_host::hot_reload::ReloadOutcome::Unchanged => (
                 AuditOutcome::Ok,
                 "unchanged: the library's bytes and its manifest are the ones loaded".to_owned(),
             ),
-            plugin_host::ReloadOutcome::RolledBack { step, error } => (
+            plugin_host::hot_reload::ReloadOutcome::RolledBack { step, error } => (
                 AuditOutcome::Failed,
                 format!("rolled back at the {step}: {error}"),
             ),
         };
         if report.swapped() {
-            if let Ok(installed) = plugin_host::check_installed(folder) {
+            if let Ok(installed) = plugin_host::discovery::check_installed(folder) {
                 self.adopt_manifest(&installed.manifest);
             }
         }
@@ -1049,13 +1054,13 @@ impl Daemon {
     }
 
     /// Records a reload the live loop did.
-    pub(crate) fn record_live_reload(&self, report: &plugin_host::ReloadReport) {
+    pub(crate) fn record_live_reload(&self, report: &plugin_host::hot_reload::ReloadReport) {
         let (outcome, detail) = match &report.outcome {
-            plugin_host::ReloadOutcome::RolledBack { step, error } => (
+            plugin_host::hot_reload::ReloadOutcome::RolledBack { step, error } => (
                 AuditOutcome::Failed,
                 format!("hot reload rolled back at the {step}: {error}"),
             ),
-            plugin_host::ReloadOutcome::Swapped if !report.library_changed => (
+            plugin_host::hot_reload::ReloadOutcome::Swapped if !report.library_changed => (
                 AuditOutcome::Ok,
                 format!(
                     "hot reload from the plugin directory: manifest applied: {}",
@@ -1094,7 +1099,6 @@ impl Daemon {
             "trust": match &self.trust {
                 TrustPolicy::AllowUnsigned => "allow-unsigned".to_owned(),
                 TrustPolicy::Require { trusted_keys } => format!("require ({} key(s))", trusted_keys.len()),
-                _ => "custom".to_owned(),
             },
             "tiers": self.platform.tiers().names(),
             "standins": {

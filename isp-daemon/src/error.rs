@@ -3,7 +3,8 @@
 
 use std::fmt;
 
-use plugin_host::{Call, ConfigError, HostError, PlatformError};
+use plugin_host::tenancy::ConfigError;
+use plugin_host::{Call, HostError, PlatformError};
 use serde::Serialize;
 
 /// The class of a [`Problem`]; the admin API maps each to one status code.

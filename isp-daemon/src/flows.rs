@@ -23,7 +23,8 @@ use plugin_api::network_automation::{
 };
 use plugin_api::payment::{CreatePayment, Money, PaymentStatus};
 use plugin_api::{communication, network_automation, payment, KeyValue};
-use plugin_host::{FilterError, PluginHandle};
+use plugin_host::dispatch::FilterError;
+use plugin_host::PluginHandle;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -139,7 +140,11 @@ pub(crate) fn money(minor: i64, currency: &str) -> String {
 }
 
 /// The delivery of a hook as a step.
-fn hook_step(report: &mut FlowReport, hook: &str, fired: Result<plugin_host::EventReport, String>) {
+fn hook_step(
+    report: &mut FlowReport,
+    hook: &str,
+    fired: Result<plugin_host::dispatch::EventReport, String>,
+) {
     match fired {
         Ok(events) => {
             let delivered = if events.delivered.is_empty() {

@@ -10,7 +10,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use plugin_host::Manifest;
+use plugin_host::package::manifest::Manifest;
 
 /// The reference plugins: package name and manifest.
 const REFERENCE_PLUGINS: [(&str, &str); 3] = [

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use plugin_host::{LiveEvent, LiveOptions, ReloadOutcome};
+use plugin_host::hot_reload::{LiveEvent, LiveOptions, ReloadOutcome};
 
 use crate::daemon::Daemon;
 
@@ -140,7 +140,7 @@ fn daemon_dirs(daemon: &Daemon) -> String {
 mod tests {
     use std::path::PathBuf;
 
-    use plugin_host::{ReloadReport, ReloadStep};
+    use plugin_host::hot_reload::{ReloadReport, ReloadStep};
 
     use super::*;
 

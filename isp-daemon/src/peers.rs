@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use plugin_host::env_var_name;
+use plugin_host::tenancy::env_var_name;
 use plugkit_testkit::process::find_program;
 use plugkit_testkit::snmpd::{self, Snmpd};
 use plugkit_testkit::sshd::Sshd;

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
-use plugin_host::env_var_name;
+use plugin_host::tenancy::env_var_name;
 use plugkit_standins::stripe::{StripeStandIn, StripeStandInConfig};
 use plugkit_standins::twilio::{TwilioStandIn, TwilioStandInConfig};
 

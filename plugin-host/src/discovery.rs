@@ -12,28 +12,9 @@ use std::path::{Path, PathBuf};
 
 use semver::Version;
 
-use crate::manifest::{Manifest, ManifestError, MANIFEST_FILE_NAME};
+use plugin_package::manifest::{Manifest, ManifestError, MANIFEST_FILE_NAME};
 
-/// Reading manifests from disk lives here, so that `manifest` stays pure.
-impl Manifest {
-    /// Reads and parses the manifest at `path`.
-    pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
-        let text = crate::text_file::read_text(path).map_err(|source| ManifestError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        Manifest::parse(&text, path)
-    }
-}
-
-/// What a plugin library says about itself, read without running its code.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EmbeddedIdentity {
-    /// The plugin id the library was built as.
-    pub id: String,
-    /// The plugin version the library was built as.
-    pub version: Version,
-}
+pub use plugin_package::identity::EmbeddedIdentity;
 
 /// An installed plugin whose folder is complete and consistent.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,7 +47,7 @@ pub enum DiscoveryProblem {
     #[error(
         "cannot read {}: {source}; {}. Plugins in it are not started.",
         path.display(),
-        crate::text_file::read_hint(source)
+        plugin_package::read::read_hint(source)
     )]
     UnreadableDirectory {
         /// The directory.
@@ -326,7 +307,7 @@ fn check_library(
 pub(crate) fn read_identity(path: &Path) -> Result<EmbeddedIdentity, String> {
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
     let plugin_api::sdk::Identity { id, version, .. } =
-        crate::elf::embedded_identity(&bytes).map_err(|e| e.to_string())?;
+        plugin_package::identity::embedded_identity(&bytes).map_err(|e| e.to_string())?;
     let version = semver::Version::parse(&version)
         .map_err(|e| format!("embedded version `{version}` is not semver: {e}"))?;
     Ok(EmbeddedIdentity { id, version })

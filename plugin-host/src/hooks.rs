@@ -10,15 +10,7 @@ use std::collections::{BTreeMap, BinaryHeap};
 
 use serde::Serialize;
 
-/// Filters may change or veto a payload; events only observe it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HookKind {
-    /// Runs in order; may pass, replace or veto.
-    Filter,
-    /// Every subscriber is called; failures are isolated.
-    Event,
-}
+pub use plugin_package::manifest::HookKind;
 
 /// One plugin's subscription to one hook.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

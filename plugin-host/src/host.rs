@@ -21,10 +21,10 @@ use crate::error::{Call, HostError};
 use crate::hooks::{self, HookKind, OrderingCycle, Subscription};
 use crate::lifecycle::{Lifecycle, PluginState, Transition};
 use crate::loader::{self, LoadedPlugin, Loader, PluginIdentity, UnloadStats};
-use crate::manifest::Permission;
 use crate::metrics::{MetricsSnapshot, PluginMetrics};
 use crate::services::{PluginServices, ServiceBackend, StateStore};
 use crate::signature::{self, SignatureCheck, SignatureStatus, TrustPolicy};
+use plugin_package::manifest::Permission;
 
 /// How a host is set up.
 #[derive(Debug, Clone)]
@@ -382,7 +382,7 @@ impl Host {
             p.push(".minisig");
             PathBuf::from(p)
         });
-        let signature = match crate::text_file::read_text(&signature_path) {
+        let signature = match plugin_package::read::read_text(&signature_path) {
             Ok(text) => Some(text),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(io("reading the signature", &signature_path, e)),

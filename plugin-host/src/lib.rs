@@ -17,61 +17,51 @@
 
 #![deny(missing_docs)]
 
-mod discovery;
-mod elf;
+pub mod discovery;
 mod error;
-mod graph;
 mod hooks;
 mod host;
 mod lifecycle;
 mod live;
 mod loader;
-mod manifest;
 mod metrics;
-mod minisig;
 mod peer_text;
 mod reload;
 mod services;
 mod signature;
 mod supervisor;
-pub(crate) mod tenancy;
-mod text_file;
+pub mod tenancy;
 mod watch;
 
+// The embedding API: what a daemon that hosts plugins needs.
 pub use error::{Call, HostError};
-pub use hooks::{HookKind, OrderingCycle, Subscription};
-pub use host::{
-    EmitSummary, EventReport, FilterError, FilteredPayload, HealthReport, Host, HostConfig,
-    LoadOptions, PluginHandle, PluginHealth, PluginStatus,
-};
-pub use lifecycle::{PluginState, Transition};
-pub use live::{LiveEvent, LiveOptions, LiveReload, LiveReloadHealth, OnStarted};
-pub use loader::{PinnedLibrary, PluginIdentity, UnloadStats};
-pub use manifest::Permission;
-pub use metrics::MetricsSnapshot;
-pub use minisig::public_key_id;
-pub use reload::{ReloadOutcome, ReloadReport, ReloadStep};
-pub use signature::{
-    embedded_identity, verify_signature, Expected, SignatureError, SignatureStatus, SignedClaims,
-    TrustPolicy, VerifiedSignature,
-};
-pub use supervisor::{SkippedPlugin, StartReport};
-pub use tenancy::{
-    env_var_name, example_toml, plan_tier_change, AuditAction, AuditEntry, AuditLog, AuditOutcome,
-    ConfigError, ConfigProblem, ConfigSource, Environment, PersistError, Platform, PlatformConfig,
-    PlatformError, RestoreReport, SecretError, TenantPluginView, TenantView, TierChange, TierError,
-    TierPlan, Tiers, VaultConfig, AUDIT_FILE, REDACTED, REGISTRY_FILE, TENANTS_FILE,
-};
+pub use host::{Host, HostConfig, LoadOptions, PluginHandle};
+pub use tenancy::{Platform, PlatformConfig, PlatformError};
 
-pub use discovery::{
-    check_installed, discover, DiscoveredPlugin, Discovery, DiscoveryProblem, EmbeddedIdentity,
-};
-pub use graph::{BlockReason, Blocked, DependencyGraph, Resolution, ResolutionProblem};
-pub use manifest::{
-    Category, ConfigKey, ConfigSchema, ConfigType, ConfigTypeMismatch, Dependency, Hook, Manifest,
-    ManifestError, ManifestProblem, Position,
-};
+/// Plugin packages without loading them: manifests, embedded identities,
+/// signatures and dependency resolution (the `plugin-package` crate, which
+/// the tools use too).
+pub use plugin_package as package;
 
-/// Synthetic inputs for the benchmarks.
-#[doc(hidden)]
-pub use graph::bench;
+/// What the host reports about its plugins: lifecycle states, health,
+/// metrics, start reports and unloading.
+pub mod status {
+    pub use crate::host::{HealthReport, PluginHealth, PluginStatus};
+    pub use crate::lifecycle::{PluginState, Transition};
+    pub use crate::loader::{PinnedLibrary, PluginIdentity, UnloadStats};
+    pub use crate::metrics::MetricsSnapshot;
+    pub use crate::supervisor::{SkippedPlugin, StartReport};
+    pub use crate::watch::LiveReloadHealth;
+}
+
+/// Hook subscriptions, their order, and what dispatching a hook did.
+pub mod dispatch {
+    pub use crate::hooks::{HookKind, OrderingCycle, Subscription};
+    pub use crate::host::{EmitSummary, EventReport, FilterError, FilteredPayload};
+}
+
+/// Hot reload of one plugin, and the live loop that watches plugin folders.
+pub mod hot_reload {
+    pub use crate::live::{LiveEvent, LiveOptions, LiveReload, OnStarted};
+    pub use crate::reload::{ReloadOutcome, ReloadReport, ReloadStep};
+}

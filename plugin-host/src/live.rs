@@ -11,13 +11,12 @@ use serde::Serialize;
 
 use crate::discovery::read_identity;
 use crate::error::HostError;
-use crate::graph::DependencyGraph;
 use crate::host::Host;
-use crate::manifest::Manifest;
 use crate::reload::ReloadReport;
 use crate::supervisor::load_options;
-pub use crate::watch::LiveReloadHealth;
 use crate::watch::{self, FolderEvent, FolderWatcher};
+use plugin_package::graph::DependencyGraph;
+use plugin_package::manifest::Manifest;
 
 /// Called after the live loop starts a new plugin (e.g. to activate it for tenants).
 pub type OnStarted = Arc<dyn Fn(&Host, &str) + Send + Sync>;

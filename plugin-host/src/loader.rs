@@ -7,7 +7,7 @@
 //!   install path, and a loaded file is never overwritten (renaming a new
 //!   file over a loaded path makes `dlopen` return the old library; writing
 //!   into it in place segfaults);
-//! - bytes reach `dlopen` only after [`crate::elf`] accepted them;
+//! - bytes reach `dlopen` only after [`plugin_package::identity`] accepted them;
 //! - layouts are checked with a fresh `CheckingGlobals` per load, so no
 //!   global map keeps pointers into a library (abi_stable's global checker
 //!   does, which makes unloading unsafe);
@@ -35,8 +35,8 @@ use plugin_api::abi::{PluginInstance, PluginModRef};
 use plugin_api::category::Contract;
 use sha2::{Digest, Sha256};
 
-use crate::elf;
 use crate::error::{Call, HostError};
+use plugin_package::identity as elf;
 
 /// What a library says about itself, copied into host memory.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

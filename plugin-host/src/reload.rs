@@ -44,8 +44,8 @@ use crate::error::{Call, HostError};
 use crate::hooks::Subscription;
 use crate::host::{Host, LoadOptions, Prepared, ServicesTemplate, Slot};
 use crate::loader::{self, LoadedPlugin};
-use crate::manifest::Manifest;
-use crate::manifest::Permission;
+use plugin_package::manifest::Manifest;
+use plugin_package::manifest::Permission;
 
 /// How long a swap waits for calls on the old version to finish before it
 /// swaps anyway (the old version then stays alive until those calls end).

@@ -12,7 +12,7 @@ use plugin_api::abi::{
     HostServices, HostServicesBox, HostServices_TO, LogLevel, Payload, PluginError,
 };
 
-use crate::manifest::Permission;
+use plugin_package::manifest::Permission;
 
 /// What the services need from the host, so that this module does not
 /// depend on the host's registry (the host implements it).

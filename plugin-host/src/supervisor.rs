@@ -11,10 +11,10 @@ use serde::Serialize;
 
 use crate::discovery::{self, Discovery, DiscoveryProblem};
 use crate::error::HostError;
-use crate::graph::{DependencyGraph, Resolution};
 use crate::hooks::Subscription;
 use crate::host::{Host, LoadOptions};
-use crate::manifest::Manifest;
+use plugin_package::graph::{DependencyGraph, Resolution};
+use plugin_package::manifest::Manifest;
 
 /// What [`Host::start_installed`] did.
 #[derive(Debug)]

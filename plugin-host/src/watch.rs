@@ -27,8 +27,8 @@ use parking_lot::Mutex;
 use notify::{RecursiveMode, Watcher as _};
 use sha2::{Digest, Sha256};
 
-use crate::elf;
 use crate::error::HostError;
+use plugin_package::identity as elf;
 
 /// A settled change to one installed plugin folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -437,7 +437,7 @@ fn removed_folder(roots: &[PathBuf], path: &Path) -> Option<PathBuf> {
     })
 }
 
-/// Live reload's state in [`crate::HealthReport`].
+/// Live reload's state in [`crate::status::HealthReport`].
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct LiveReloadHealth {
     /// Healthy while every watched directory is watched; degraded otherwise.

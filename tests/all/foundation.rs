@@ -4,7 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use plugin_host::{Call, Host, HostConfig, HostError, LoadOptions, PluginState};
+use plugin_host::status::PluginState;
+use plugin_host::{Call, Host, HostConfig, HostError, LoadOptions};
 use plugkit_tests::{artifacts, with_log_capture};
 use tempfile::TempDir;
 

@@ -14,7 +14,9 @@ use plugin_api::payment::{
     RefundRequest,
 };
 use plugin_api::{HealthStatus, KeyValue, PluginError, WebhookRequest};
-use plugin_host::{FilterError, HookKind, Host, HostError, LoadOptions, Permission, Subscription};
+use plugin_host::dispatch::{FilterError, HookKind, Subscription};
+use plugin_host::package::manifest::Permission;
+use plugin_host::{Host, HostError, LoadOptions};
 use plugkit_tests::{artifacts, with_log_capture};
 use tempfile::TempDir;
 

@@ -9,9 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use plugin_api::HealthStatus;
-use plugin_host::{
-    Host, LiveEvent, LiveOptions, LiveReload, ReloadOutcome, ReloadReport, ReloadStep,
+use plugin_host::hot_reload::{
+    LiveEvent, LiveOptions, LiveReload, ReloadOutcome, ReloadReport, ReloadStep,
 };
+use plugin_host::Host;
 use plugkit_tests::artifacts;
 
 use crate::foundation::new_host;

@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use plugin_host::{Host, LiveEvent, LiveOptions, LoadOptions, ReloadOutcome, ReloadStep};
+use plugin_host::hot_reload::{LiveEvent, LiveOptions, ReloadOutcome, ReloadStep};
+use plugin_host::{Host, LoadOptions};
 use plugkit_tests::{artifacts, with_log_capture};
 
 use crate::foundation::new_host;
@@ -330,7 +331,7 @@ fn install_reloadable(dir: &Path, lib: &Path, version: &str) -> PathBuf {
     folder
 }
 
-fn watched(host: &Host, dir: &Path) -> plugin_host::LiveReload {
+fn watched(host: &Host, dir: &Path) -> plugin_host::hot_reload::LiveReload {
     let mut options = LiveOptions::new(vec![dir.to_owned()]);
     options.on_started = Some(Arc::new(|host: &Host, id: &str| {
         let _ = host.activate(id, "acme", "{}");

@@ -4,7 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use plugin_host::{DiscoveryProblem, ResolutionProblem};
+use plugin_host::discovery::DiscoveryProblem;
+use plugin_host::package::graph::ResolutionProblem;
 use plugkit_tests::{artifacts, with_log_capture};
 
 use crate::foundation::new_host;

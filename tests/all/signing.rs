@@ -6,9 +6,8 @@
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
-use plugin_host::{
-    Host, HostConfig, HostError, LoadOptions, SignatureStatus, SignedClaims, TrustPolicy,
-};
+use plugin_host::package::signature::{SignatureStatus, SignedClaims, TrustPolicy};
+use plugin_host::{Host, HostConfig, HostError, LoadOptions};
 use plugkit_tests::{artifacts, with_log_capture};
 use tempfile::TempDir;
 
@@ -180,7 +179,8 @@ fn signed_fixture_loads_under_require() {
         .load(&library, options())
         .expect("signed library loads");
     setup.host.initialize(&id).expect("initialize");
-    let key_id = plugin_host::public_key_id(&signer.public_line()).expect("key id");
+    let key_id =
+        plugin_host::package::minisig::public_key_id(&signer.public_line()).expect("key id");
     assert_eq!(
         setup.host.status(&id).expect("status").signature,
         SignatureStatus::Verified { key_id }

@@ -6,11 +6,13 @@
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use plugin_host::{
-    AuditAction, AuditOutcome, ConfigError, Environment, Host, HostConfig, LoadOptions, Manifest,
-    PersistError, Platform, PlatformConfig, PlatformError, SecretError, Subscription, VaultConfig,
+use plugin_host::dispatch::Subscription;
+use plugin_host::package::manifest::Manifest;
+use plugin_host::tenancy::{
+    AuditAction, AuditOutcome, ConfigError, Environment, PersistError, SecretError, VaultConfig,
     AUDIT_FILE, REDACTED, REGISTRY_FILE, TENANTS_FILE,
 };
+use plugin_host::{Host, HostConfig, LoadOptions, Platform, PlatformConfig, PlatformError};
 use plugkit_testkit::openbao::OpenBao;
 use plugkit_testkit::process::{free_tcp_port, workspace_root};
 use plugkit_tests::{artifacts, with_log_capture};

@@ -27,7 +27,7 @@ pub(crate) fn run(name: &str, plugin_dir: PathBuf, release: bool, once: bool) ->
         dry_run: false,
         rebuild: true,
     };
-    let id = plugin_host::Manifest::load(&krate.plugin_toml())
+    let id = plugin_package::manifest::Manifest::load(&krate.plugin_toml())
         .map(|m| m.id)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let log = plugin_dir.join(EVENT_LOG);

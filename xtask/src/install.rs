@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use plugin_host::Manifest;
+use plugin_package::manifest::Manifest;
 
 use crate::artifacts::{self, PluginCrate};
 use crate::files::{self, crash_point};
@@ -222,7 +222,10 @@ fn install_one(
     let example = locations::config_dir()
         .join("plugins")
         .join(format!("{id}.toml.example"));
-    files::write_atomic(&example, plugin_host::example_toml(&manifest).as_bytes())?;
+    files::write_atomic(
+        &example,
+        plugin_host::tenancy::example_toml(&manifest).as_bytes(),
+    )?;
     dir.tidy()?;
     warn_missing_dependencies(dir, &manifest)?;
     println!(

@@ -13,7 +13,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use plugin_host::SignedClaims;
+use plugin_package::signature::SignedClaims;
 
 use crate::files;
 use crate::locations;
@@ -144,7 +144,7 @@ fn load(dir: &Path) -> Result<SigningKey> {
         )
     })?;
     let public_line = public.to_base64();
-    let key_id = plugin_host::public_key_id(&public_line)?;
+    let key_id = plugin_package::minisig::public_key_id(&public_line)?;
     Ok(SigningKey {
         public,
         secret,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Result;
-use plugin_host::Manifest;
+use plugin_package::manifest::Manifest;
 use serde::Serialize;
 
 use crate::artifacts::{self, workspace_root};

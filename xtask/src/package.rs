@@ -2,14 +2,15 @@
 //! its `library` field, `<library>.minisig` (the signature the host checks)
 //! and `SHA256SUMS` (`<hex>  <file>` for the manifest and the library).
 //!
-//! Verification goes through `plugin_host::verify_signature`, the function
+//! Verification goes through `plugin_package::signature::verify_signature`, the function
 //! the host runs before it loads a library.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use plugin_host::{Expected, Manifest, SignedClaims, VerifiedSignature};
+use plugin_package::manifest::Manifest;
+use plugin_package::signature::{Expected, SignedClaims, VerifiedSignature};
 
 use crate::files;
 use crate::keys::SigningKey;
@@ -75,13 +76,14 @@ impl Package {
     /// Refuses to sign a library that was built as another plugin or version
     /// than the manifest says (the library embeds its id and version).
     pub(crate) fn check_identity(&self) -> Result<()> {
-        let embedded = plugin_host::embedded_identity(&self.library).map_err(|reason| {
-            anyhow!(
-                "plugin `{}`: {} is not a loadable plugkit library ({reason}); rebuild it",
-                self.manifest.id,
-                self.library_path.display()
-            )
-        })?;
+        let embedded =
+            plugin_package::signature::embedded_identity(&self.library).map_err(|reason| {
+                anyhow!(
+                    "plugin `{}`: {} is not a loadable plugkit library ({reason}); rebuild it",
+                    self.manifest.id,
+                    self.library_path.display()
+                )
+            })?;
         if embedded.id != self.manifest.id || embedded.version != self.manifest.version {
             bail!(
                 "plugin `{}`: {} says `{}` {} but the library was built as `{}` {}; \
@@ -169,16 +171,20 @@ impl Package {
         };
         let version = self.manifest.version.to_string();
         let expected = Expected::plugin(&self.manifest.id, &version).manifest(&self.manifest_bytes);
-        plugin_host::verify_signature(&self.library, &signature, trusted_keys, &expected).map_err(
-            |e| {
-                anyhow!(
-                    "plugin `{}`: {} fails verification: {e}; rebuild and reinstall it with \
-                     `cargo xtask install-plugin`, or trust its signer with --trusted-key",
-                    self.manifest.id,
-                    self.library_path.display()
-                )
-            },
+        plugin_package::signature::verify_signature(
+            &self.library,
+            &signature,
+            trusted_keys,
+            &expected,
         )
+        .map_err(|e| {
+            anyhow!(
+                "plugin `{}`: {} fails verification: {e}; rebuild and reinstall it with \
+                     `cargo xtask install-plugin`, or trust its signer with --trusted-key",
+                self.manifest.id,
+                self.library_path.display()
+            )
+        })
     }
 
     /// The signed claims of the package, read without checking who signed them.

@@ -5,7 +5,8 @@
 use std::path::Path;
 
 use anyhow::{bail, Result};
-use plugin_host::{DependencyGraph, Manifest};
+use plugin_package::graph::DependencyGraph;
+use plugin_package::manifest::Manifest;
 
 use crate::locations;
 use crate::package::Package;

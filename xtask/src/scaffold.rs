@@ -13,7 +13,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use plugin_host::Manifest;
+use plugin_package::manifest::Manifest;
 
 use crate::artifacts::workspace_root;
 
@@ -145,7 +145,7 @@ serde_json = "1"
         );
         let manifest = format!(
             r#"# Manifest of plugin `{id}`: what the host reads before it loads the library.
-# Every field is documented on `plugin_host::Manifest` (plugin-host/src/manifest.rs,
+# Every field is documented on `plugin_package::manifest::Manifest` (plugin-host/src/manifest.rs,
 # or `cargo doc -p plugin-host --open`). `id` and `version` must match `ID` in
 # src/lib.rs and `version` in Cargo.toml: the library embeds both and the host checks.
 id = "{id}"
@@ -190,7 +190,7 @@ description = "Word the `echo` method puts before each payload."
 //!
 //! Where to read next: the SDK in `plugin-api` (`cargo doc -p plugin-api --open`,
 //! or plugin-api/src/lib.rs and sdk.rs), the manifest fields on
-//! `plugin_host::Manifest`, and ARCHITECTURE.md at the plugkit root.{category_hint}
+//! `plugin_package::manifest::Manifest`, and ARCHITECTURE.md at the plugkit root.{category_hint}
 
 use std::collections::BTreeMap;
 use std::sync::RwLock;

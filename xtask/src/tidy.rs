@@ -57,13 +57,31 @@ pub(crate) const UNSAFE_ALLOWED_DIRS: &[&str] = &[
     "tests/fixtures/hostile/",
 ];
 
+/// What the root of `plugin-host` may export: the embedding API. Everything
+/// else lives in named modules (`status`, `dispatch`, `hot_reload`,
+/// `tenancy`, `discovery`) or in the `plugin-package` crate (`package`).
+pub(crate) const HOST_ROOT_EXPORTS: &[&str] = &[
+    "Call",
+    "HostError",
+    "Host",
+    "HostConfig",
+    "LoadOptions",
+    "PluginHandle",
+    "Platform",
+    "PlatformConfig",
+    "PlatformError",
+    "package",
+];
+
 /// Modules that do no IO: tested with plain values.
 pub(crate) const PURE_MODULES: &[&str] = &[
-    "plugin-host/src/manifest.rs",
-    "plugin-host/src/graph.rs",
+    "plugin-package/src/manifest.rs",
+    "plugin-package/src/graph.rs",
+    "plugin-package/src/identity.rs",
+    "plugin-package/src/minisig.rs",
+    "plugin-package/src/signature.rs",
     "plugin-host/src/lifecycle.rs",
     "plugin-host/src/hooks.rs",
-    "plugin-host/src/elf.rs",
     "plugin-api/src/category.rs",
     "plugin-api/src/hooks.rs",
 ];
@@ -134,6 +152,9 @@ pub(crate) fn check(root: &Path) -> Result<Vec<String>> {
         check_pure(rel, text, &mut problems);
     }
     check_crate_roots_deny_unsafe(root, &files, &mut problems)?;
+    if let Some(lib) = files.get("plugin-host/src/lib.rs") {
+        check_host_root(lib, &mut problems);
+    }
     check_import_cycles(&files, &mut problems);
     check_frozen(root, &mut problems)?;
     Ok(problems)
@@ -305,6 +326,53 @@ fn check_pure(rel: &str, text: &str, problems: &mut Vec<String>) {
             ));
         }
     }
+}
+
+/// The names `plugin-host`'s root re-exports at top level (not inside a
+/// `pub mod { … }` block), each checked against [`HOST_ROOT_EXPORTS`].
+fn check_host_root(text: &str, problems: &mut Vec<String>) {
+    let mut depth = 0usize;
+    let mut statement = String::new();
+    for (line, code) in code_lines(text) {
+        if depth == 0 && (code.starts_with("pub use ") || !statement.is_empty()) {
+            statement.push_str(&code);
+            statement.push(' ');
+            if code.ends_with(';') {
+                let names = exported_names(&statement);
+                for name in names {
+                    if !HOST_ROOT_EXPORTS.contains(&name.as_str()) {
+                        problems.push(format!(
+                            "plugin-host/src/lib.rs:{line}: the root exports `{name}`; the root is \
+                             the embedding API only, put it in a named module"
+                        ));
+                    }
+                }
+                statement.clear();
+            }
+        }
+        depth += code.matches('{').count();
+        depth = depth.saturating_sub(code.matches('}').count());
+    }
+}
+
+/// `pub use a::{b, c as d};` → `b`, `d`.
+fn exported_names(statement: &str) -> Vec<String> {
+    let body = statement
+        .trim()
+        .trim_start_matches("pub use ")
+        .trim_end_matches([';', ' ']);
+    let list = match (body.find('{'), body.rfind('}')) {
+        (Some(open), Some(close)) => body[open + 1..close].to_owned(),
+        _ => body.to_owned(),
+    };
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|item| {
+            let item = item.rsplit(" as ").next().unwrap_or(item);
+            item.rsplit("::").next().unwrap_or(item).trim().to_owned()
+        })
+        .collect()
 }
 
 /// Crates whose root may omit `deny(unsafe_code)`: they hold allowed files.
@@ -665,10 +733,10 @@ mod tests {
     fn io_in_a_pure_module_is_caught() {
         check_planted(
             &[(
-                "plugin-host/src/graph.rs",
+                "plugin-package/src/graph.rs",
                 "//! Graph.\nfn g() { let _ = std::fs::read(\"x\"); }\n",
             )],
-            "plugin-host/src/graph.rs:2: `std::fs` in a pure module",
+            "plugin-package/src/graph.rs:2: `std::fs` in a pure module",
         );
     }
 
@@ -677,6 +745,18 @@ mod tests {
         check_planted(
             &[("demo/src/a.rs", "//! A.\npub fn a() { crate::b::b() }\n")],
             "demo: import cycle between modules a → b → a",
+        );
+    }
+
+    #[test]
+    fn a_host_root_export_outside_the_embedding_api_is_caught() {
+        check_planted(
+            &[(
+                "plugin-host/src/lib.rs",
+                "//! Host.\n#![deny(unsafe_code)]\npub use host::{Host, PluginStatus};\n\
+                 pub mod status {\n    pub use crate::host::PluginHealth;\n}\n",
+            )],
+            "plugin-host/src/lib.rs:3: the root exports `PluginStatus`",
         );
     }
 

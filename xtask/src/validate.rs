@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
-use plugin_host::Manifest;
+use plugin_package::manifest::Manifest;
 
 use crate::artifacts;
 use crate::keys;
@@ -140,7 +140,7 @@ fn check_library(library: &Path, manifest: Option<&Manifest>, problems: &mut Vec
             return;
         }
     };
-    match plugin_host::embedded_identity(&bytes) {
+    match plugin_package::signature::embedded_identity(&bytes) {
         Err(reason) => problems.push(format!(
             "{} is not a loadable plugkit library: {reason}",
             library.display()

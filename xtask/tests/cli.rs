@@ -9,7 +9,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use plugin_host::{Expected, Host, HostConfig, HostError, LoadOptions, TrustPolicy};
+use plugin_host::{Host, HostConfig, HostError, LoadOptions};
+use plugin_package::signature::{Expected, TrustPolicy};
 use tempfile::TempDir;
 
 fn workspace_root() -> PathBuf {
@@ -142,7 +143,7 @@ impl Env {
     }
 
     fn key_id(&self) -> String {
-        plugin_host::public_key_id(&self.public_key()).expect("key id")
+        plugin_package::minisig::public_key_id(&self.public_key()).expect("key id")
     }
 
     fn registry(&self) -> serde_json::Value {
@@ -686,8 +687,8 @@ fn inspect_after_crash(env: &Env, plugin_dir: &Path) -> Option<String> {
         serde_json::from_str::<serde_json::Value>(&text)
             .unwrap_or_else(|e| panic!("{} does not parse after a crash: {e}", registry.display()));
     }
-    let discovery = plugin_host::discover(&[plugin_dir.to_owned()], &|path| {
-        plugin_host::embedded_identity(&fs::read(path).map_err(|e| e.to_string())?)
+    let discovery = plugin_host::discovery::discover(&[plugin_dir.to_owned()], &|path| {
+        plugin_package::signature::embedded_identity(&fs::read(path).map_err(|e| e.to_string())?)
     });
     assert!(
         discovery.problems.is_empty(),
@@ -705,7 +706,7 @@ fn inspect_after_crash(env: &Env, plugin_dir: &Path) -> Option<String> {
     signature_path.push(".minisig");
     let signature = fs::read_to_string(PathBuf::from(signature_path)).expect("signature");
     let version = plugin.manifest.version.to_string();
-    plugin_host::verify_signature(
+    plugin_package::signature::verify_signature(
         &library,
         &signature,
         &[env.public_key()],
@@ -818,7 +819,7 @@ fn dev_rebuilds_an_edit_and_the_watching_host_swaps_it_in() {
     };
     assert_eq!(echo(&host), "hello world");
 
-    let mut options = plugin_host::LiveOptions::new(vec![env.plugin_dir()]);
+    let mut options = plugin_host::hot_reload::LiveOptions::new(vec![env.plugin_dir()]);
     options.event_log = Some(env.plugin_dir().join(".plugkit-live.jsonl"));
     let _live = host.watch(options).expect("watch");
 

@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use toml::Spanned;
 
-use crate::manifest::{ConfigSchema, ConfigType, Manifest, Position};
 use crate::tenancy::secrets::{Reference, SecretRef};
+use plugin_package::manifest::{ConfigSchema, ConfigType, Manifest, Position};
 
 /// What a redacted view shows instead of a sensitive or secret value.
 pub const REDACTED: &str = "<redacted>";
@@ -95,7 +95,7 @@ pub fn env_var_name(plugin: &str, key: &str) -> String {
 
 /// One declared key, in a form the installed-plugin registry can store.
 ///
-/// An adapter over [`crate::manifest::ConfigKey`]: the manifest's schema is
+/// An adapter over [`plugin_package::manifest::ConfigKey`]: the manifest's schema is
 /// built only by its parser and is not serializable, and the registry must
 /// describe a plugin without its manifest file at hand.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -120,7 +120,7 @@ pub(crate) struct Schema {
 mod config_type_serde {
     use serde::{Deserialize, Deserializer, Serializer};
 
-    use crate::manifest::ConfigType;
+    use plugin_package::manifest::ConfigType;
 
     pub(super) fn serialize<S: Serializer>(t: &ConfigType, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(t.as_str())
@@ -323,7 +323,7 @@ pub enum ConfigError {
     #[error(
         "tenant `{tenant}`: plugin `{plugin}`: cannot read {}: {source}; {}",
         path.display(),
-        crate::text_file::read_hint(source)
+        plugin_package::read::read_hint(source)
     )]
     Read {
         /// The plugin.
@@ -410,7 +410,7 @@ impl ConfigFile {
         tenant: &str,
     ) -> Result<Option<Self>, ConfigError> {
         let path = config_file_path(config_dir, plugin);
-        match crate::text_file::read_text(&path) {
+        match plugin_package::read::read_text(&path) {
             Ok(text) => Self::parse(plugin, tenant, &path, &text).map(Some),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(ConfigError::Read {

@@ -37,7 +37,7 @@ use serde_json::{Map, Value};
 
 use crate::error::HostError;
 use crate::host::{EventReport, Host};
-use crate::manifest::{ConfigType, Manifest};
+use plugin_package::manifest::{ConfigType, Manifest};
 
 pub use audit::{AuditAction, AuditEntry, AuditLog, AuditOutcome};
 pub use config::{

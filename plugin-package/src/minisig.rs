@@ -180,7 +180,7 @@ pub fn public_key_id(key: &str) -> Result<String, SignatureError> {
 }
 
 /// The base64 line of a public key given as that line or as `.pub` file text.
-pub(crate) fn public_key_line(key: &str) -> &str {
+pub fn public_key_line(key: &str) -> &str {
     key.lines()
         .map(str::trim)
         .find(|l| !l.is_empty() && !l.starts_with("untrusted comment:"))
@@ -192,16 +192,16 @@ fn key_id_hex(le_bytes: &[u8]) -> String {
 }
 
 /// A `.minisig` text's layout, read without verifying anything.
-pub(crate) struct SignatureLayout {
+pub struct SignatureLayout {
     /// As minisign prints it.
-    pub(crate) key_id: String,
+    pub key_id: String,
     /// Whether the algorithm is `Ed`, the legacy non-prehashed one.
-    pub(crate) legacy: bool,
+    pub legacy: bool,
 }
 
 /// Reads the layout of a `.minisig` text, telling apart each way it can be
 /// something other than a prehashed minisign signature. Pure.
-pub(crate) fn signature_layout(signature: &str) -> Result<SignatureLayout, SignatureError> {
+pub fn signature_layout(signature: &str) -> Result<SignatureLayout, SignatureError> {
     let malformed = |reason: &str| SignatureError::Malformed {
         reason: reason.to_owned(),
     };

@@ -10,7 +10,7 @@ use std::fmt;
 
 /// Why bytes are not a loadable shared object.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ElfProblem {
+pub struct ElfProblem {
     reason: String,
     /// A whole, intact file of another kind or for another machine: the fix
     /// is a different build, not a new copy.
@@ -19,7 +19,7 @@ pub(crate) struct ElfProblem {
 
 impl ElfProblem {
     /// Whether the file is intact but not a library for this host.
-    pub(crate) fn is_foreign(&self) -> bool {
+    pub fn is_foreign(&self) -> bool {
         self.foreign
     }
 }
@@ -121,7 +121,7 @@ struct Section {
 }
 
 /// A validated ELF image.
-pub(crate) struct Elf<'a> {
+pub struct Elf<'a> {
     bytes: &'a [u8],
     sections: Vec<Section>,
     names_index: usize,
@@ -130,7 +130,7 @@ pub(crate) struct Elf<'a> {
 impl<'a> Elf<'a> {
     /// Validates `bytes` as a complete 64-bit little-endian shared object for
     /// this machine whose headers and loadable segments all fit in the file.
-    pub(crate) fn parse(bytes: &'a [u8]) -> Result<Self, ElfProblem> {
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, ElfProblem> {
         let len = bytes.len() as u64;
         if bytes.len() < HEADER_LEN {
             return Err(problem(format!(
@@ -263,7 +263,7 @@ impl<'a> Elf<'a> {
     }
 
     /// The contents of the section called `name`, if there is one.
-    pub(crate) fn section(&self, name: &str) -> Option<&'a [u8]> {
+    pub fn section(&self, name: &str) -> Option<&'a [u8]> {
         let names = self.sections.get(self.names_index)?;
         let names = self.slice(names.offset, names.size)?;
         self.sections.iter().find_map(|s| {
@@ -286,7 +286,7 @@ impl<'a> Elf<'a> {
 }
 
 /// Reads the identity a plugin library embeds, without loading it.
-pub(crate) fn embedded_identity(bytes: &[u8]) -> Result<plugin_api::sdk::Identity, ElfProblem> {
+pub fn embedded_identity(bytes: &[u8]) -> Result<plugin_api::sdk::Identity, ElfProblem> {
     let elf = Elf::parse(bytes)?;
     let section = elf.section(".plugkit_info").ok_or_else(|| {
         problem(
@@ -295,6 +295,15 @@ pub(crate) fn embedded_identity(bytes: &[u8]) -> Result<plugin_api::sdk::Identit
     })?;
     plugin_api::sdk::parse_identity(section)
         .ok_or_else(|| problem("the .plugkit_info section is malformed"))
+}
+
+/// What a plugin library says about itself, read without running its code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmbeddedIdentity {
+    /// The plugin id the library was built as.
+    pub id: String,
+    /// The plugin version the library was built as.
+    pub version: semver::Version,
 }
 
 #[cfg(test)]

@@ -24,10 +24,9 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::hooks::HookKind;
-
 /// The file name the host looks for in each plugin folder.
-pub(crate) const MANIFEST_FILE_NAME: &str = "plugin.toml";
+/// The manifest's file name in a plugin folder.
+pub const MANIFEST_FILE_NAME: &str = "plugin.toml";
 
 /// A parsed and validated `plugin.toml`.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,6 +85,16 @@ impl Dependency {
     pub fn new(version: VersionReq, optional: bool) -> Self {
         Self { version, optional }
     }
+}
+
+/// Filters may change or veto a payload; events only observe it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HookKind {
+    /// Runs in order; may pass, replace or veto.
+    Filter,
+    /// Every subscriber is called; failures are isolated.
+    Event,
 }
 
 /// A capability a plugin declares in `permissions`.
@@ -263,7 +272,6 @@ impl ConfigKey {
 /// The `type` of a config key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "lowercase")]
-#[non_exhaustive]
 pub enum ConfigType {
     /// A string.
     String,
@@ -421,7 +429,7 @@ pub enum ManifestError {
     #[error(
         "cannot read plugin manifest {}: {source}; {}.",
         path.display(),
-        crate::text_file::read_hint(source)
+        crate::read::read_hint(source)
     )]
     Read {
         /// The manifest file.
@@ -532,7 +540,8 @@ impl Problems<'_> {
 impl Manifest {
     /// A manifest with `id` and `version` and defaults everywhere else, for
     /// tests and benchmarks that build plugin sets in code.
-    pub(crate) fn synthetic(id: &str, version: Version) -> Manifest {
+    #[doc(hidden)]
+    pub fn synthetic(id: &str, version: Version) -> Manifest {
         Manifest {
             path: PathBuf::from(format!("plugins/{id}/{MANIFEST_FILE_NAME}")),
             id: id.to_owned(),
@@ -557,7 +566,7 @@ impl Manifest {
 }
 
 /// Whether `id` is a valid plugin id: `^[a-z][a-z0-9-]{1,63}$`.
-pub(crate) fn is_valid_id(id: &str) -> bool {
+pub fn is_valid_id(id: &str) -> bool {
     let bytes = id.as_bytes();
     (2..=64).contains(&bytes.len())
         && bytes[0].is_ascii_lowercase()

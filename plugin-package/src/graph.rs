@@ -42,7 +42,7 @@ use crate::manifest::Manifest;
 
 /// Why one plugin must start before another.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) enum EdgeKind {
+pub enum EdgeKind {
     /// A required `[dependencies]` entry.
     Dependency,
     /// An optional `[dependencies]` entry whose plugin is installed.
@@ -403,12 +403,12 @@ impl DependencyGraph {
     }
 
     /// Backs [`Resolution::dependencies_of`].
-    pub(crate) fn dependencies_of(&self, id: &str) -> Vec<&str> {
+    pub fn dependencies_of(&self, id: &str) -> Vec<&str> {
         self.reachable(id, Incoming)
     }
 
     /// Backs [`Resolution::dependents_of`].
-    pub(crate) fn dependents_of(&self, id: &str) -> Vec<&str> {
+    pub fn dependents_of(&self, id: &str) -> Vec<&str> {
         self.reachable(id, Outgoing)
     }
 
@@ -464,7 +464,7 @@ impl DependencyGraph {
     }
 
     /// Backs [`Resolution::to_dot`].
-    pub(crate) fn to_dot(&self) -> String {
+    pub fn to_dot(&self) -> String {
         let mut out = String::from("digraph plugins {\n    node [shape=box];\n");
         for node in self.nodes_by_rank() {
             let data = self.node(node);
@@ -499,7 +499,7 @@ impl DependencyGraph {
     }
 
     /// Backs [`Resolution::to_json`].
-    pub(crate) fn to_json(&self) -> serde_json::Value {
+    pub fn to_json(&self) -> serde_json::Value {
         let nodes: Vec<serde_json::Value> = self
             .nodes_by_rank()
             .into_iter()

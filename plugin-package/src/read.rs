@@ -8,7 +8,7 @@ use std::path::Path;
 
 /// The file's text. Encoding problems are `InvalidData` errors whose
 /// message says what the bytes are.
-pub(crate) fn read_text(path: &Path) -> io::Result<String> {
+pub fn read_text(path: &Path) -> io::Result<String> {
     if path.is_dir() {
         return Err(io::Error::new(
             io::ErrorKind::IsADirectory,
@@ -20,7 +20,7 @@ pub(crate) fn read_text(path: &Path) -> io::Result<String> {
 }
 
 /// `bytes` as UTF-8 text without a leading byte-order mark. Pure.
-pub(crate) fn decode_text(bytes: Vec<u8>) -> Result<String, String> {
+pub fn decode_text(bytes: Vec<u8>) -> Result<String, String> {
     // With a byte-order mark, or without one: every other byte of ASCII
     // text saved as UTF-16 is zero.
     let zeros_at = |start: usize| {
@@ -52,7 +52,7 @@ pub(crate) fn decode_text(bytes: Vec<u8>) -> Result<String, String> {
 }
 
 /// What to do about a file that could not be read, by cause.
-pub(crate) fn read_hint(error: &io::Error) -> &'static str {
+pub fn read_hint(error: &io::Error) -> &'static str {
     match error.kind() {
         io::ErrorKind::NotFound => "create it or fix the path",
         io::ErrorKind::PermissionDenied => "give the host's user read access to it",

@@ -42,6 +42,10 @@ pub struct HostConfig {
     /// Unload a library once nothing from it is left (default true). See
     /// ARCHITECTURE.md for the contract a plugin keeps to be unloadable.
     pub unload_libraries: bool,
+    /// The `plugkit-runner` executable for plugins in process isolation;
+    /// when `None`, `PLUGKIT_RUNNER` or the directory of the current
+    /// executable (see ARCHITECTURE.md, isolation).
+    pub runner: Option<PathBuf>,
 }
 
 impl HostConfig {
@@ -51,6 +55,7 @@ impl HostConfig {
             runtime_dir: runtime_dir.into(),
             trust: TrustPolicy::AllowUnsigned,
             unload_libraries: true,
+            runner: None,
         }
     }
 
@@ -91,6 +96,10 @@ pub struct LoadOptions {
     pub manifest_path: Option<PathBuf>,
     /// Plugins it depends on (manifest `dependencies`); a reload cycles them.
     pub dependencies: Vec<String>,
+    /// Where the plugin's code runs (in the host, or in a sandboxed child).
+    pub isolation: crate::isolation::Isolation,
+    /// Limits, deadlines and restart policy when not in-process.
+    pub process: crate::isolation::ProcessOptions,
 }
 
 /// One loaded plugin: its lifecycle and its current version.
@@ -156,6 +165,8 @@ pub(crate) struct Inner {
     secrets: RwLock<BTreeMap<(String, String, String), String>>,
     /// Plugins in the order they were loaded, for stopping in reverse.
     started: Mutex<Vec<String>>,
+    /// The runner executable for process isolation, when configured.
+    runner: Option<PathBuf>,
 }
 
 /// The plugin host. Cheap to clone; all clones share one registry.
@@ -294,6 +305,7 @@ impl Host {
                 dispatch_generation: std::sync::atomic::AtomicU64::new(0),
                 secrets: RwLock::new(BTreeMap::new()),
                 started: Mutex::new(Vec::new()),
+                runner: config.runner,
             }),
         })
     }
@@ -331,6 +343,7 @@ impl Host {
             dependencies: RwLock::new(options.dependencies.clone()),
             reload_lock: Mutex::new(()),
         });
+        crate::isolation::attach(&slot);
         {
             let mut plugins = self.inner.plugins.write();
             if let Some(existing) = plugins.get(&id) {
@@ -416,7 +429,21 @@ impl Host {
                 return refuse(e);
             }
         }
-        let loaded = self.inner.loader.load(&staged)?;
+        // Isolation branch point (issue 13): the runner loads the library instead.
+        let loaded = match options.isolation {
+            crate::isolation::Isolation::InProcess => self.inner.loader.load(&staged)?,
+            mode => crate::isolation::load_isolated(
+                &staged,
+                mode,
+                options
+                    .permissions
+                    .iter()
+                    .map(|p| p.name().to_owned())
+                    .collect(),
+                options.process.clone(),
+                self.inner.runner.as_deref(),
+            )?,
+        };
         if let Some(expected) = &options.expected_id {
             if *expected != loaded.identity.id {
                 return Err(HostError::IdentityMismatch {

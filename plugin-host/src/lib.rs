@@ -23,6 +23,7 @@ mod error;
 mod graph;
 mod hooks;
 mod host;
+pub mod isolation;
 mod lifecycle;
 mod live;
 mod loader;
@@ -41,6 +42,7 @@ pub use host::{
     EmitSummary, EventReport, FilterError, FilteredPayload, HealthReport, Host, HostConfig,
     LoadOptions, PluginHandle, PluginHealth, PluginStatus,
 };
+pub use isolation::{Isolation, IsolationStatus, ProcessOptions};
 pub use lifecycle::{PluginState, Transition};
 pub use live::{LiveEvent, LiveOptions, LiveReload, OnStarted};
 pub use loader::{PinnedLibrary, PluginIdentity, UnloadStats};

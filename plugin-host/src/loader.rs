@@ -70,7 +70,8 @@ pub(crate) struct StagedLibrary {
 /// unloaded (if the host allows it), and `/proc/self/maps` is checked to
 /// confirm; a library glibc keeps mapped is reported, never a crash.
 pub(crate) struct Library {
-    raw: ManuallyDrop<RawLibrary>,
+    /// `None` for a library loaded by an isolated plugin's runner instead.
+    raw: Option<ManuallyDrop<RawLibrary>>,
     pub(crate) path: PathBuf,
     pub(crate) sha256: [u8; 32],
     label: String,
@@ -79,6 +80,10 @@ pub(crate) struct Library {
 
 impl Drop for Library {
     fn drop(&mut self) {
+        let Some(raw) = self.raw.as_mut() else {
+            // Mapped in a runner process, which unmaps it by exiting.
+            return;
+        };
         let Some(log) = self.unload.take() else {
             // Never unloaded: the mapping stays for the life of the process.
             return;
@@ -86,8 +91,21 @@ impl Drop for Library {
         // SAFETY: `Library` is only reachable through `Arc`s held by objects
         // from this library, which have all been dropped (field order in
         // `LoadedPlugin`), and the layout check kept no pointers into it.
-        unsafe { ManuallyDrop::drop(&mut self.raw) };
+        unsafe { ManuallyDrop::drop(raw) };
         log.record(&self.label, &self.path);
+    }
+}
+
+impl Library {
+    /// Stands for a library that an isolated plugin's runner loaded.
+    pub(crate) fn in_child(staged: &StagedLibrary) -> Self {
+        Self {
+            raw: None,
+            path: staged.path.clone(),
+            sha256: staged.sha256,
+            label: staged.label.clone(),
+            unload: None,
+        }
     }
 }
 
@@ -164,6 +182,8 @@ pub(crate) struct LoadedPlugin {
     pub(crate) instance: PluginInstance,
     pub(crate) identity: PluginIdentity,
     pub(crate) library: Arc<Library>,
+    /// The runner process serving this plugin, in process isolation.
+    pub(crate) isolation: Option<Arc<crate::isolation::ChildPlugin>>,
 }
 
 /// Stages and loads libraries from one private runtime directory.
@@ -192,6 +212,28 @@ impl Loader {
             runtime_dir,
             sequence: std::sync::atomic::AtomicU64::new(0),
             unload: unload.then(|| Arc::new(UnloadLog::default())),
+        })
+    }
+
+    /// The loader a runner process uses: no runtime directory (it loads
+    /// from an inherited fd) and no unloading (the process exits instead).
+    pub(crate) fn for_runner() -> Self {
+        Self {
+            runtime_dir: PathBuf::new(),
+            sequence: std::sync::atomic::AtomicU64::new(0),
+            unload: None,
+        }
+    }
+
+    /// Loads the library at `path` (a runner's `/proc/self/fd/N`) with the
+    /// same checks as [`Loader::load`].
+    pub(crate) fn load_path(&self, path: &Path, label: &str) -> Result<LoadedPlugin, HostError> {
+        self.load(&StagedLibrary {
+            source: path.to_owned(),
+            path: path.to_owned(),
+            sha256: [0; 32],
+            embedded: None,
+            label: label.to_owned(),
         })
     }
 
@@ -267,7 +309,7 @@ impl Loader {
             message: e.to_string(),
         })?;
         let library = Arc::new(Library {
-            raw: ManuallyDrop::new(raw),
+            raw: Some(ManuallyDrop::new(raw)),
             path: staged.path.clone(),
             sha256: staged.sha256,
             label: staged
@@ -278,17 +320,18 @@ impl Loader {
         });
         // SAFETY: the header is read from a library we keep loaded for as long
         // as anything from it exists (`library` travels with the instance).
-        let header = unsafe { lib_header_from_raw_library(&library.raw) }.map_err(|e| match e {
-            LibraryError::GetSymbolError { .. } => HostError::NotAPlugin {
-                plugin: label.clone(),
-                path: path.clone(),
-            },
-            other => HostError::Dlopen {
-                plugin: label.clone(),
-                path: path.clone(),
-                message: other.to_string(),
-            },
-        })?;
+        let header =
+            unsafe { lib_header_from_raw_library(&raw_of(&library)) }.map_err(|e| match e {
+                LibraryError::GetSymbolError { .. } => HostError::NotAPlugin {
+                    plugin: label.clone(),
+                    path: path.clone(),
+                },
+                other => HostError::Dlopen {
+                    plugin: label.clone(),
+                    path: path.clone(),
+                    message: other.to_string(),
+                },
+            })?;
 
         let host_api = <PluginModRef as RootModule>::VERSION_STRINGS;
         let plugin_api = header.version_strings();
@@ -354,7 +397,16 @@ impl Loader {
             instance,
             identity,
             library,
+            isolation: None,
         })
+    }
+}
+
+fn raw_of(library: &Library) -> &RawLibrary {
+    match &library.raw {
+        Some(raw) => raw,
+        // `load` builds the Library with `Some` just before asking for it.
+        None => unreachable!("a library loaded here always has its handle"),
     }
 }
 
@@ -365,6 +417,11 @@ pub(crate) fn call_error(
     call: Call,
     error: &plugin_api::PluginError,
 ) -> HostError {
+    // A proxy for an isolated plugin returns a failure of its process as a
+    // plugin error; the host error it stands for is more precise.
+    if let Some(isolated) = crate::isolation::take_failure(error) {
+        return isolated;
+    }
     match error {
         plugin_api::PluginError::Panicked { message } => HostError::CallPanicked {
             plugin: plugin.to_owned(),

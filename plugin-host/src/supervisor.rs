@@ -114,6 +114,9 @@ fn manifest_options(manifest: &Manifest) -> LoadOptions {
                 after: h.after.clone(),
             })
             .collect(),
+        // The daemon's per-plugin configuration sets these (issue 13).
+        isolation: Default::default(),
+        process: Default::default(),
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod foundation;
 mod hooks;
+mod isolation;
 mod reference;
 mod reload;
 mod resolution;

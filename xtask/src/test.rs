@@ -23,6 +23,11 @@ pub(crate) fn run(extra: &[String]) -> Result<()> {
         .args(["test", "--workspace"])
         .args(extra)
         .env("PLUGKIT_ARTIFACTS", &list)
+        .envs(
+            built
+                .get(artifacts::RUNNER)
+                .map(|runner| ("PLUGKIT_RUNNER", runner)),
+        )
         .status()
         .context("running cargo test")?;
     if !status.success() {

@@ -268,9 +268,9 @@ pub enum HostError {
         /// The signal number.
         signal: i32,
         /// Its name, e.g. `SIGSEGV`.
-        signal_name: String,
+        signal_name: &'static str,
         /// The last lines the plugin logged.
-        last_log: String,
+        last_log: Box<str>,
     },
 
     /// An isolated plugin's process was killed for exceeding its memory limit.
@@ -287,9 +287,9 @@ pub enum HostError {
         /// The call in flight.
         call: Call,
         /// Which limit was hit.
-        limit: String,
+        limit: &'static str,
         /// The last lines the plugin logged.
-        last_log: String,
+        last_log: Box<str>,
     },
 
     /// An isolated plugin's process exited on its own during a call.
@@ -308,7 +308,7 @@ pub enum HostError {
         /// The exit status.
         code: i32,
         /// The last lines the plugin logged.
-        last_log: String,
+        last_log: Box<str>,
     },
 
     /// An isolated plugin did not answer in time; its process was killed.
@@ -328,7 +328,7 @@ pub enum HostError {
         /// The deadline.
         deadline: std::time::Duration,
         /// The last lines the plugin logged.
-        last_log: String,
+        last_log: Box<str>,
     },
 
     /// An isolated plugin's process wrote something that is not a message.
@@ -345,9 +345,9 @@ pub enum HostError {
         /// The call in flight.
         call: Call,
         /// What was wrong.
-        detail: String,
+        detail: Box<str>,
         /// The last lines the plugin logged.
-        last_log: String,
+        last_log: Box<str>,
     },
 
     /// An isolated plugin crashed too often and is no longer restarted.

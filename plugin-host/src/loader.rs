@@ -321,7 +321,7 @@ impl Loader {
         // SAFETY: the header is read from a library we keep loaded for as long
         // as anything from it exists (`library` travels with the instance).
         let header =
-            unsafe { lib_header_from_raw_library(&raw_of(&library)) }.map_err(|e| match e {
+            unsafe { lib_header_from_raw_library(raw_of(&library)) }.map_err(|e| match e {
                 LibraryError::GetSymbolError { .. } => HostError::NotAPlugin {
                     plugin: label.clone(),
                     path: path.clone(),

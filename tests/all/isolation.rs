@@ -6,16 +6,18 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use plugin_host::{HookKind, Subscription};
+
 use plugin_host::{
     Host, HostConfig, HostError, Isolation, LoadOptions, Permission, PluginState, ProcessOptions,
 };
-use plugkit_tests::{artifacts, with_log_capture};
+use plugkit_tests::artifacts;
 use tempfile::TempDir;
 
 const TENANT: &str = "acme";
 
 struct World {
-    _dir: TempDir,
+    dir: TempDir,
     host: Host,
 }
 
@@ -24,7 +26,7 @@ fn host() -> World {
     let mut config = HostConfig::with_runtime_dir(dir.path().join("run"));
     config.runner = Some(artifacts().runner().to_owned());
     let host = Host::new(config).expect("host");
-    World { _dir: dir, host }
+    World { dir, host }
 }
 
 fn process_options() -> ProcessOptions {
@@ -67,6 +69,14 @@ struct Bystanders {
 }
 
 fn with_bystanders(process: ProcessOptions, hostile_config: &str) -> Bystanders {
+    with_bystanders_and(process, hostile_config, |_| {})
+}
+
+fn with_bystanders_and(
+    process: ProcessOptions,
+    hostile_config: &str,
+    extra: impl FnOnce(&mut LoadOptions),
+) -> Bystanders {
     let world = host();
     start(
         &world.host,
@@ -84,18 +94,33 @@ fn with_bystanders(process: ProcessOptions, hostile_config: &str) -> Bystanders 
         process_options(),
         "{}",
     );
-    let hostile = start(
-        &world.host,
-        "fixture-hostile",
-        Isolation::Process,
-        &[],
+    let mut options = LoadOptions {
+        isolation: Isolation::Process,
         process,
-        hostile_config,
-    );
+        config_json: Some(hostile_config.to_owned()),
+        ..LoadOptions::default()
+    };
+    extra(&mut options);
+    let hostile = world
+        .host
+        .load(artifacts().library("fixture-hostile"), options)
+        .expect("load hostile");
     Bystanders { world, hostile }
 }
 
 impl Bystanders {
+    /// Initializes the hostile plugin and activates it for the tenant.
+    fn ready(&self) {
+        self.world
+            .host
+            .initialize(&self.hostile)
+            .expect("initialize");
+        self.world
+            .host
+            .activate(&self.hostile, TENANT, "{}")
+            .expect("activate");
+    }
+
     fn call(&self, method: &str, payload: &[u8]) -> Result<Vec<u8>, HostError> {
         self.world
             .host
@@ -122,6 +147,7 @@ impl Bystanders {
 #[test]
 fn isolated_plugin_serves_calls_and_host_services() {
     let b = with_bystanders(process_options(), "{}");
+    b.ready();
     assert_eq!(b.call("echo", b"hello").unwrap(), b"hello");
     // `store` goes back to the host's state store: refused without the permission.
     let err = b.call("store", b"x").unwrap_err();
@@ -142,6 +168,7 @@ fn isolated_plugin_serves_calls_and_host_services() {
 #[test]
 fn null_pointer_write_is_a_crash_of_the_plugin_only() {
     let b = with_bystanders(process_options(), "{}");
+    b.ready();
     let err = b.call("segv", b"").unwrap_err();
     match &err {
         HostError::ChildCrashed {
@@ -153,10 +180,281 @@ fn null_pointer_write_is_a_crash_of_the_plugin_only() {
         } => {
             assert_eq!(plugin, "hostile");
             assert_eq!(tenant, TENANT);
-            assert_eq!(signal_name, "SIGSEGV");
+            assert_eq!(*signal_name, "SIGSEGV");
             assert!(last_log.contains("hostile: about to segv"), "{last_log}");
         }
         other => panic!("expected ChildCrashed, got {other}"),
     }
     b.assert_everyone_serves();
+}
+
+fn short_deadline() -> ProcessOptions {
+    ProcessOptions {
+        call_deadline: Duration::from_millis(300),
+        lifecycle_deadline: Duration::from_millis(1500),
+        ..ProcessOptions::default()
+    }
+}
+
+fn assert_crash(err: &HostError, signals: &[&str], log_line: &str) {
+    match err {
+        HostError::ChildCrashed {
+            plugin,
+            tenant,
+            signal_name,
+            last_log,
+            ..
+        } => {
+            assert_eq!(plugin, "hostile");
+            assert_eq!(tenant, TENANT);
+            assert!(signals.contains(signal_name), "{err}");
+            assert!(last_log.contains(log_line), "{last_log}");
+        }
+        other => panic!("expected ChildCrashed, got {other}"),
+    }
+}
+
+#[test]
+fn abort_is_a_crash_of_the_plugin_only() {
+    let b = with_bystanders(process_options(), "{}");
+    b.ready();
+    let err = b.call("abort", b"").unwrap_err();
+    assert_crash(&err, &["SIGABRT"], "hostile: about to abort");
+    b.assert_everyone_serves();
+}
+
+#[test]
+fn stack_overflow_is_a_crash_of_the_plugin_only() {
+    let b = with_bystanders(process_options(), "{}");
+    b.ready();
+    let err = b.call("stack-overflow", b"").unwrap_err();
+    // Rust's guard page handler reports the overflow on stderr, then aborts.
+    assert_crash(&err, &["SIGABRT", "SIGSEGV"], "overflowed its stack");
+    b.assert_everyone_serves();
+}
+
+#[test]
+fn endless_loop_in_a_call_misses_its_deadline() {
+    let b = with_bystanders(short_deadline(), "{}");
+    b.ready();
+    let started = Instant::now();
+    let err = b.call("spin", b"").unwrap_err();
+    assert!(
+        matches!(&err, HostError::DeadlineExceeded { plugin, tenant, deadline, .. }
+            if plugin == "hostile" && tenant == TENANT && *deadline == Duration::from_millis(300)),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the caller was held"
+    );
+    assert!(err.to_string().contains("hostile: about to spin"), "{err}");
+    b.assert_everyone_serves();
+}
+
+#[test]
+fn endless_loop_in_a_hook_misses_its_deadline() {
+    let b = with_bystanders_and(short_deadline(), "{}", |o| {
+        o.hooks = vec![Subscription {
+            plugin: String::new(),
+            hook: "hostile.spin".to_owned(),
+            priority: 0,
+            kind: HookKind::Event,
+            before: Vec::new(),
+            after: Vec::new(),
+        }];
+    });
+    b.ready();
+    let report = b
+        .world
+        .host
+        .fire_event(TENANT, "hostile.spin", "application/json", b"{}")
+        .expect("no cycle");
+    assert_eq!(report.failures.len(), 1, "{report:?}");
+    let (plugin, message) = &report.failures[0];
+    assert_eq!(plugin, "hostile");
+    assert!(message.contains("missed its 300ms deadline"), "{message}");
+    b.assert_everyone_serves();
+}
+
+#[test]
+fn endless_loop_in_initialize_fails_the_plugin() {
+    let b = with_bystanders(short_deadline(), r#"{"spin_in_initialize": true}"#);
+    let err = b.world.host.initialize(&b.hostile).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            HostError::DeadlineExceeded {
+                call: plugin_host::Call::Initialize,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(b.world.host.state("hostile"), Some(PluginState::Failed));
+    let echo = b.world.host.plugin("tenant-echo").expect("tenant-echo");
+    echo.invoke(TENANT, "tenants", b"")
+        .expect("in-process plugin serves");
+}
+
+#[test]
+fn allocation_past_the_memory_limit_is_an_out_of_memory_kill() {
+    let b = with_bystanders(
+        ProcessOptions {
+            memory_mb: Some(64),
+            ..process_options()
+        },
+        "{}",
+    );
+    b.ready();
+    let status = b.world.host.isolation_status("hostile").expect("isolated");
+    let cgroup = status
+        .sandbox
+        .iter()
+        .any(|l| l.starts_with("memory: cgroup v1 limit 64 MiB"));
+    let err = b.call("allocate", b"512").unwrap_err();
+    if cgroup {
+        assert!(
+            matches!(&err, HostError::ChildOutOfMemory { plugin, .. } if plugin == "hostile"),
+            "{err}"
+        );
+    } else {
+        // The address-space fallback: the allocation fails and Rust aborts.
+        assert_crash(&err, &["SIGABRT"], "memory allocation of");
+    }
+    b.assert_everyone_serves();
+}
+
+#[test]
+fn spawning_a_process_without_permission_is_refused() {
+    let b = with_bystanders(process_options(), "{}");
+    b.ready();
+    let err = b.call("spawn", b"").unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("spawn refused") && text.contains("Operation not permitted"),
+        "{text}"
+    );
+    b.assert_everyone_serves();
+}
+
+#[test]
+fn connecting_to_the_network_without_permission_is_refused() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let address = listener.local_addr().expect("address").to_string();
+    let b = with_bystanders(process_options(), "{}");
+    b.ready();
+    let err = b.call("connect", address.as_bytes()).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("connect refused") && text.contains("Permission denied"),
+        "{text}"
+    );
+    assert!(
+        matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the listener saw a connection"
+    );
+    b.assert_everyone_serves();
+}
+
+#[test]
+fn connecting_with_network_permission_reaches_the_listener() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    let address = listener.local_addr().expect("address").to_string();
+    let b = with_bystanders_and(process_options(), "{}", |o| {
+        o.permissions.insert(Permission::NetworkOutbound);
+    });
+    b.ready();
+    assert_eq!(b.call("connect", address.as_bytes()).unwrap(), b"connected");
+}
+
+#[test]
+fn reading_the_host_state_directory_is_refused() {
+    let b = with_bystanders(process_options(), "{}");
+    b.ready();
+    let secret = b.world.dir.path().join("state-secret.json");
+    std::fs::write(&secret, "{\"token\": \"do not read\"}").expect("write");
+    let err = b
+        .call("read", secret.to_string_lossy().as_bytes())
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("read refused") && text.contains("Permission denied"),
+        "{text}"
+    );
+    assert!(!text.contains("do not read"));
+    b.assert_everyone_serves();
+}
+
+#[test]
+fn exit_in_the_middle_of_a_call_is_an_unexpected_exit() {
+    let b = with_bystanders(process_options(), "{}");
+    b.ready();
+    let err = b.call("exit", b"").unwrap_err();
+    assert!(
+        matches!(&err, HostError::ChildExited { plugin, code: 0, .. } if plugin == "hostile"),
+        "{err}"
+    );
+    b.assert_everyone_serves();
+}
+
+#[test]
+fn garbage_on_the_channel_kills_the_plugin() {
+    let b = with_bystanders(process_options(), "{}");
+    b.ready();
+    let err = b.call("garbage", b"").unwrap_err();
+    assert!(
+        matches!(&err, HostError::ChannelGarbage { plugin, detail, .. }
+            if plugin == "hostile" && detail.contains("undecodable reply")),
+        "{err}"
+    );
+    b.assert_everyone_serves();
+}
+
+#[test]
+fn a_crash_loop_ends_in_quarantine_until_released() {
+    let b = with_bystanders(
+        ProcessOptions {
+            max_crashes: 3,
+            ..process_options()
+        },
+        r#"{"crash_after_initialize_ms": 30}"#,
+    );
+    b.ready();
+    let host = &b.world.host;
+    let until = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        let status = host.isolation_status("hostile").expect("isolated");
+        if status.quarantined.is_some() || Instant::now() > until {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let reason = status.quarantined.expect("quarantined within 20 s");
+    assert!(reason.contains("3 crashes"), "{reason}");
+    assert_eq!(host.state("hostile"), Some(PluginState::Failed));
+    let health = host.health();
+    let hostile = health
+        .plugins
+        .iter()
+        .find(|p| p.plugin == "hostile")
+        .expect("in report");
+    assert_eq!(hostile.status, plugin_api::HealthStatus::Unhealthy);
+    let err = b.call("echo", b"x").unwrap_err();
+    assert!(
+        matches!(&err, HostError::Quarantined { plugin, .. } if plugin == "hostile"),
+        "{err}"
+    );
+    let echo = host.plugin("tenant-echo").expect("tenant-echo");
+    echo.invoke(TENANT, "tenants", b"")
+        .expect("in-process plugin serves");
+
+    host.release_quarantine("hostile").expect("release");
+    assert_eq!(host.state("hostile"), Some(PluginState::Active));
+    assert!(host
+        .isolation_status("hostile")
+        .expect("isolated")
+        .quarantined
+        .is_none());
 }

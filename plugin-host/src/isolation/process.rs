@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufRead, BufReader};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, OnceLock, Weak};
@@ -42,13 +42,16 @@ const LOG_TAIL: usize = 12;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Death {
     Signal(i32),
-    OutOfMemory(String),
+    OutOfMemory(&'static str),
     Exited(i32),
     Deadline(Duration),
     Garbage(String),
     /// Stopped by the host (cleanup, unload, release).
     Stopped,
 }
+
+type OnDeath = Box<dyn FnOnce(Death) + Send>;
+pub(crate) type OnQuarantine = Box<dyn Fn(&str) + Send + Sync>;
 
 /// One child process and its channel.
 pub(crate) struct Generation {
@@ -60,7 +63,9 @@ pub(crate) struct Generation {
     reaped: Mutex<bool>,
     reaped_cv: Condvar,
     cgroups: Vec<PathBuf>,
-    on_death: Mutex<Option<Box<dyn FnOnce(Death) + Send>>>,
+    on_death: Mutex<Option<OnDeath>>,
+    /// Signalled when the child's stderr reached its end.
+    stderr_done: Mutex<Option<mpsc::Receiver<()>>>,
 }
 
 impl Generation {
@@ -80,7 +85,7 @@ impl Generation {
     }
 
     /// Runs `f` once the child is reaped (at once when it already is).
-    fn on_death(&self, f: Box<dyn FnOnce(Death) + Send>) {
+    fn on_death(&self, f: OnDeath) {
         let mut slot = self.on_death.lock();
         if *self.reaped.lock() {
             drop(slot);
@@ -122,14 +127,14 @@ pub(crate) struct ChildPlugin {
     tenants: Mutex<BTreeMap<String, String>>,
     initialized: AtomicBool,
     stopping: AtomicBool,
-    log_tail: Mutex<VecDeque<String>>,
+    log_tail: LogTail,
     crashes: Mutex<VecDeque<Instant>>,
     pub(crate) restarts: AtomicU64,
     spawned: AtomicU64,
     pub(crate) sandbox: Mutex<Vec<String>>,
     pub(crate) identity: WireIdentity,
     pub(crate) extensions: Extensions,
-    on_quarantine: Mutex<Option<Box<dyn Fn(&str) + Send + Sync>>>,
+    on_quarantine: Mutex<Option<OnQuarantine>>,
     this: Weak<ChildPlugin>,
 }
 
@@ -142,7 +147,16 @@ impl ChildPlugin {
         permissions: Vec<String>,
         options: ProcessOptions,
     ) -> Result<Arc<Self>, HostError> {
-        let first = spawn_generation(label, &runner, &library, &permissions, &options, 0)?;
+        let log_tail = LogTail::default();
+        let first = spawn_generation(
+            label,
+            &runner,
+            &library,
+            &permissions,
+            &options,
+            0,
+            &log_tail,
+        )?;
         let (generation, identity, extensions, sandbox) = first;
         let child = Arc::new_cyclic(|this| Self {
             plugin: identity.id.clone(),
@@ -160,7 +174,7 @@ impl ChildPlugin {
             tenants: Mutex::new(BTreeMap::new()),
             initialized: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
-            log_tail: Mutex::new(VecDeque::new()),
+            log_tail,
             crashes: Mutex::new(VecDeque::new()),
             restarts: AtomicU64::new(0),
             spawned: AtomicU64::new(1),
@@ -174,7 +188,7 @@ impl ChildPlugin {
         Ok(child)
     }
 
-    pub(crate) fn set_on_quarantine(&self, f: Box<dyn Fn(&str) + Send + Sync>) {
+    pub(crate) fn set_on_quarantine(&self, f: OnQuarantine) {
         *self.on_quarantine.lock() = Some(f);
     }
 
@@ -191,20 +205,7 @@ impl ChildPlugin {
     }
 
     pub(crate) fn last_log(&self) -> String {
-        let tail = self.log_tail.lock();
-        if tail.is_empty() {
-            "(nothing)".to_owned()
-        } else {
-            tail.iter().cloned().collect::<Vec<_>>().join("\n")
-        }
-    }
-
-    fn remember(&self, line: String) {
-        let mut tail = self.log_tail.lock();
-        if tail.len() == LOG_TAIL {
-            tail.pop_front();
-        }
-        tail.push_back(line);
+        self.log_tail.text()
     }
 
     /// Hands this generation's death to the supervisor.
@@ -298,6 +299,7 @@ impl ChildPlugin {
             &self.permissions,
             &self.options,
             n,
+            &self.log_tail,
         )?;
         *self.sandbox.lock() = sandbox;
         self.current.lock().generation = Some(generation.clone());
@@ -391,7 +393,13 @@ impl ChildPlugin {
                 });
             }
             if current.ready {
-                if let Some(g) = &current.generation {
+                // A generation that has died but is not yet replaced is skipped:
+                // its watcher is about to clear it and start the next one.
+                if let Some(g) = current
+                    .generation
+                    .as_ref()
+                    .filter(|g| g.death.lock().is_none())
+                {
                     return Ok(g.clone());
                 }
             }
@@ -401,7 +409,7 @@ impl ChildPlugin {
                     tenant: tenant.to_owned(),
                     call,
                     code: 0,
-                    last_log: "(the plugin was stopped)".to_owned(),
+                    last_log: "(the plugin was stopped)".into(),
                 });
             }
             if self.changed.wait_until(&mut current, deadline).timed_out() {
@@ -413,7 +421,8 @@ impl ChildPlugin {
                     last_log: format!(
                         "(the plugin process was restarting and did not come back in time)\n{}",
                         self.last_log()
-                    ),
+                    )
+                    .into(),
                 });
             }
         }
@@ -449,7 +458,7 @@ impl ChildPlugin {
                 tenant: tenant.to_owned(),
                 call,
                 deadline,
-                last_log: "(waited for the plugin's previous call the whole time)".to_owned(),
+                last_log: "(waited for the plugin's previous call the whole time)".into(),
             });
         };
         if let Some(death) = generation.death.lock().clone() {
@@ -560,8 +569,8 @@ impl ChildPlugin {
                 plugin: self.plugin.clone(),
                 tenant: tenant.to_owned(),
                 call: Call::Service,
-                detail,
-                last_log: self.last_log(),
+                detail: detail.into(),
+                last_log: self.last_log().into(),
             },
         };
         super::stash(err)
@@ -570,7 +579,7 @@ impl ChildPlugin {
     fn death_error(&self, death: Death, tenant: &str, call: Call) -> HostError {
         let plugin = self.plugin.clone();
         let tenant = tenant.to_owned();
-        let last_log = self.last_log();
+        let last_log: Box<str> = self.last_log().into();
         match death {
             Death::Signal(signal) => HostError::ChildCrashed {
                 plugin,
@@ -599,7 +608,7 @@ impl ChildPlugin {
                 tenant,
                 call,
                 code: 0,
-                last_log: "(stopped by the host)".to_owned(),
+                last_log: "(stopped by the host)".into(),
             },
             Death::Deadline(deadline) => HostError::DeadlineExceeded {
                 plugin,
@@ -612,7 +621,7 @@ impl ChildPlugin {
                 plugin,
                 tenant,
                 call,
-                detail,
+                detail: detail.into(),
                 last_log,
             },
         }
@@ -637,7 +646,7 @@ impl ChildPlugin {
                     _ => LogLevel::Error,
                 };
                 if level >= LogLevel::Info {
-                    self.remember(message.clone());
+                    self.log_tail.push(message.clone());
                 }
                 s.log(level, RStr::from_str(&message));
                 CallbackReply::Logged
@@ -746,18 +755,19 @@ pub(crate) fn describe(death: &Death) -> String {
     }
 }
 
-fn signal_name(signal: i32) -> String {
+fn signal_name(signal: i32) -> &'static str {
     match signal {
-        libc::SIGSEGV => "SIGSEGV".into(),
-        libc::SIGABRT => "SIGABRT".into(),
-        libc::SIGKILL => "SIGKILL".into(),
-        libc::SIGBUS => "SIGBUS".into(),
-        libc::SIGILL => "SIGILL".into(),
-        libc::SIGFPE => "SIGFPE".into(),
-        libc::SIGXCPU => "SIGXCPU".into(),
-        libc::SIGSYS => "SIGSYS".into(),
-        libc::SIGTERM => "SIGTERM".into(),
-        other => format!("signal {other}"),
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGILL => "SIGILL",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGXCPU => "SIGXCPU",
+        libc::SIGSYS => "SIGSYS",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGTRAP => "SIGTRAP",
+        _ => "another signal (see `signal`)",
     }
 }
 
@@ -794,7 +804,7 @@ fn reap(generation: &Generation) -> Death {
         if code == libc::CLD_EXITED {
             Death::Exited(status)
         } else if status == libc::SIGKILL && oom_killed(&generation.cgroups) {
-            Death::OutOfMemory("cgroup memory limit".to_owned())
+            Death::OutOfMemory("cgroup memory limit")
         } else {
             Death::Signal(status)
         }
@@ -802,6 +812,12 @@ fn reap(generation: &Generation) -> Death {
     {
         let mut death = generation.death.lock();
         death.get_or_insert(observed);
+    }
+    // The last words (a panic message, "overflowed its stack") arrive on
+    // stderr just before the end: wait for the pipe to close, briefly.
+    let done = generation.stderr_done.lock().take();
+    if let Some(done) = done {
+        let _ = done.recv_timeout(Duration::from_millis(250));
     }
     for dir in &generation.cgroups {
         let _ = std::fs::remove_dir(dir);
@@ -824,21 +840,46 @@ fn oom_killed(cgroups: &[PathBuf]) -> bool {
     })
 }
 
+/// The last lines a plugin logged (through the host or on stderr), shared
+/// by every generation of one plugin.
+#[derive(Clone, Default)]
+pub(crate) struct LogTail(Arc<Mutex<VecDeque<String>>>);
+
+impl LogTail {
+    fn push(&self, line: String) {
+        let mut tail = self.0.lock();
+        if tail.len() == LOG_TAIL {
+            tail.pop_front();
+        }
+        tail.push_back(line);
+    }
+
+    fn text(&self) -> String {
+        let tail = self.0.lock();
+        if tail.is_empty() {
+            "(nothing)".to_owned()
+        } else {
+            tail.iter().cloned().collect::<Vec<_>>().join("\n")
+        }
+    }
+}
+
 type Spawned = (Arc<Generation>, WireIdentity, Extensions, Vec<String>);
 
 /// Spawns a runner, hands it the library and limits, and waits until it has
 /// loaded the library (or refused).
 fn spawn_generation(
     label: &str,
-    runner: &PathBuf,
+    runner: &Path,
     library: &OwnedFd,
     permissions: &[String],
     options: &ProcessOptions,
     serial: u64,
+    log_tail: &LogTail,
 ) -> Result<Spawned, HostError> {
     let failed = |reason: String| HostError::RunnerFailed {
         plugin: label.to_owned(),
-        runner: runner.clone(),
+        runner: runner.to_owned(),
         reason,
     };
     let channel = Channel::create(PROTOCOL_VERSION)
@@ -883,9 +924,12 @@ fn spawn_generation(
         reaped_cv: Condvar::new(),
         cgroups: cgroups.dirs.clone(),
         on_death: Mutex::new(None),
+        stderr_done: Mutex::new(None),
     });
     let (lines_tx, lines_rx) = mpsc::channel::<String>();
-    forward_stderr(label, stderr, lines_tx);
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    *generation.stderr_done.lock() = Some(done_rx);
+    forward_stderr(label, stderr, lines_tx, done_tx, log_tail.clone());
     {
         let g = generation.clone();
         std::thread::Builder::new()
@@ -904,7 +948,9 @@ fn spawn_generation(
     }
     let until = Instant::now() + options.lifecycle_deadline;
     match handshake(&generation, &hello, until) {
-        Ok((identity, extensions, sandbox)) => {
+        Ok((identity, extensions, runner_lines)) => {
+            let mut sandbox = cgroups.report.clone();
+            sandbox.extend(runner_lines);
             for line in &sandbox {
                 tracing::info!(plugin = %identity.id, pid, "sandbox: {line}");
             }
@@ -923,7 +969,7 @@ fn spawn_generation(
             if refused != 0 {
                 return Err(HostError::RunnerProtocolMismatch {
                     plugin: label.to_owned(),
-                    runner: runner.clone(),
+                    runner: runner.to_owned(),
                     host_protocol: PROTOCOL_VERSION,
                     runner_protocol: refused,
                 });
@@ -951,40 +997,38 @@ fn handshake(
     let n = wire::encode(&Request::Hello(hello.clone()), channel.buffer())
         .map_err(|e| format!("encoding the hello: {e}"))?;
     channel.send(n, shm::REQUEST);
-    loop {
-        match channel.wait_while(&[shm::REQUEST], Some(until)) {
-            Wait::State(shm::RESPONSE) => {
-                let reply = channel
-                    .message()
-                    .map(wire::decode::<Reply>)
-                    .ok_or("reply length beyond the channel")?
-                    .map_err(|e| format!("undecodable handshake reply: {e}"))?;
-                channel.publish(shm::IDLE);
-                return match reply {
-                    Reply::Ready {
-                        identity,
-                        extensions,
-                        sandbox,
-                    } => Ok((identity, extensions, sandbox)),
-                    Reply::Refused { message } => Err(format!("the runner refused: {message}")),
-                    other => Err(format!("unexpected handshake reply {other:?}")),
-                };
-            }
-            Wait::State(shm::REFUSED) => {
-                return Err("the runner speaks another protocol".to_owned())
-            }
-            Wait::State(shm::DEAD) => {
-                return Err("the runner exited during the handshake".to_owned())
-            }
-            Wait::State(other) => return Err(format!("unknown channel state {other:#x}")),
-            Wait::TimedOut => {
-                return Err("the runner did not answer the handshake in time".to_owned())
+    match channel.wait_while(&[shm::REQUEST], Some(until)) {
+        Wait::State(shm::RESPONSE) => {
+            let reply = channel
+                .message()
+                .map(wire::decode::<Reply>)
+                .ok_or("reply length beyond the channel")?
+                .map_err(|e| format!("undecodable handshake reply: {e}"))?;
+            channel.publish(shm::IDLE);
+            match reply {
+                Reply::Ready {
+                    identity,
+                    extensions,
+                    sandbox,
+                } => Ok((identity, extensions, sandbox)),
+                Reply::Refused { message } => Err(format!("the runner refused: {message}")),
+                other => Err(format!("unexpected handshake reply {other:?}")),
             }
         }
+        Wait::State(shm::REFUSED) => Err("the runner speaks another protocol".to_owned()),
+        Wait::State(shm::DEAD) => Err("the runner exited during the handshake".to_owned()),
+        Wait::State(other) => Err(format!("unknown channel state {other:#x}")),
+        Wait::TimedOut => Err("the runner did not answer the handshake in time".to_owned()),
     }
 }
 
-fn forward_stderr(plugin: &str, stderr: OwnedFd, lines: mpsc::Sender<String>) {
+fn forward_stderr(
+    plugin: &str,
+    stderr: OwnedFd,
+    lines: mpsc::Sender<String>,
+    done: mpsc::Sender<()>,
+    tail: LogTail,
+) {
     let plugin = plugin.to_owned();
     let _ = std::thread::Builder::new()
         .name(format!("plugkit-stderr-{plugin}"))
@@ -993,8 +1037,10 @@ fn forward_stderr(plugin: &str, stderr: OwnedFd, lines: mpsc::Sender<String>) {
             for line in reader.lines() {
                 let Ok(line) = line else { break };
                 tracing::warn!(target: "plugin", plugin = %plugin, "stderr: {line}");
+                tail.push(format!("stderr: {line}"));
                 let _ = lines.send(line);
             }
+            let _ = done.send(());
         });
 }
 
@@ -1008,7 +1054,7 @@ struct SpawnJob {
 /// Spawns on the host's one spawner thread, which never exits, so the
 /// children's parent-death signal fires only when the host process dies.
 fn spawn_on_spawner_thread(
-    runner: &PathBuf,
+    runner: &Path,
     library: i32,
     channel: i32,
 ) -> std::io::Result<(i32, OwnedFd)> {
@@ -1033,7 +1079,7 @@ fn spawn_on_spawner_thread(
     sender
         .lock()
         .send(SpawnJob {
-            runner: runner.clone(),
+            runner: runner.to_owned(),
             library,
             channel,
             reply,
@@ -1044,7 +1090,7 @@ fn spawn_on_spawner_thread(
         .map_err(|_| std::io::Error::other("the spawner thread is gone"))?
 }
 
-fn spawn_runner(runner: &PathBuf, library: i32, channel: i32) -> std::io::Result<(i32, OwnedFd)> {
+fn spawn_runner(runner: &Path, library: i32, channel: i32) -> std::io::Result<(i32, OwnedFd)> {
     let mut cmd = Command::new(runner);
     cmd.env_clear()
         .stdin(Stdio::null())

@@ -458,3 +458,82 @@ fn a_crash_loop_ends_in_quarantine_until_released() {
         .quarantined
         .is_none());
 }
+
+/// Open fds and live child processes of this process.
+fn fds_and_children() -> (usize, usize) {
+    let fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count());
+    let me = std::process::id().to_string();
+    let children = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("status")).is_ok_and(|s| {
+                s.lines()
+                    .any(|l| l.strip_prefix("PPid:").is_some_and(|p| p.trim() == me))
+            })
+        })
+        .count();
+    (fds, children)
+}
+
+/// Runs in a process of its own (the test re-executes this binary with only
+/// itself selected), so other tests' fds and children do not blur the count.
+#[test]
+fn hundred_crash_restart_cycles_leak_no_fds_and_no_children() {
+    const SOLO: &str = "PLUGKIT_ISOLATION_LEAK_SOLO";
+    let name = "isolation::hundred_crash_restart_cycles_leak_no_fds_and_no_children";
+    if std::env::var_os(SOLO).is_none() {
+        let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
+            .args(["--exact", name, "--nocapture", "--test-threads=1"])
+            .env(SOLO, "1")
+            .output()
+            .expect("re-running the test alone");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "the solo run failed:\n{text}");
+        assert!(text.contains("1 passed"), "the solo run did not run the test:\n{text}");
+        return;
+    }
+    let world = host();
+    let options = LoadOptions {
+        isolation: Isolation::Process,
+        process: ProcessOptions {
+            max_crashes: 1000,
+            restart_backoff: Duration::ZERO,
+            ..process_options()
+        },
+        ..LoadOptions::default()
+    };
+    let id = world
+        .host
+        .load(artifacts().library("fixture-hostile"), options)
+        .expect("load");
+    world.host.initialize(&id).expect("initialize");
+    world.host.activate(&id, TENANT, "{}").expect("activate");
+    let handle = world.host.plugin(&id).expect("handle");
+    // One full cycle first, so lazily started threads and files are counted.
+    let _ = handle.invoke(TENANT, "segv", b"");
+    handle.invoke(TENANT, "echo", b"warm").expect("serving after the first restart");
+    let before = fds_and_children();
+    assert_eq!(before.1, 1, "exactly the serving runner is our child");
+    for cycle in 0..100 {
+        let err = handle.invoke(TENANT, "segv", b"").unwrap_err();
+        assert!(matches!(err, HostError::ChildCrashed { .. }), "cycle {cycle}: {err}");
+        handle
+            .invoke(TENANT, "echo", b"x")
+            .unwrap_or_else(|e| panic!("cycle {cycle}: not serving after restart: {e}"));
+    }
+    let status = world.host.isolation_status(&id).expect("isolated");
+    assert_eq!(status.restarts, 101);
+    // The last generation's threads end just after its replacement serves.
+    let until = Instant::now() + Duration::from_secs(5);
+    let mut after = fds_and_children();
+    while after != before && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+        after = fds_and_children();
+    }
+    assert_eq!(after, before, "(fds, children) before and after 100 crash/restart cycles");
+    world.host.cleanup(&id).expect("cleanup");
+    world.host.remove(&id).expect("remove");
+}

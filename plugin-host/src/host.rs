@@ -46,6 +46,8 @@ pub struct HostConfig {
     /// when `None`, `PLUGKIT_RUNNER` or the directory of the current
     /// executable (see ARCHITECTURE.md, isolation).
     pub runner: Option<PathBuf>,
+    /// Which plugins run in a sandboxed child process (default: none).
+    pub isolation: crate::isolation::IsolationPolicy,
 }
 
 impl HostConfig {
@@ -56,6 +58,7 @@ impl HostConfig {
             trust: TrustPolicy::AllowUnsigned,
             unload_libraries: true,
             runner: None,
+            isolation: Default::default(),
         }
     }
 
@@ -167,6 +170,7 @@ pub(crate) struct Inner {
     started: Mutex<Vec<String>>,
     /// The runner executable for process isolation, when configured.
     runner: Option<PathBuf>,
+    isolation: crate::isolation::IsolationPolicy,
 }
 
 /// The plugin host. Cheap to clone; all clones share one registry.
@@ -306,6 +310,7 @@ impl Host {
                 secrets: RwLock::new(BTreeMap::new()),
                 started: Mutex::new(Vec::new()),
                 runner: config.runner,
+                isolation: config.isolation,
             }),
         })
     }
@@ -430,7 +435,15 @@ impl Host {
             }
         }
         // Isolation branch point (issue 13): the runner loads the library instead.
-        let loaded = match options.isolation {
+        let id = staged
+            .embedded
+            .as_ref()
+            .map_or(plugin.as_str(), |(id, _)| id);
+        let (mode, process) = self
+            .inner
+            .isolation
+            .resolve(id, options.isolation, &options.process);
+        let loaded = match mode {
             crate::isolation::Isolation::InProcess => self.inner.loader.load(&staged)?,
             mode => crate::isolation::load_isolated(
                 &staged,
@@ -440,7 +453,7 @@ impl Host {
                     .iter()
                     .map(|p| p.name().to_owned())
                     .collect(),
-                options.process.clone(),
+                process,
                 self.inner.runner.as_deref(),
             )?,
         };

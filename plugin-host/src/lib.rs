@@ -42,7 +42,7 @@ pub use host::{
     EmitSummary, EventReport, FilterError, FilteredPayload, HealthReport, Host, HostConfig,
     LoadOptions, PluginHandle, PluginHealth, PluginStatus,
 };
-pub use isolation::{Isolation, IsolationStatus, ProcessOptions};
+pub use isolation::{Isolation, IsolationPolicy, IsolationStatus, ProcessOptions};
 pub use lifecycle::{PluginState, Transition};
 pub use live::{LiveEvent, LiveOptions, LiveReload, OnStarted};
 pub use loader::{PinnedLibrary, PluginIdentity, UnloadStats};

@@ -70,6 +70,9 @@ pub struct Manifest {
     pub config: ConfigSchema,
     /// Licence tier needed to run the plugin; `free` when absent.
     pub required_tier: String,
+    /// The least isolation the author accepts (`isolation = "process"`);
+    /// the operator may raise it, never lower it.
+    pub isolation: Option<crate::isolation::Isolation>,
 }
 
 /// One entry of `[dependencies]`.
@@ -532,6 +535,7 @@ impl Manifest {
             hooks: Vec::new(),
             config: ConfigSchema::default(),
             required_tier: default_tier(),
+            isolation: None,
         }
     }
 }
@@ -582,6 +586,8 @@ struct RawManifest {
     config: BTreeMap<Spanned<String>, RawConfigKey>,
     #[serde(default = "default_tier")]
     required_tier: String,
+    #[serde(default)]
+    isolation: Option<crate::isolation::Isolation>,
 }
 
 fn default_tier() -> String {
@@ -937,6 +943,7 @@ impl RawManifest {
             hooks,
             config: ConfigSchema { keys },
             required_tier: self.required_tier,
+            isolation: self.isolation,
         }
     }
 }

@@ -114,8 +114,8 @@ fn manifest_options(manifest: &Manifest) -> LoadOptions {
                 after: h.after.clone(),
             })
             .collect(),
-        // The daemon's per-plugin configuration sets these (issue 13).
-        isolation: Default::default(),
+        // The author's minimum; the host's `IsolationPolicy` may raise it.
+        isolation: manifest.isolation.unwrap_or_default(),
         process: Default::default(),
     }
 }

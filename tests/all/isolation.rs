@@ -492,7 +492,10 @@ fn hundred_crash_restart_cycles_leak_no_fds_and_no_children() {
         let text = String::from_utf8_lossy(&out.stdout).into_owned()
             + &String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "the solo run failed:\n{text}");
-        assert!(text.contains("1 passed"), "the solo run did not run the test:\n{text}");
+        assert!(
+            text.contains("1 passed"),
+            "the solo run did not run the test:\n{text}"
+        );
         return;
     }
     let world = host();
@@ -514,12 +517,17 @@ fn hundred_crash_restart_cycles_leak_no_fds_and_no_children() {
     let handle = world.host.plugin(&id).expect("handle");
     // One full cycle first, so lazily started threads and files are counted.
     let _ = handle.invoke(TENANT, "segv", b"");
-    handle.invoke(TENANT, "echo", b"warm").expect("serving after the first restart");
+    handle
+        .invoke(TENANT, "echo", b"warm")
+        .expect("serving after the first restart");
     let before = fds_and_children();
     assert_eq!(before.1, 1, "exactly the serving runner is our child");
     for cycle in 0..100 {
         let err = handle.invoke(TENANT, "segv", b"").unwrap_err();
-        assert!(matches!(err, HostError::ChildCrashed { .. }), "cycle {cycle}: {err}");
+        assert!(
+            matches!(err, HostError::ChildCrashed { .. }),
+            "cycle {cycle}: {err}"
+        );
         handle
             .invoke(TENANT, "echo", b"x")
             .unwrap_or_else(|e| panic!("cycle {cycle}: not serving after restart: {e}"));
@@ -533,7 +541,10 @@ fn hundred_crash_restart_cycles_leak_no_fds_and_no_children() {
         std::thread::sleep(Duration::from_millis(20));
         after = fds_and_children();
     }
-    assert_eq!(after, before, "(fds, children) before and after 100 crash/restart cycles");
+    assert_eq!(
+        after, before,
+        "(fds, children) before and after 100 crash/restart cycles"
+    );
     world.host.cleanup(&id).expect("cleanup");
     world.host.remove(&id).expect("remove");
 }

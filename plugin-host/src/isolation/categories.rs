@@ -5,6 +5,11 @@
 //! one-definition-per-category redesign (issue 12) generates a serde
 //! `Request`/`Response` enum and a `serve(object, tenant, request)` per
 //! category, which replace the enums here and the body of [`serve`].
+//!
+//! Category payloads are JSON, not postcard: plugin-api's types use serde's
+//! internally and adjacently tagged enums (`PluginError`, `SnmpValue`),
+//! which only a self-describing format can decode. The envelope and the
+//! byte-level `invoke` hot path stay postcard.
 
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{RArc, RResult, RStr, RVec};
@@ -53,7 +58,7 @@ pub(crate) enum NetworkCall {
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, WireError> {
-    postcard::to_stdvec(value).map_err(|e| WireError::Failed(format!("encoding a reply: {e}")))
+    serde_json::to_vec(value).map_err(|e| WireError::Failed(format!("encoding a reply: {e}")))
 }
 
 fn answer<T, U: Serialize>(
@@ -79,7 +84,7 @@ pub(crate) fn serve(
     tenant: &str,
     request: &[u8],
 ) -> Result<Vec<u8>, WireError> {
-    let bad = |e: postcard::Error| {
+    let bad = |e: serde_json::Error| {
         WireError::InvalidRequest(format!("undecodable `{category}` request: {e}"))
     };
     let t = || RStr::from_str(tenant);
@@ -90,7 +95,7 @@ pub(crate) fn serve(
                 .as_ref()
                 .into_option()
                 .ok_or_else(|| missing(category))?;
-            match postcard::from_bytes::<CommunicationCall>(request).map_err(bad)? {
+            match serde_json::from_slice::<CommunicationCall>(request).map_err(bad)? {
                 CommunicationCall::SendMessage(m) => answer(c.send_message(t(), m), |r| r),
                 CommunicationCall::MessageStatus(id) => {
                     answer(c.message_status(t(), id.as_str().into()), |r| r)
@@ -107,7 +112,7 @@ pub(crate) fn serve(
                 .as_ref()
                 .into_option()
                 .ok_or_else(|| missing(category))?;
-            match postcard::from_bytes::<PaymentCall>(request).map_err(bad)? {
+            match serde_json::from_slice::<PaymentCall>(request).map_err(bad)? {
                 PaymentCall::Create(r) => answer(c.create_payment(t(), r), |r| r),
                 PaymentCall::Confirm(r) => answer(c.confirm_payment(t(), r), |r| r),
                 PaymentCall::Capture(r) => answer(c.capture_payment(t(), r), |r| r),
@@ -121,7 +126,7 @@ pub(crate) fn serve(
                 .as_ref()
                 .into_option()
                 .ok_or_else(|| missing(category))?;
-            match postcard::from_bytes::<NetworkCall>(request).map_err(bad)? {
+            match serde_json::from_slice::<NetworkCall>(request).map_err(bad)? {
                 NetworkCall::Snmp(r) => answer(c.snmp(t(), r), |v: RVec<VarBind>| v.into_vec()),
                 NetworkCall::SshExec(r) => answer(c.ssh_exec(t(), r), |r| r),
                 NetworkCall::RunPlaybook(r) => answer(c.run_playbook(t(), r), |r| r),
@@ -146,7 +151,7 @@ impl CategoryProxy {
         tenant: RStr<'_>,
         request: &Req,
     ) -> RResult<Resp, PluginError> {
-        let bytes = match postcard::to_stdvec(request) {
+        let bytes = match serde_json::to_vec(request) {
             Ok(b) => b,
             Err(e) => {
                 return RResult::RErr(PluginError::failed(format!(
@@ -155,7 +160,7 @@ impl CategoryProxy {
             }
         };
         match self.child.category(category, tenant.as_str(), bytes) {
-            RResult::ROk(reply) => match postcard::from_bytes::<Resp>(&reply) {
+            RResult::ROk(reply) => match serde_json::from_slice::<Resp>(&reply) {
                 Ok(v) => RResult::ROk(v),
                 Err(e) => RResult::RErr(self.child.garbage(
                     tenant.as_str(),

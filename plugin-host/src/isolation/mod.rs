@@ -132,6 +132,46 @@ impl Default for ProcessOptions {
     }
 }
 
+/// The operator's isolation choices for a host: a default and per-plugin
+/// overrides. A plugin whose manifest (or `LoadOptions`) asks for more
+/// isolation gets more: the operator can raise, never lower, the author's
+/// minimum.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IsolationPolicy {
+    /// The mode for plugins not listed in [`Self::plugins`].
+    pub default: Isolation,
+    /// Process options for plugins not listed in [`Self::plugins`].
+    pub default_process: ProcessOptions,
+    /// Per plugin id: its mode and process options.
+    pub plugins: std::collections::BTreeMap<String, (Isolation, ProcessOptions)>,
+}
+
+impl IsolationPolicy {
+    /// The mode and options plugin `id` runs with, given what its load
+    /// options (the author's minimum from `plugin.toml`) ask for.
+    pub fn resolve(
+        &self,
+        id: &str,
+        asked: Isolation,
+        asked_process: &ProcessOptions,
+    ) -> (Isolation, ProcessOptions) {
+        let (operator, process) = match self.plugins.get(id) {
+            Some((mode, process)) => (*mode, process.clone()),
+            None if self.default != Isolation::InProcess => {
+                (self.default, self.default_process.clone())
+            }
+            None => (Isolation::InProcess, asked_process.clone()),
+        };
+        if asked > operator {
+            tracing::info!(
+                plugin = id,
+                "isolation `{asked}` kept: the plugin asks for it, the operator chose `{operator}`"
+            );
+        }
+        (asked.max(operator), process)
+    }
+}
+
 /// What the host knows about an isolated plugin's process.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct IsolationStatus {

@@ -1,5 +1,6 @@
 //! Stages a plugin library into a private, content-addressed path, checks it,
-//! and loads it. The only module that calls `dlopen` or holds `unsafe`.
+//! and loads it. The only module that calls `dlopen`; with `isolation`, the
+//! only one holding `unsafe`.
 //!
 //! Invariants:
 //! - the loaded file is always a private copy named by its content hash

@@ -548,3 +548,66 @@ fn hundred_crash_restart_cycles_leak_no_fds_and_no_children() {
     world.host.cleanup(&id).expect("cleanup");
     world.host.remove(&id).expect("remove");
 }
+
+#[test]
+fn a_runner_that_does_not_speak_the_protocol_is_a_clear_load_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = HostConfig::with_runtime_dir(dir.path().join("run"));
+    config.runner = Some("/bin/true".into());
+    let host = Host::new(config).expect("host");
+    let options = LoadOptions {
+        isolation: Isolation::Process,
+        ..LoadOptions::default()
+    };
+    let err = host
+        .load(artifacts().library("fixture-hostile"), options)
+        .unwrap_err();
+    assert!(
+        matches!(&err, HostError::RunnerFailed { plugin, reason, .. }
+            if plugin == "fixture_hostile" && reason.contains("exited during the handshake")),
+        "{err}"
+    );
+    assert!(host.plugin_ids().is_empty());
+}
+
+#[test]
+fn process_per_tenant_is_refused_as_not_implemented() {
+    let world = host();
+    let options = LoadOptions {
+        isolation: Isolation::ProcessPerTenant,
+        ..LoadOptions::default()
+    };
+    let err = world
+        .host
+        .load(artifacts().library("fixture-hostile"), options)
+        .unwrap_err();
+    assert!(err.to_string().contains("not implemented yet"), "{err}");
+}
+
+#[test]
+fn the_author_minimum_in_plugin_toml_cannot_be_lowered_by_the_operator() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let folder = dir.path().join("plugins").join("hostile");
+    std::fs::create_dir_all(&folder).expect("mkdir");
+    let library = artifacts().library("fixture-hostile");
+    std::fs::copy(library, folder.join("libfixture_hostile.so")).expect("copy");
+    std::fs::write(
+        folder.join("plugin.toml"),
+        "id = \"hostile\"\nname = \"hostile\"\nversion = \"0.1.0\"\napi = \"^0.1\"\n\
+         library = \"libfixture_hostile.so\"\nisolation = \"process\"\n",
+    )
+    .expect("manifest");
+    let mut config = HostConfig::with_runtime_dir(dir.path().join("run"));
+    config.runner = Some(artifacts().runner().to_owned());
+    config.isolation.plugins.insert(
+        "hostile".to_owned(),
+        (Isolation::InProcess, ProcessOptions::default()),
+    );
+    let host = Host::new(config).expect("host");
+    let report = host.start_installed(&[dir.path().join("plugins")]);
+    assert_eq!(report.started, ["hostile"], "{:#?}", report.problems());
+    let status = host
+        .isolation_status("hostile")
+        .expect("runs in a child process");
+    assert_eq!(status.mode, Isolation::Process);
+}

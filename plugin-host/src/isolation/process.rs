@@ -695,7 +695,7 @@ impl ChildPlugin {
             request,
         };
         match self.request(tenant, Call::Service, &request) {
-            Ok(Reply::Bytes(r)) => r.map_err(PluginError::from).into(),
+            Ok(Reply::Bytes(r)) => r.map(|b| b.0).map_err(PluginError::from).into(),
             Ok(other) => {
                 RResult::RErr(self.garbage(tenant, format!("a reply of the wrong kind: {other:?}")))
             }
@@ -882,8 +882,9 @@ fn spawn_generation(
         runner: runner.to_owned(),
         reason,
     };
-    let channel = Channel::create(PROTOCOL_VERSION)
+    let mut channel = Channel::create(PROTOCOL_VERSION)
         .map_err(|e| failed(format!("creating the shared-memory channel: {e}")))?;
+    channel.set_spin(options.spin);
     let cgroups = super::cgroups::create(label, serial, options);
     let hello = Hello {
         plugin: label.to_owned(),
@@ -895,6 +896,7 @@ fn spawn_generation(
             .map(|d| d.display().to_string())
             .collect(),
         host_pid: std::process::id(),
+        spin_ns: options.spin.as_nanos().min(u128::from(u64::MAX)) as u64,
     };
     let (pid, stderr) = spawn_on_spawner_thread(runner, library.as_raw_fd(), channel.fd())
         .map_err(|e| {

@@ -18,7 +18,7 @@ use super::categories;
 use super::sandbox::{self, CHANNEL_FD, LIBRARY_FD};
 use super::shm::{self, Channel, Wait};
 use super::wire::{
-    self, Callback, CallbackReply, Extensions, Reply, Request, WireError, WireHookOutcome,
+    self, Bytes, Callback, CallbackReply, Extensions, Reply, Request, WireError, WireHookOutcome,
     WireIdentity, PROTOCOL_VERSION,
 };
 use crate::loader::Loader;
@@ -44,25 +44,29 @@ pub fn runner_main() -> i32 {
 }
 
 fn run() -> Result<(), (i32, String)> {
-    let channel = Channel::open(CHANNEL_FD)
+    let mut channel = Channel::open(CHANNEL_FD)
         .map_err(|e| (EXIT_SETUP, format!("opening the channel (fd 4): {e}")))?;
+    // Until the hello says otherwise, wait without spinning.
+    let hello = {
+        if channel.host_protocol() != PROTOCOL_VERSION {
+            channel.refuse(PROTOCOL_VERSION);
+            return Err((
+                EXIT_PROTOCOL,
+                format!(
+                    "the host speaks channel protocol {}, this runner speaks {PROTOCOL_VERSION}: \
+                     install the runner built with this host",
+                    channel.host_protocol()
+                ),
+            ));
+        }
+        match next_request(&channel) {
+            Some(Request::Hello(h)) => h,
+            _ => return Err((EXIT_SETUP, "the host did not start with a hello".into())),
+        }
+    };
+    channel.set_spin(std::time::Duration::from_nanos(hello.spin_ns));
     let channel = CHANNEL.get_or_init(|| channel);
     let _ = SERVING_THREAD.set(std::thread::current().id());
-    if channel.host_protocol() != PROTOCOL_VERSION {
-        channel.refuse(PROTOCOL_VERSION);
-        return Err((
-            EXIT_PROTOCOL,
-            format!(
-                "the host speaks channel protocol {}, this runner speaks {PROTOCOL_VERSION}: \
-                 install the runner built with this host",
-                channel.host_protocol()
-            ),
-        ));
-    }
-    let hello = match next_request(channel) {
-        Some(Request::Hello(h)) => h,
-        _ => return Err((EXIT_SETUP, "the host did not start with a hello".into())),
-    };
     // SAFETY: getppid has no preconditions.
     if unsafe { libc::getppid() } as u32 != hello.host_pid {
         return Err((
@@ -236,7 +240,7 @@ fn serve(instance: &PluginInstance, request: Request) -> Reply {
                     method.as_str().into(),
                     payload.as_slice().into(),
                 ),
-                RVec::into_vec,
+                |v| Bytes(v.into_vec()),
             ))
         }
         Request::SaveState => match instance.state.as_ref().into_option() {
@@ -263,7 +267,7 @@ fn serve(instance: &PluginInstance, request: Request) -> Reply {
             category,
             tenant,
             request,
-        } => Reply::Bytes(categories::serve(instance, &category, &tenant, &request)),
+        } => Reply::Bytes(categories::serve(instance, &category, &tenant, &request).map(Bytes)),
     }
 }
 

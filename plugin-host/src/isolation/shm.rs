@@ -29,11 +29,6 @@ pub(crate) const DEAD: u32 = 5;
 /// Written by a runner that speaks another protocol version.
 pub(crate) const REFUSED: u32 = 6;
 
-/// Spin iterations before sleeping on the futex (a few microseconds: long
-/// enough to catch a quick reply, short enough not to starve the other side
-/// on a 2-core machine).
-const SPIN: u32 = 4000;
-
 #[repr(C)]
 struct Header {
     magic: AtomicU32,
@@ -47,6 +42,9 @@ struct Header {
 pub(crate) struct Channel {
     base: *mut u8,
     fd: OwnedFd,
+    /// How long to busy-wait before sleeping on the futex (see
+    /// `ProcessOptions::spin`).
+    spin: Duration,
 }
 
 // SAFETY: the mapping is plain shared memory; every access to the header
@@ -117,7 +115,13 @@ impl Channel {
         Ok(Self {
             base: base.cast(),
             fd,
+            spin: Duration::ZERO,
         })
+    }
+
+    /// Sets how long waits busy-wait before sleeping.
+    pub(crate) fn set_spin(&mut self, spin: Duration) {
+        self.spin = spin;
     }
 
     pub(crate) fn fd(&self) -> RawFd {
@@ -192,12 +196,18 @@ impl Channel {
     /// Waits while the state word is one of `while_in`, until `deadline`.
     pub(crate) fn wait_while(&self, while_in: &[u32], deadline: Option<Instant>) -> Wait {
         let word = &self.header().state;
-        for _ in 0..SPIN {
-            let s = word.load(Ordering::Acquire);
-            if !while_in.contains(&s) {
-                return Wait::State(s);
+        let spinning = Instant::now();
+        loop {
+            for _ in 0..32 {
+                let s = word.load(Ordering::Acquire);
+                if !while_in.contains(&s) {
+                    return Wait::State(s);
+                }
+                std::hint::spin_loop();
             }
-            std::hint::spin_loop();
+            if spinning.elapsed() >= self.spin {
+                break;
+            }
         }
         loop {
             let s = word.load(Ordering::Acquire);

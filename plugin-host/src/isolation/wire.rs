@@ -29,6 +29,8 @@ pub(crate) struct Hello {
     pub(crate) cgroups: Vec<String>,
     /// The host's pid: the runner exits when its parent is no longer it.
     pub(crate) host_pid: u32,
+    /// Busy-wait before sleeping on the channel futex, in nanoseconds.
+    pub(crate) spin_ns: u64,
 }
 
 /// Resource limits as the runner applies them.
@@ -60,16 +62,19 @@ pub(crate) enum Request {
         tenant: String,
         hook: String,
         content_type: String,
+        #[serde(with = "serde_bytes")]
         payload: Vec<u8>,
     },
     Invoke {
         tenant: String,
         method: String,
+        #[serde(with = "serde_bytes")]
         payload: Vec<u8>,
     },
     SaveState,
     RestoreState {
         format_version: u32,
+        #[serde(with = "serde_bytes")]
         bytes: Vec<u8>,
     },
     /// A category call; `request` is the category's own serialized request
@@ -77,6 +82,7 @@ pub(crate) enum Request {
     Category {
         category: String,
         tenant: String,
+        #[serde(with = "serde_bytes")]
         request: Vec<u8>,
     },
     /// Exit cleanly.
@@ -112,6 +118,7 @@ pub(crate) enum WireHookOutcome {
     Continue,
     Replace {
         content_type: String,
+        #[serde(with = "serde_bytes")]
         bytes: Vec<u8>,
     },
     Veto(String),
@@ -137,7 +144,7 @@ pub(crate) enum Reply {
         message: String,
     },
     Hook(WireHookOutcome),
-    Bytes(Result<Vec<u8>, WireError>),
+    Bytes(Result<Bytes, WireError>),
     State(Result<Option<(u32, Vec<u8>)>, WireError>),
 }
 
@@ -183,6 +190,12 @@ pub(crate) enum CallbackReply {
     Unit(Result<(), WireError>),
     StateGet(Result<Option<Vec<u8>>, WireError>),
 }
+
+/// A byte payload that postcard copies in one piece (a plain `Vec<u8>` is
+/// a sequence of single bytes to serde).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub(crate) struct Bytes(#[serde(with = "serde_bytes")] pub(crate) Vec<u8>);
 
 /// Encodes a message; fails only when it does not fit `out`.
 pub(crate) fn encode<T: Serialize>(value: &T, out: &mut [u8]) -> Result<usize, postcard::Error> {

@@ -1110,7 +1110,7 @@ default = ["us1"]
             "plugins/demo/plugin.toml:7:1: unknown field `colour`, expected one of `id`, `name`, \
              `version`, `description`, `authors`, `license`, `category`, `api`, `library`, \
              `dependencies`, `conflicts`, `provides`, `requires`, `permissions`, `hooks`, \
-             `config`, `required_tier`; fix this entry of the plugin manifest.",
+             `config`, `required_tier`, `isolation`; fix this entry of the plugin manifest.",
         );
         check(
             &minimal_with("[[hooks]]\nname = \"a\"\nprio = 1\n"),

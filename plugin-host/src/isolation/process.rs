@@ -305,10 +305,38 @@ impl ChildPlugin {
         self.current.lock().generation = Some(generation.clone());
         self.watch(generation.clone());
         self.restarts.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = self.bring_up(&generation) {
+            if generation.death.lock().is_some() {
+                // It died during start-up: its own watcher restarts it.
+                return Ok(());
+            }
+            // Alive but refusing (e.g. initialize failed): stopped here, and
+            // the caller counts it as a crash.
+            generation.kill(Death::Stopped);
+            generation.wait_reaped();
+            return Err(e);
+        }
+        {
+            let mut current = self.current.lock();
+            if current
+                .generation
+                .as_ref()
+                .is_some_and(|g| Arc::ptr_eq(g, &generation))
+            {
+                current.ready = true;
+            }
+        }
+        self.changed.notify_all();
+        tracing::info!(plugin = %self.plugin, pid = generation.pid, "plugin process restarted and serving");
+        Ok(())
+    }
+
+    /// Initializes a new generation and re-activates every tenant.
+    fn bring_up(&self, generation: &Generation) -> Result<(), HostError> {
         let deadline = self.options.lifecycle_deadline;
         if self.initialized.load(Ordering::Acquire) {
             self.expect_done(
-                &generation,
+                generation,
                 "",
                 Call::Initialize,
                 &Request::Initialize,
@@ -325,21 +353,9 @@ impl ChildPlugin {
                     tenant: tenant.clone(),
                     config_json,
                 };
-                self.expect_done(&generation, &tenant, Call::Activate, &request, deadline)?;
+                self.expect_done(generation, &tenant, Call::Activate, &request, deadline)?;
             }
         }
-        {
-            let mut current = self.current.lock();
-            if current
-                .generation
-                .as_ref()
-                .is_some_and(|g| Arc::ptr_eq(g, &generation))
-            {
-                current.ready = true;
-            }
-        }
-        self.changed.notify_all();
-        tracing::info!(plugin = %self.plugin, pid = generation.pid, "plugin process restarted and serving");
         Ok(())
     }
 

@@ -611,3 +611,54 @@ fn the_author_minimum_in_plugin_toml_cannot_be_lowered_by_the_operator() {
         .expect("runs in a child process");
     assert_eq!(status.mode, Isolation::Process);
 }
+
+#[test]
+fn hot_reload_in_process_mode_starts_a_new_child_hands_state_over_and_stops_the_old_one() {
+    let world = host();
+    let host = &world.host;
+    let process = |path: &std::path::Path| {
+        let options = LoadOptions {
+            isolation: Isolation::Process,
+            process: process_options(),
+            ..LoadOptions::default()
+        };
+        (path.to_owned(), options)
+    };
+    let (v1, options) = process(artifacts().library("fixture-reload-v1"));
+    host.load(&v1, options).expect("load v1");
+    host.initialize("reloadable").expect("initialize");
+    host.activate("reloadable", TENANT, "{}").expect("activate");
+    let call = |method: &str| {
+        let reply = host
+            .plugin("reloadable")
+            .and_then(|p| p.invoke(TENANT, method, b""))
+            .expect("call reloadable");
+        String::from_utf8(reply).expect("utf-8")
+    };
+    assert_eq!(call("version"), "1.0.0");
+    assert_eq!(call("count"), "1");
+    let old_pid = host
+        .isolation_status("reloadable")
+        .and_then(|s| s.pid)
+        .expect("v1 runs in a child");
+
+    let (v2, options) = process(artifacts().library("fixture-reload-v2"));
+    let report = host.reload("reloadable", &v2, options).expect("reload");
+    assert!(report.swapped(), "{report:?}");
+    assert_eq!(call("version"), "2.0.0");
+    assert_eq!(call("count"), "2", "the counter crossed two processes");
+    let new_pid = host
+        .isolation_status("reloadable")
+        .and_then(|s| s.pid)
+        .expect("v2 runs in a child");
+    assert_ne!(new_pid, old_pid);
+    // The old child is gone (reaped, not a zombie): its /proc entry vanishes.
+    let until = Instant::now() + Duration::from_secs(5);
+    while std::path::Path::new(&format!("/proc/{old_pid}")).exists() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        !std::path::Path::new(&format!("/proc/{old_pid}")).exists(),
+        "the old runner {old_pid} still exists"
+    );
+}

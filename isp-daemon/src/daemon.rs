@@ -736,6 +736,12 @@ impl Daemon {
                         "required_tier".to_owned(),
                         json!(self.required_tier(&s.identity.id)),
                     );
+                    // Mode, pid, restarts, quarantine and sandbox layers;
+                    // null for a plugin in-process.
+                    map.insert(
+                        "isolation".to_owned(),
+                        json!(self.host.isolation_status(&s.identity.id)),
+                    );
                 }
                 value
             })

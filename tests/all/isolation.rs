@@ -312,6 +312,12 @@ fn allocation_past_the_memory_limit_is_an_out_of_memory_kill() {
         .sandbox
         .iter()
         .any(|l| l.starts_with("memory: cgroup v1 limit 64 MiB"));
+    assert_eq!(
+        cgroup,
+        memory_cgroup_is_writable(),
+        "the cgroup limit is used exactly when this host can make one: {:?}",
+        status.sandbox
+    );
     let err = b.call("allocate", b"512").unwrap_err();
     if cgroup {
         assert!(
@@ -661,4 +667,23 @@ fn hot_reload_in_process_mode_starts_a_new_child_hands_state_over_and_stops_the_
         !std::path::Path::new(&format!("/proc/{old_pid}")).exists(),
         "the old runner {old_pid} still exists"
     );
+}
+
+/// Whether this process can create a child cgroup in its v1 memory hierarchy.
+fn memory_cgroup_is_writable() -> bool {
+    let Ok(text) = std::fs::read_to_string("/proc/self/cgroup") else {
+        return false;
+    };
+    let Some(own) = text
+        .lines()
+        .find_map(|l| l.split_once(":memory:").map(|(_, p)| p.to_owned()))
+    else {
+        return false;
+    };
+    let probe = std::path::Path::new("/sys/fs/cgroup/memory")
+        .join(own.trim_start_matches('/'))
+        .join(format!("plugkit-test-probe-{}", std::process::id()));
+    let made = std::fs::create_dir(&probe).is_ok();
+    let _ = std::fs::remove_dir(&probe);
+    made
 }

@@ -16,7 +16,18 @@ pub struct Artifacts {
     libraries: BTreeMap<String, PathBuf>,
 }
 
+/// The isolation runner's package and key in the artifact list.
+const RUNNER: &str = "plugkit-runner";
+
 impl Artifacts {
+    /// The `plugkit-runner` executable built with the plugins.
+    pub fn runner(&self) -> &Path {
+        match self.libraries.get(RUNNER) {
+            Some(path) => path,
+            None => panic!("the artifact list has no `{RUNNER}`: rebuild with `cargo xtask test`"),
+        }
+    }
+
     /// The cdylib built from `package`.
     pub fn library(&self, package: &str) -> &Path {
         match self.libraries.get(package) {
@@ -60,6 +71,7 @@ fn load_or_build() -> Result<Artifacts> {
     for p in cdylib_packages(&root)? {
         cmd.args(["-p", &p]);
     }
+    cmd.args(["-p", RUNNER]);
     let output = cmd
         .output()
         .context("running cargo build for the test plugins")?;
@@ -109,6 +121,12 @@ pub fn cdylibs_from_messages(stdout: &[u8]) -> Result<BTreeMap<String, PathBuf>>
             continue;
         };
         if msg["reason"] != "compiler-artifact" {
+            continue;
+        }
+        if let Some(exe) = msg["executable"].as_str() {
+            if msg["target"]["name"] == RUNNER {
+                libraries.insert(RUNNER.to_owned(), PathBuf::from(exe));
+            }
             continue;
         }
         let kinds = msg["target"]["kind"]

@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use plugin_host::isolation::{Isolation, IsolationPolicy, ProcessOptions};
 use plugin_host::package::signature::TrustPolicy;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -59,6 +60,60 @@ pub struct PluginsConfig {
     /// Plugin directories, scanned in order.
     #[serde(default)]
     pub dirs: Vec<PathBuf>,
+    /// Per plugin id: where it runs (`[plugins.isolation.<id>]`). Plugins
+    /// not listed run in-process unless their `plugin.toml` asks for more.
+    #[serde(default)]
+    pub isolation: BTreeMap<String, PluginIsolation>,
+}
+
+/// `[plugins.isolation.<id>]`: a plugin's isolation mode and limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginIsolation {
+    /// `in-process`, `process` or `process-per-tenant`.
+    pub mode: Isolation,
+    /// Memory limit of the plugin's process.
+    #[serde(default)]
+    pub memory_mb: Option<u64>,
+    /// CPU quota of the plugin's process, in percent of one core.
+    #[serde(default)]
+    pub cpu_percent: Option<u32>,
+    /// Deadline of a call or hook, in milliseconds (default 5000).
+    #[serde(default)]
+    pub call_deadline_ms: Option<u64>,
+    /// Crashes within a minute that quarantine the plugin (default 5).
+    #[serde(default)]
+    pub max_crashes: Option<u32>,
+}
+
+impl PluginIsolation {
+    /// The host's process options for this entry.
+    pub fn process_options(&self) -> ProcessOptions {
+        let defaults = ProcessOptions::default();
+        ProcessOptions {
+            memory_mb: self.memory_mb,
+            cpu_percent: self.cpu_percent,
+            call_deadline: self
+                .call_deadline_ms
+                .map_or(defaults.call_deadline, std::time::Duration::from_millis),
+            max_crashes: self.max_crashes.unwrap_or(defaults.max_crashes),
+            ..defaults
+        }
+    }
+}
+
+impl PluginsConfig {
+    /// The host's isolation policy for these plugins.
+    pub fn isolation_policy(&self) -> IsolationPolicy {
+        IsolationPolicy {
+            plugins: self
+                .isolation
+                .iter()
+                .map(|(id, entry)| (id.clone(), (entry.mode, entry.process_options())))
+                .collect(),
+            ..IsolationPolicy::default()
+        }
+    }
 }
 
 /// `[trust]`.

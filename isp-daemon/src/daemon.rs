@@ -221,8 +221,19 @@ impl Daemon {
             .prefix("isp-daemon-runtime-")
             .tempdir()
             .context("creating the host's runtime directory")?;
-        let host = Host::new(HostConfig::with_runtime_dir(runtime_dir.path()).trust(trust.clone()))
-            .context("creating the plugin host")?;
+        let mut host_config = HostConfig::with_runtime_dir(runtime_dir.path()).trust(trust.clone());
+        host_config.isolation = config.plugins.isolation_policy();
+        for (id, entry) in &config.plugins.isolation {
+            startup.push(format!(
+                "[host] {id}: isolation `{}`{}",
+                entry.mode,
+                entry
+                    .memory_mb
+                    .map(|mb| format!(", memory {mb} MiB"))
+                    .unwrap_or_default()
+            ));
+        }
+        let host = Host::new(host_config).context("creating the plugin host")?;
         startup.push(format!(
             "[host] plugin directories: {}",
             dirs.iter()
@@ -730,6 +741,12 @@ impl Daemon {
                     map.insert(
                         "required_tier".to_owned(),
                         json!(self.required_tier(&s.identity.id)),
+                    );
+                    // Mode, pid, restarts, quarantine and sandbox layers;
+                    // null for a plugin in-process.
+                    map.insert(
+                        "isolation".to_owned(),
+                        json!(self.host.isolation_status(&s.identity.id)),
                     );
                 }
                 value

@@ -533,7 +533,7 @@ mod tests {
             "problem: $ROOT/dir0/bad/plugin.toml:2:1: unknown field `colour`, expected one of \
              `id`, `name`, `version`, `description`, `authors`, `license`, `category`, `api`, \
              `library`, `dependencies`, `conflicts`, `provides`, `requires`, `permissions`, \
-             `hooks`, `config`, `required_tier`; fix this entry of the plugin manifest.\n\
+             `hooks`, `config`, `required_tier`, `isolation`; fix this entry of the plugin manifest.\n\
              problem: cannot read plugin manifest $ROOT/dir0/dir-manifest/plugin.toml: it is a \
              directory, not a file; point at the file, not its folder.\n\
              problem: $ROOT/dir0/empty has no plugin.toml, so it is not an installed plugin; add \

@@ -274,6 +274,143 @@ pub enum HostError {
         /// The tenant.
         tenant: String,
     },
+
+    /// An isolated plugin's process was killed by a signal during a call.
+    #[error(
+        "plugin `{plugin}` (process isolation): {call} for tenant `{tenant}` failed: the plugin \
+         process was killed by {signal_name}; the host restarts it. Last lines it logged:\n{last_log}"
+    )]
+    ChildCrashed {
+        /// The plugin.
+        plugin: String,
+        /// The tenant of the call in flight (empty for lifecycle-wide calls).
+        tenant: String,
+        /// The call in flight.
+        call: Call,
+        /// The signal number.
+        signal: i32,
+        /// Its name, e.g. `SIGSEGV`.
+        signal_name: &'static str,
+        /// The last lines the plugin logged.
+        last_log: Box<str>,
+    },
+
+    /// An isolated plugin's process was killed for exceeding its memory limit.
+    #[error(
+        "plugin `{plugin}` (process isolation): {call} for tenant `{tenant}` failed: the plugin \
+         process ran out of memory ({limit}); raise `memory_mb` if this is expected. The host \
+         restarts it. Last lines it logged:\n{last_log}"
+    )]
+    ChildOutOfMemory {
+        /// The plugin.
+        plugin: String,
+        /// The tenant of the call in flight.
+        tenant: String,
+        /// The call in flight.
+        call: Call,
+        /// Which limit was hit.
+        limit: &'static str,
+        /// The last lines the plugin logged.
+        last_log: Box<str>,
+    },
+
+    /// An isolated plugin's process exited on its own during a call.
+    #[error(
+        "plugin `{plugin}` (process isolation): {call} for tenant `{tenant}` failed: the plugin \
+         process exited with status {code} in the middle of the call; the host restarts it. \
+         Last lines it logged:\n{last_log}"
+    )]
+    ChildExited {
+        /// The plugin.
+        plugin: String,
+        /// The tenant of the call in flight.
+        tenant: String,
+        /// The call in flight.
+        call: Call,
+        /// The exit status.
+        code: i32,
+        /// The last lines the plugin logged.
+        last_log: Box<str>,
+    },
+
+    /// An isolated plugin did not answer in time; its process was killed.
+    #[error(
+        "plugin `{plugin}` (process isolation): {call} for tenant `{tenant}` missed its \
+         {deadline:?} deadline; the plugin process was killed and is restarted. Raise the \
+         deadline in the plugin's process options if the call is legitimately slow. Last lines \
+         it logged:\n{last_log}"
+    )]
+    DeadlineExceeded {
+        /// The plugin.
+        plugin: String,
+        /// The tenant of the call in flight.
+        tenant: String,
+        /// The call in flight.
+        call: Call,
+        /// The deadline.
+        deadline: std::time::Duration,
+        /// The last lines the plugin logged.
+        last_log: Box<str>,
+    },
+
+    /// An isolated plugin's process wrote something that is not a message.
+    #[error(
+        "plugin `{plugin}` (process isolation): {call} for tenant `{tenant}` failed: garbage on \
+         the channel ({detail}); the plugin process was killed and is restarted. Last lines it \
+         logged:\n{last_log}"
+    )]
+    ChannelGarbage {
+        /// The plugin.
+        plugin: String,
+        /// The tenant of the call in flight.
+        tenant: String,
+        /// The call in flight.
+        call: Call,
+        /// What was wrong.
+        detail: Box<str>,
+        /// The last lines the plugin logged.
+        last_log: Box<str>,
+    },
+
+    /// An isolated plugin crashed too often and is no longer restarted.
+    #[error(
+        "plugin `{plugin}` is quarantined: {reason}; fix the cause, then release it \
+         (`Host::release_quarantine`)"
+    )]
+    Quarantined {
+        /// The plugin.
+        plugin: String,
+        /// Why.
+        reason: String,
+    },
+
+    /// The runner process could not be started or could not load the plugin.
+    #[error("plugin `{plugin}`: the isolation runner `{}` failed: {reason}", runner.display())]
+    RunnerFailed {
+        /// The plugin (or the file stem when the id is not known yet).
+        plugin: String,
+        /// The runner executable.
+        runner: PathBuf,
+        /// What went wrong and what to do.
+        reason: String,
+    },
+
+    /// The runner speaks another channel protocol than this host.
+    #[error(
+        "plugin `{plugin}`: the isolation runner `{}` speaks channel protocol {runner_protocol}, \
+         this host speaks {host_protocol}: install the runner built with this host",
+        runner.display()
+    )]
+    RunnerProtocolMismatch {
+        /// The plugin.
+        plugin: String,
+        /// The runner executable.
+        runner: PathBuf,
+        /// The host's protocol version.
+        host_protocol: u32,
+        /// The runner's protocol version.
+        runner_protocol: u32,
+    },
 }
 
 impl HostError {
@@ -294,9 +431,50 @@ impl HostError {
             | Self::UnknownPlugin { plugin }
             | Self::AlreadyLoaded { plugin, .. }
             | Self::MissingExtension { plugin, .. }
-            | Self::NotActive { plugin, .. } => Some(plugin),
+            | Self::NotActive { plugin, .. }
+            | Self::ChildCrashed { plugin, .. }
+            | Self::ChildOutOfMemory { plugin, .. }
+            | Self::ChildExited { plugin, .. }
+            | Self::DeadlineExceeded { plugin, .. }
+            | Self::ChannelGarbage { plugin, .. }
+            | Self::Quarantined { plugin, .. }
+            | Self::RunnerFailed { plugin, .. }
+            | Self::RunnerProtocolMismatch { plugin, .. } => Some(plugin),
             Self::IdentityMismatch { expected, .. } => Some(expected),
             Self::UnknownExtension { .. } => None,
         }
     }
+}
+
+// An isolated plugin's proxies return `PluginError`s through ABI-shaped
+// objects; the distinct host error behind one (a crash, a missed deadline)
+// waits here for `loader::call_error` to take it back.
+thread_local! {
+    /// The host error behind the last `PluginError` a proxy returned on this
+    /// thread, keyed by that error's message.
+    static LAST_FAILURE: std::cell::RefCell<Option<(String, HostError)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Keeps `err` for [`take_stashed_failure`] and returns the plugin error that
+/// travels through the ABI-shaped proxy in its place.
+pub(crate) fn stash_failure(err: HostError) -> plugin_api::PluginError {
+    let message = err.to_string();
+    LAST_FAILURE.with(|f| *f.borrow_mut() = Some((message.clone(), err)));
+    plugin_api::PluginError::Failed {
+        message: message.into(),
+    }
+}
+
+/// The host error a proxy stashed for `error`, if `error` came from one.
+pub(crate) fn take_stashed_failure(error: &plugin_api::PluginError) -> Option<HostError> {
+    let plugin_api::PluginError::Failed { message } = error else {
+        return None;
+    };
+    LAST_FAILURE.with(|f| {
+        let mut slot = f.borrow_mut();
+        match slot.as_ref() {
+            Some((m, _)) if m.as_str() == message.as_str() => slot.take().map(|(_, e)| e),
+            _ => None,
+        }
+    })
 }

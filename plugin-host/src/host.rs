@@ -37,6 +37,12 @@ pub struct HostConfig {
     /// Unload a library once nothing from it is left (default true). See
     /// ARCHITECTURE.md for the contract a plugin keeps to be unloadable.
     pub unload_libraries: bool,
+    /// The `plugkit-runner` executable for plugins in process isolation;
+    /// when `None`, `PLUGKIT_RUNNER` or the directory of the current
+    /// executable (see ARCHITECTURE.md, isolation).
+    pub runner: Option<PathBuf>,
+    /// Which plugins run in a sandboxed child process (default: none).
+    pub isolation: crate::isolation::IsolationPolicy,
 }
 
 impl HostConfig {
@@ -46,6 +52,8 @@ impl HostConfig {
             runtime_dir: runtime_dir.into(),
             trust: TrustPolicy::AllowUnsigned,
             unload_libraries: true,
+            runner: None,
+            isolation: Default::default(),
         }
     }
 
@@ -86,6 +94,10 @@ pub struct LoadOptions {
     pub manifest_path: Option<PathBuf>,
     /// Plugins it depends on (manifest `dependencies`); a reload cycles them.
     pub dependencies: Vec<String>,
+    /// Where the plugin's code runs (in the host, or in a sandboxed child).
+    pub isolation: crate::isolation::Isolation,
+    /// Limits, deadlines and restart policy when not in-process.
+    pub process: crate::isolation::ProcessOptions,
 }
 
 /// One loaded plugin: its lifecycle and its current version.
@@ -158,6 +170,9 @@ pub(crate) struct Inner {
     started: Mutex<Vec<String>>,
     /// The running live reloads' watch state (gone when they are dropped).
     live: Mutex<Vec<std::sync::Weak<crate::watch::WatchHealth>>>,
+    /// The runner executable for process isolation, when configured.
+    runner: Option<PathBuf>,
+    isolation: crate::isolation::IsolationPolicy,
 }
 
 /// The plugin host. Cheap to clone; all clones share one registry.
@@ -300,6 +315,8 @@ impl Host {
                 secrets: RwLock::new(BTreeMap::new()),
                 started: Mutex::new(Vec::new()),
                 live: Mutex::new(Vec::new()),
+                runner: config.runner,
+                isolation: config.isolation,
             }),
         })
     }
@@ -339,6 +356,7 @@ impl Host {
             dependencies: RwLock::new(options.dependencies.clone()),
             reload_lock: Mutex::new(()),
         });
+        attach_quarantine(&slot);
         {
             let mut plugins = self.inner.plugins.write();
             if let Some(existing) = plugins.get(&id) {
@@ -425,7 +443,29 @@ impl Host {
                 return refuse(e);
             }
         }
-        let loaded = self.inner.loader.load(&staged)?;
+        // Isolation branch point (issue 13): the runner loads the library instead.
+        let id = staged
+            .embedded
+            .as_ref()
+            .map_or(plugin.as_str(), |e| e.id.as_str());
+        let (mode, process) = self
+            .inner
+            .isolation
+            .resolve(id, options.isolation, &options.process);
+        let loaded = match mode {
+            crate::isolation::Isolation::InProcess => self.inner.loader.load(&staged)?,
+            mode => crate::isolation::load_isolated(
+                &staged,
+                mode,
+                options
+                    .permissions
+                    .iter()
+                    .map(|p| p.name().to_owned())
+                    .collect(),
+                process,
+                self.inner.runner.as_deref(),
+            )?,
+        };
         if let Some(expected) = &options.expected_id {
             if *expected != loaded.identity.id {
                 return Err(HostError::IdentityMismatch {
@@ -1371,5 +1411,20 @@ impl CategoryHost for PluginHandle {
                 extension: C::NAME,
             }),
         }
+    }
+}
+
+/// Lets a quarantine fail the plugin's lifecycle (state `failed`, health red).
+fn attach_quarantine(slot: &Arc<Slot>) {
+    let loaded = slot.current.read().clone();
+    if let Some(child) = crate::isolation::child_of(&loaded.isolation) {
+        let weak = Arc::downgrade(slot);
+        child.set_on_quarantine(Box::new(move |reason| {
+            if let Some(slot) = weak.upgrade() {
+                slot.lifecycle
+                    .lock()
+                    .quarantine(format!("quarantined: {reason}"));
+            }
+        }));
     }
 }

@@ -74,6 +74,8 @@ pub(crate) struct Lifecycle {
     state: PluginState,
     tenants: BTreeSet<String>,
     failure: Option<String>,
+    /// The state a quarantined plugin returns to when released.
+    resume: Option<PluginState>,
 }
 
 impl Lifecycle {
@@ -82,6 +84,7 @@ impl Lifecycle {
             state: PluginState::Loaded,
             tenants: BTreeSet::new(),
             failure: None,
+            resume: None,
         }
     }
 
@@ -141,6 +144,24 @@ impl Lifecycle {
         self.tenants.clear();
         self.state = PluginState::Failed;
         self.failure = Some(cause);
+    }
+
+    /// Fails a plugin whose process was quarantined, keeping its tenants so
+    /// that a release can bring it back as it was.
+    pub(crate) fn quarantine(&mut self, cause: String) {
+        if self.state != PluginState::Failed {
+            self.resume = Some(self.state);
+        }
+        self.state = PluginState::Failed;
+        self.failure = Some(cause);
+    }
+
+    /// Undoes [`Lifecycle::quarantine`].
+    pub(crate) fn recover(&mut self) {
+        if let Some(state) = self.resume.take() {
+            self.state = state;
+            self.failure = None;
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! Stages a plugin library into a private, content-addressed path, checks it,
-//! and loads it. The only module that calls `dlopen` or holds `unsafe`.
+//! and loads it. The only module that calls `dlopen`; with `isolation`, the
+//! only one holding `unsafe`.
 //!
 //! Invariants:
 //! - the loaded file is always a private copy named by its content hash
@@ -76,7 +77,8 @@ pub(crate) struct StagedLibrary {
 /// unloaded (if the host allows it), and `/proc/self/maps` is checked to
 /// confirm; a library glibc keeps mapped is reported, never a crash.
 pub(crate) struct Library {
-    raw: ManuallyDrop<RawLibrary>,
+    /// `None` for a library loaded by an isolated plugin's runner instead.
+    raw: Option<ManuallyDrop<RawLibrary>>,
     pub(crate) path: PathBuf,
     pub(crate) sha256: [u8; 32],
     label: String,
@@ -85,6 +87,10 @@ pub(crate) struct Library {
 
 impl Drop for Library {
     fn drop(&mut self) {
+        let Some(raw) = self.raw.as_mut() else {
+            // Mapped in a runner process, which unmaps it by exiting.
+            return;
+        };
         let Some(log) = self.unload.take() else {
             // Never unloaded: the mapping stays for the life of the process.
             return;
@@ -92,8 +98,21 @@ impl Drop for Library {
         // SAFETY: `Library` is only reachable through `Arc`s held by objects
         // from this library, which have all been dropped (field order in
         // `LoadedPlugin`), and the layout check kept no pointers into it.
-        unsafe { ManuallyDrop::drop(&mut self.raw) };
+        unsafe { ManuallyDrop::drop(raw) };
         log.record(&self.label, &self.path);
+    }
+}
+
+impl Library {
+    /// Stands for a library that an isolated plugin's runner loaded.
+    pub(crate) fn in_child(staged: &StagedLibrary) -> Self {
+        Self {
+            raw: None,
+            path: staged.path.clone(),
+            sha256: staged.sha256,
+            label: staged.label.clone(),
+            unload: None,
+        }
     }
 }
 
@@ -172,6 +191,10 @@ pub(crate) struct LoadedPlugin {
     pub(crate) categories: CheckedCategories,
     pub(crate) identity: PluginIdentity,
     pub(crate) library: Arc<Library>,
+    /// The runner process serving this plugin, in process isolation (an
+    /// `isolation::ChildPlugin`, type-erased so the loader does not depend on
+    /// the isolation module; it lives exactly as long as this version).
+    pub(crate) isolation: Option<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 /// The category objects of one instance whose layouts matched what this
@@ -195,7 +218,11 @@ unsafe impl Send for CheckedCategories {}
 unsafe impl Sync for CheckedCategories {}
 
 impl CheckedCategories {
-    fn check(instance: &PluginInstance, plugin: &str, path: &Path) -> Result<Self, HostError> {
+    pub(crate) fn check(
+        instance: &PluginInstance,
+        plugin: &str,
+        path: &Path,
+    ) -> Result<Self, HostError> {
         struct CheckLayout<'a> {
             found: *const c_void,
             globals: &'a CheckingGlobals,
@@ -298,6 +325,28 @@ impl Loader {
             runtime_dir,
             sequence: std::sync::atomic::AtomicU64::new(0),
             unload: unload.then(|| Arc::new(UnloadLog::default())),
+        })
+    }
+
+    /// The loader a runner process uses: no runtime directory (it loads
+    /// from an inherited fd) and no unloading (the process exits instead).
+    pub(crate) fn for_runner() -> Self {
+        Self {
+            runtime_dir: PathBuf::new(),
+            sequence: std::sync::atomic::AtomicU64::new(0),
+            unload: None,
+        }
+    }
+
+    /// Loads the library at `path` (a runner's `/proc/self/fd/N`) with the
+    /// same checks as [`Loader::load`].
+    pub(crate) fn load_path(&self, path: &Path, label: &str) -> Result<LoadedPlugin, HostError> {
+        self.load(&StagedLibrary {
+            source: path.to_owned(),
+            path: path.to_owned(),
+            sha256: [0; 32],
+            embedded: None,
+            label: label.to_owned(),
         })
     }
 
@@ -409,7 +458,7 @@ impl Loader {
             message: e.to_string(),
         })?;
         let library = Arc::new(Library {
-            raw: ManuallyDrop::new(raw),
+            raw: Some(ManuallyDrop::new(raw)),
             path: staged.path.clone(),
             sha256: staged.sha256,
             label: staged
@@ -421,17 +470,18 @@ impl Loader {
         // SAFETY: the header is read from a library we keep loaded for as long
         // as anything from it exists (`library` travels with the instance).
         let symbol = staged.embedded.as_ref().and_then(|e| e.symbol.as_deref());
-        let header = unsafe { Self::lib_header(&library.raw, symbol) }.map_err(|e| match e {
-            LibraryError::GetSymbolError { .. } => HostError::NotAPlugin {
-                plugin: label.clone(),
-                path: path.clone(),
-            },
-            other => HostError::Dlopen {
-                plugin: label.clone(),
-                path: path.clone(),
-                message: other.to_string(),
-            },
-        })?;
+        let header =
+            unsafe { Self::lib_header(raw_of(&library), symbol) }.map_err(|e| match e {
+                LibraryError::GetSymbolError { .. } => HostError::NotAPlugin {
+                    plugin: label.clone(),
+                    path: path.clone(),
+                },
+                other => HostError::Dlopen {
+                    plugin: label.clone(),
+                    path: path.clone(),
+                    message: other.to_string(),
+                },
+            })?;
 
         let host_api = <PluginModRef as RootModule>::VERSION_STRINGS;
         let plugin_api = header.version_strings();
@@ -501,7 +551,16 @@ impl Loader {
             categories,
             identity,
             library,
+            isolation: None,
         })
+    }
+}
+
+fn raw_of(library: &Library) -> &RawLibrary {
+    match &library.raw {
+        Some(raw) => raw,
+        // `load` builds the Library with `Some` just before asking for it.
+        None => unreachable!("a library loaded here always has its handle"),
     }
 }
 
@@ -512,6 +571,11 @@ pub(crate) fn call_error(
     call: Call,
     error: &plugin_api::PluginError,
 ) -> HostError {
+    // A proxy for an isolated plugin returns a failure of its process as a
+    // plugin error; the host error it stands for is more precise.
+    if let Some(isolated) = crate::error::take_stashed_failure(error) {
+        return isolated;
+    }
     match error {
         plugin_api::PluginError::Panicked { message } => HostError::CallPanicked {
             plugin: plugin.to_owned(),

@@ -104,6 +104,9 @@ fn manifest_options(manifest: &Manifest) -> LoadOptions {
                 after: h.after.clone(),
             })
             .collect(),
+        // The author's minimum; the host's `IsolationPolicy` may raise it.
+        isolation: manifest.isolation.unwrap_or_default(),
+        process: Default::default(),
     }
 }
 

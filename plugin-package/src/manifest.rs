@@ -68,6 +68,9 @@ pub struct Manifest {
     pub config: ConfigSchema,
     /// Licence tier needed to run the plugin; `free` when absent.
     pub required_tier: String,
+    /// The least isolation the author accepts (`isolation = "process"`);
+    /// the operator may raise it, never lower it.
+    pub isolation: Option<Isolation>,
 }
 
 /// One entry of `[dependencies]`.
@@ -95,6 +98,55 @@ pub enum HookKind {
     Filter,
     /// Every subscriber is called; failures are isolated.
     Event,
+}
+
+/// Where a plugin's code runs.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Isolation {
+    /// In the host process: nanoseconds per call, no protection.
+    #[default]
+    InProcess,
+    /// In one sandboxed child process for all tenants.
+    Process,
+    /// In one sandboxed child process per tenant (not implemented yet:
+    /// refused at load with a clear error).
+    ProcessPerTenant,
+}
+
+impl Isolation {
+    /// The configuration spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::InProcess => "in-process",
+            Self::Process => "process",
+            Self::ProcessPerTenant => "process-per-tenant",
+        }
+    }
+
+    /// Parses the configuration spelling.
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::InProcess, Self::Process, Self::ProcessPerTenant]
+            .into_iter()
+            .find(|i| i.name() == text)
+    }
+}
+
+impl std::fmt::Display for Isolation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// A capability a plugin declares in `permissions`.
@@ -561,6 +613,7 @@ impl Manifest {
             hooks: Vec::new(),
             config: ConfigSchema::default(),
             required_tier: default_tier(),
+            isolation: None,
         }
     }
 }
@@ -611,6 +664,8 @@ struct RawManifest {
     config: BTreeMap<Spanned<String>, RawConfigKey>,
     #[serde(default = "default_tier")]
     required_tier: String,
+    #[serde(default)]
+    isolation: Option<Isolation>,
 }
 
 fn default_tier() -> String {
@@ -966,6 +1021,7 @@ impl RawManifest {
             hooks,
             config: ConfigSchema { keys },
             required_tier: self.required_tier,
+            isolation: self.isolation,
         }
     }
 }
@@ -1144,7 +1200,7 @@ default = ["us1"]
             "plugins/demo/plugin.toml:7:1: unknown field `colour`, expected one of `id`, `name`, \
              `version`, `description`, `authors`, `license`, `category`, `api`, `library`, \
              `dependencies`, `conflicts`, `provides`, `requires`, `permissions`, `hooks`, \
-             `config`, `required_tier`; fix this entry of the plugin manifest.",
+             `config`, `required_tier`, `isolation`; fix this entry of the plugin manifest.",
         );
         check(
             &minimal_with("[[hooks]]\nname = \"a\"\nprio = 1\n"),

@@ -4,6 +4,7 @@
 mod foundation;
 mod hooks;
 mod interface;
+mod isolation;
 mod live;
 mod reference;
 mod reload;

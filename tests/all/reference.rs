@@ -12,10 +12,13 @@ use plugin_api::network_automation::{
 };
 use plugin_api::payment::{CapturePayment, CreatePayment, Money, PaymentStatus, RefundRequest};
 use plugin_api::{KeyValue, WebhookRequest};
+use plugin_host::isolation::Isolation;
+use plugin_host::{Host, HostConfig};
 use plugkit_standins::stripe::{StripeStandIn, StripeStandInConfig};
 use plugkit_standins::twilio::{TwilioStandIn, TwilioStandInConfig};
 use plugkit_testkit::process::workspace_root;
 use plugkit_tests::artifacts;
+use tempfile::TempDir;
 
 use crate::foundation::new_host;
 
@@ -54,13 +57,42 @@ fn reference_plugins_start_from_their_manifests() {
     assert!(errors.is_empty(), "{errors:?}");
 }
 
+/// A host that runs every plugin in a sandboxed child process (issue 13).
+fn new_isolating_host() -> (Host, TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = HostConfig::with_runtime_dir(dir.path().join("runtime"));
+    config.runner = Some(artifacts().runner().to_owned());
+    config.isolation.default = Isolation::Process;
+    (Host::new(config).expect("host"), dir)
+}
+
 #[test]
 fn twilio_sends_through_the_host_to_the_stand_in() {
+    twilio_sends(new_host, false);
+}
+
+#[test]
+fn twilio_sends_from_a_sandboxed_child_process() {
+    twilio_sends(new_isolating_host, true);
+}
+
+#[test]
+fn stripe_charges_captures_and_refunds_through_the_host() {
+    stripe_charges(new_host, false);
+}
+
+#[test]
+fn stripe_charges_from_a_sandboxed_child_process() {
+    stripe_charges(new_isolating_host, true);
+}
+
+fn twilio_sends(new_host: fn() -> (Host, TempDir), isolated: bool) {
     let standin = TwilioStandIn::start(TwilioStandInConfig::default()).expect("stand-in");
     let (host, dir) = new_host();
     install_reference(&dir.path().join("plugins"), "twilio");
     let report = host.start_installed(&[dir.path().join("plugins")]);
     assert_eq!(report.started, ["twilio"], "{:#?}", report.problems());
+    assert_eq!(host.isolation_status("twilio").is_some(), isolated);
     let config = serde_json::json!({
         "account_sid": standin.account_sid(),
         "auth_token": standin.auth_token(),
@@ -125,13 +157,13 @@ fn twilio_sends_through_the_host_to_the_stand_in() {
     assert!(sent[1].body.contains("link down"), "{}", sent[1].body);
 }
 
-#[test]
-fn stripe_charges_captures_and_refunds_through_the_host() {
+fn stripe_charges(new_host: fn() -> (Host, TempDir), isolated: bool) {
     let standin = StripeStandIn::start(StripeStandInConfig::default()).expect("stand-in");
     let (host, dir) = new_host();
     install_reference(&dir.path().join("plugins"), "stripe");
     let report = host.start_installed(&[dir.path().join("plugins")]);
     assert_eq!(report.started, ["stripe"], "{:#?}", report.problems());
+    assert_eq!(host.isolation_status("stripe").is_some(), isolated);
     let config = serde_json::json!({
         "secret_key": standin.secret_key(),
         "webhook_secret": standin.webhook_secret(),
@@ -231,6 +263,15 @@ fn stripe_charges_captures_and_refunds_through_the_host() {
 
 #[test]
 fn network_automation_queries_the_real_snmpd_and_sshd_through_the_host() {
+    network_automation_queries(new_host);
+}
+
+#[test]
+fn network_automation_queries_from_a_sandboxed_child_process() {
+    network_automation_queries(new_isolating_host);
+}
+
+fn network_automation_queries(new_host: fn() -> (Host, TempDir)) {
     let snmpd = plugkit_testkit::snmpd::Snmpd::shared().expect("snmpd");
     let sshd = plugkit_testkit::sshd::Sshd::shared().expect("sshd");
     let (host, dir) = new_host();

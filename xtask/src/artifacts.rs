@@ -88,12 +88,17 @@ pub(crate) fn build(packages: &[String], release: bool) -> Result<BTreeMap<Strin
     for p in packages {
         cmd.args(["-p", p]);
     }
+    // Plugins in process isolation run inside the runner: built with them.
+    cmd.args(["-p", RUNNER]);
     let output = cmd.output().context("running cargo build")?;
     if !output.status.success() {
         bail!("cargo build failed (see the compiler output above)");
     }
     Ok(cdylibs_from_messages(&output.stdout))
 }
+
+/// The runner executable's package (and key in the artifact list).
+pub(crate) const RUNNER: &str = "plugkit-runner";
 
 /// Builds every plugin package, and the fixture workspaces that keep older
 /// plugin interfaces (see [`FIXTURE_WORKSPACES`]).
@@ -140,7 +145,8 @@ fn build_fixture_workspace(dir: &str, release: bool) -> Result<BTreeMap<String, 
     Ok(cdylibs_from_messages(&output.stdout))
 }
 
-/// Picks the cdylib outputs out of cargo's JSON messages, keyed by package name.
+/// Picks the cdylib outputs (and the runner executable) out of cargo's JSON
+/// messages, keyed by package name.
 pub(crate) fn cdylibs_from_messages(stdout: &[u8]) -> BTreeMap<String, PathBuf> {
     let mut libraries = BTreeMap::new();
     for line in stdout.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
@@ -148,6 +154,12 @@ pub(crate) fn cdylibs_from_messages(stdout: &[u8]) -> BTreeMap<String, PathBuf> 
             continue;
         };
         if msg["reason"] != "compiler-artifact" {
+            continue;
+        }
+        if let Some(exe) = msg["executable"].as_str() {
+            if msg["target"]["name"] == RUNNER {
+                libraries.insert(RUNNER.to_owned(), PathBuf::from(exe));
+            }
             continue;
         }
         let is_cdylib = msg["target"]["kind"]

@@ -30,6 +30,11 @@ pub(crate) fn run(extra: &[String]) -> Result<()> {
         .args(extra)
         .env("PLUGKIT_ARTIFACTS", &list)
         .env("PLUGKIT_PEERS_DIR", &peers_dir)
+        .envs(
+            built
+                .get(artifacts::RUNNER)
+                .map(|runner| ("PLUGKIT_RUNNER", runner)),
+        )
         .status()
         .context("running cargo test")?;
     if !status.success() {

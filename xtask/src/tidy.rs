@@ -41,6 +41,10 @@ pub(crate) const UNSAFE_ALLOWED: &[(&str, &str)] = &[
         "export_plugin! writes the library header",
     ),
     (
+        "benches/isolation.rs",
+        "the forked Unix-socket echo server process calls are measured against",
+    ),
+    (
         "benches/calls.rs",
         "the plain `extern \"C\"` baseline plugin calls are measured against",
     ),

@@ -126,6 +126,9 @@ fn plugins_lists_the_available_and_the_installed_plugins_with_their_signatures()
     for plugin in &installed {
         assert_eq!(plugin["state"], "active", "{plugin}");
         assert_eq!(plugin["signature"]["status"], "verified", "{plugin}");
+        // The demo runs every plugin in-process: no child process to show.
+        assert!(plugin["isolation"].is_null(), "{plugin}");
+        assert!(plugin.get("isolation").is_some(), "{plugin}");
     }
     let twilio = installed
         .iter()

@@ -341,11 +341,16 @@ impl Loader {
     /// Loads the library at `path` (a runner's `/proc/self/fd/N`) with the
     /// same checks as [`Loader::load`].
     pub(crate) fn load_path(&self, path: &Path, label: &str) -> Result<LoadedPlugin, HostError> {
+        // The identity record names the symbol the library header is
+        // exported under; the bytes are the sealed copy the host verified.
+        let embedded = fs::read(path)
+            .ok()
+            .and_then(|bytes| elf::embedded_identity(&bytes).ok());
         self.load(&StagedLibrary {
             source: path.to_owned(),
             path: path.to_owned(),
             sha256: [0; 32],
-            embedded: None,
+            embedded,
             label: label.to_owned(),
         })
     }

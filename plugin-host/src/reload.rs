@@ -629,7 +629,7 @@ mod tests {
 
     fn check(schema: &str, tenants: &[(&str, &str)], expected: Result<(), &str>) {
         let text = format!(
-            "id = \"pp\"\nname = \"pp\"\nversion = \"1.0.0\"\napi = \"^0.1\"\n\
+            "id = \"pp\"\nname = \"pp\"\nversion = \"1.0.0\"\napi = \"^0.2\"\n\
              library = \"libp.so\"\n{schema}"
         );
         let manifest = Manifest::parse(&text, Path::new("/x/plugin.toml")).expect("manifest");

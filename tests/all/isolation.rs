@@ -600,7 +600,7 @@ fn the_author_minimum_in_plugin_toml_cannot_be_lowered_by_the_operator() {
     std::fs::copy(library, folder.join("libfixture_hostile.so")).expect("copy");
     std::fs::write(
         folder.join("plugin.toml"),
-        "id = \"hostile\"\nname = \"hostile\"\nversion = \"0.1.0\"\napi = \"^0.1\"\n\
+        "id = \"hostile\"\nname = \"hostile\"\nversion = \"0.1.0\"\napi = \"^0.2\"\n\
          library = \"libfixture_hostile.so\"\nisolation = \"process\"\n",
     )
     .expect("manifest");

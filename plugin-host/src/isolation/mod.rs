@@ -3,8 +3,8 @@
 //! [`Isolation`] in `LoadOptions`.
 //!
 //! The host side builds a `PluginInstance` whose objects are proxies: each
-//! call becomes a message on a shared-memory channel ([`shm`]) to the
-//! runner ([`runner`]), which sandboxes itself ([`sandbox`], [`cgroups`])
+//! call becomes a message on a shared-memory channel (`shm`) to the
+//! runner (`runner`), which sandboxes itself (`sandbox`, `cgroups`)
 //! and then loads the library with the host's own loader checks. Everything
 //! above the instance (lifecycle, dispatch, handles, reload) is unchanged.
 //!
@@ -13,7 +13,7 @@
 //!   `process` (fork/exec, pidfd, waitid) — each block says why it holds;
 //! - the child never sees a path to the plugin: it gets a sealed memfd;
 //! - a failure of the process (crash, deadline, OOM, exit, garbage) reaches
-//!   the caller as its own `HostError` variant (see [`stash`]).
+//!   the caller as its own `HostError` variant (see `stash`).
 
 mod categories;
 mod cgroups;

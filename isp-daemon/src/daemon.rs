@@ -406,11 +406,10 @@ impl Daemon {
 
     fn save_waiting(&self, waiting: &Waiting) -> Result<(), Problem> {
         let path = self.state_dir.join(DAEMON_STATE_FILE);
-        let tmp = self.state_dir.join(format!(".{DAEMON_STATE_FILE}.tmp"));
         let text =
             serde_json::to_vec_pretty(waiting).map_err(|e| Problem::internal(e.to_string()))?;
-        std::fs::write(&tmp, text)
-            .and_then(|()| std::fs::rename(&tmp, &path))
+        // The same atomic, fsynced writer as the platform's state files.
+        plugkit_durable::write_atomic(&path, &text, 0o600)
             .map_err(|e| Problem::internal(format!("writing {}: {e}", path.display())))
     }
 

@@ -26,10 +26,11 @@ use plugin_host::{
     PlatformConfig, PlatformError, PluginState, SignatureStatus, TenantPluginView, Tiers,
     TrustPolicy,
 };
+use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::config::{resolve_reference, Config};
+use crate::config::Config;
 use crate::error::{Problem, ProblemKind};
 use crate::install;
 use crate::peers::Devices;
@@ -191,11 +192,26 @@ impl Daemon {
 
         let mut env: BTreeMap<String, String> = std::env::vars().collect();
         env.extend(options.env.clone());
-        let admin = match resolve_reference(&config.admin.token, &env) {
-            Ok(token) => AdminSecret {
+        // Resolved by tenancy's resolver, the only one: same references and errors.
+        let resolved = plugin_host::resolve_secret_reference(
+            &config.admin.token,
+            &plugin_host::Environment::fixed(env.clone()),
+        )
+        .map(|token| token.expose_secret().to_owned());
+        let admin = match resolved {
+            Ok(token) if !token.is_empty() => AdminSecret {
                 token,
                 generated: false,
             },
+            Ok(_) if config.admin.generate_token_if_unset => AdminSecret {
+                token: random_token()?,
+                generated: true,
+            },
+            Ok(_) => bail!(
+                "[admin] token: `{}` resolves to an empty value; set it, or set \
+                 generate_token_if_unset = true for a demo",
+                config.admin.token
+            ),
             Err(_) if config.admin.generate_token_if_unset => AdminSecret {
                 token: random_token()?,
                 generated: true,

@@ -57,10 +57,11 @@ pub use signature::{
 };
 pub use supervisor::{SkippedPlugin, StartReport};
 pub use tenancy::{
-    env_var_name, example_toml, plan_tier_change, AuditAction, AuditEntry, AuditLog, AuditOutcome,
-    ConfigError, ConfigProblem, ConfigSource, Environment, PersistError, Platform, PlatformConfig,
-    PlatformError, RestoreReport, SecretError, TenantPluginView, TenantView, TierChange, TierError,
-    TierPlan, Tiers, VaultConfig, AUDIT_FILE, REDACTED, REGISTRY_FILE, TENANTS_FILE,
+    env_var_name, example_toml, plan_tier_change, resolve_secret_reference, AuditAction,
+    AuditEntry, AuditLog, AuditOutcome, ConfigError, ConfigProblem, ConfigSource, Environment,
+    PersistError, Platform, PlatformConfig, PlatformError, RestoreReport, SecretError,
+    TenantPluginView, TenantView, TierChange, TierError, TierPlan, Tiers, VaultConfig, AUDIT_FILE,
+    REDACTED, REGISTRY_FILE, TENANTS_FILE,
 };
 
 pub use discovery::{discover, DiscoveredPlugin, Discovery, DiscoveryProblem, EmbeddedIdentity};

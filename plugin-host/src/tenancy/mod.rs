@@ -44,7 +44,7 @@ pub use config::{
     env_var_name, example_toml, ConfigError, ConfigProblem, ConfigSource, Environment, REDACTED,
 };
 pub use persist::PersistError;
-pub use secrets::{SecretError, VaultConfig};
+pub use secrets::{resolve_secret_reference, SecretError, VaultConfig};
 pub use tiers::{plan_tier_change, TierError, TierPlan, Tiers};
 
 use config::{parse_typed, ConfigFile, Layered, Layers, Schema};

@@ -84,6 +84,10 @@ impl ConfigFile {
 }
 
 /// The 1-based line and character column of byte `offset` in `text`.
+///
+/// The same computation as `manifest::Position::of_offset`, which is private
+/// to `manifest` (a file this branch may not edit); once manifest lives in
+/// the shared pure crate with `of_offset` public, call it and delete this.
 fn position_of(text: &str, offset: usize) -> Position {
     let before = text.get(..offset).unwrap_or(text);
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);

@@ -380,29 +380,6 @@ fn is_reference(text: &str) -> bool {
     text.starts_with("${") && text.ends_with('}')
 }
 
-/// Resolves an `${env:VAR}` or `${file:/path}` reference against `env`.
-/// The error names the reference, never a value.
-pub fn resolve_reference(text: &str, env: &BTreeMap<String, String>) -> Result<String, String> {
-    let inner = text
-        .strip_prefix("${")
-        .and_then(|t| t.strip_suffix('}'))
-        .ok_or_else(|| format!("`{text}` is not a reference such as ${{env:VAR}}"))?;
-    match inner.split_once(':') {
-        Some(("env", var)) => env
-            .get(var)
-            .filter(|v| !v.is_empty())
-            .cloned()
-            .ok_or_else(|| format!("environment variable `{var}` (from `{text}`) is not set")),
-        Some(("file", path)) if Path::new(path).is_absolute() => std::fs::read_to_string(path)
-            .map(|t| t.trim_end_matches(['\n', '\r']).to_owned())
-            .map_err(|e| format!("cannot read `{path}` (from `{text}`): {e}")),
-        Some(("file", _)) => Err(format!("`{text}`: a file reference needs an absolute path")),
-        _ => Err(format!(
-            "`{text}`: only ${{env:VAR}} and ${{file:/path}} references are supported here"
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -481,30 +458,5 @@ mod tests {
         assert!(parse("listen = \"127.0.0.1:0\"\ntoken = \"hunter2\"")
             .contains("never the token itself"));
         assert!(parse("listen = \"127.0.0.1:0\"").contains("missing field `token`"));
-    }
-
-    #[test]
-    fn references_resolve_from_the_environment_and_files() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let file = dir.path().join("token");
-        std::fs::write(&file, "from-file\n").expect("write");
-        let env: BTreeMap<String, String> = [("TOKEN".to_owned(), "from-env".to_owned())].into();
-        let check = |text: &str, expected: Result<&str, &str>| {
-            let got = resolve_reference(text, &env);
-            match expected {
-                Ok(value) => assert_eq!(got.as_deref(), Ok(value), "{text}"),
-                Err(part) => {
-                    let message = got.expect_err(text);
-                    assert!(message.contains(part), "{text}: {message}");
-                    assert!(!message.contains("from-env"), "{message}");
-                }
-            }
-        };
-        check("${env:TOKEN}", Ok("from-env"));
-        check(&format!("${{file:{}}}", file.display()), Ok("from-file"));
-        check("${env:MISSING}", Err("`MISSING`"));
-        check("${file:relative}", Err("absolute path"));
-        check("${vault:a#b}", Err("only ${env:VAR} and ${file:/path}"));
-        check("TOKEN", Err("not a reference"));
     }
 }

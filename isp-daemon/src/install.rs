@@ -57,7 +57,7 @@ pub fn from_build(map: &Path, dir: &Path) -> Result<(Vec<String>, Vec<String>)> 
             .map_err(|e| anyhow::anyhow!("the embedded manifest of {package}: {e}"))?;
         let folder = dir.join(&manifest.id);
         fs::create_dir_all(&folder).with_context(|| format!("creating {}", folder.display()))?;
-        fs::write(folder.join("plugin.toml"), manifest_text)
+        plugkit_durable::write_atomic(&folder.join("plugin.toml"), manifest_text.as_bytes(), 0o644)
             .with_context(|| format!("writing {}/plugin.toml", folder.display()))?;
         // A copy, not a link: a rebuild must not change a library under the host.
         fs::copy(library, folder.join(&manifest.library)).with_context(|| {

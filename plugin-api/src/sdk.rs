@@ -365,7 +365,8 @@ impl HookAction {
 /// once, so per-tenant state lives behind the plugin's own locks. The host
 /// serializes lifecycle calls for one plugin.
 pub trait Plugin: Send + Sync + Sized + 'static {
-    /// Stable identifier, matching `id` in plugin.toml.
+    /// Stable identifier, matching `id` in plugin.toml; write
+    /// `const ID: &'static str = plugin_api::manifest_id!();` to take it from there.
     const ID: &'static str;
     /// Human-readable name.
     const NAME: &'static str;
@@ -759,6 +760,108 @@ macro_rules! export_plugin {
     };
 }
 
+/// The plugin's id, read at compile time from `plugin.toml` beside the
+/// crate's `Cargo.toml`, so the id is written once. Compilation fails when
+/// the file has no top-level `id = "..."` line, or when its `version`
+/// differs from the crate's `Cargo.toml` version (which the library embeds).
+///
+/// ```ignore
+/// impl plugin_api::Plugin for MyPlugin {
+///     const ID: &'static str = plugin_api::manifest_id!();
+///     // ...
+/// }
+/// ```
+#[macro_export]
+macro_rules! manifest_id {
+    () => {{
+        const MANIFEST: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/plugin.toml"));
+        const _: () = assert!(
+            $crate::sdk::__str_eq(
+                $crate::sdk::__manifest_str(MANIFEST, "version"),
+                env!("CARGO_PKG_VERSION"),
+            ),
+            "plugin.toml's `version` differs from the crate's Cargo.toml `version`; make them equal"
+        );
+        $crate::sdk::__manifest_str(MANIFEST, "id")
+    }};
+}
+
+/// The value of the top-level `key = "value"` line of a manifest text, at
+/// compile time: a plain double-quoted string on one line, before the first
+/// `[table]`. Panics (a compile error in a constant) otherwise.
+#[doc(hidden)]
+pub const fn __manifest_str(text: &'static str, key: &str) -> &'static str {
+    const fn skip_blanks(bytes: &[u8], mut i: usize) -> usize {
+        while i < bytes.len() && (bytes[i] == b' ' || bytes[i] == b'\t') {
+            i += 1;
+        }
+        i
+    }
+    let bytes = text.as_bytes();
+    let key = key.as_bytes();
+    let mut line = 0;
+    while line < bytes.len() {
+        let i = skip_blanks(bytes, line);
+        if i < bytes.len() && bytes[i] == b'[' {
+            break; // tables begin: no more top-level keys
+        }
+        let mut k = 0;
+        while k < key.len() && i + k < bytes.len() && bytes[i + k] == key[k] {
+            k += 1;
+        }
+        if k == key.len() {
+            let mut j = skip_blanks(bytes, i + k);
+            if j < bytes.len() && bytes[j] == b'=' {
+                j = skip_blanks(bytes, j + 1);
+                if j < bytes.len() && bytes[j] == b'"' {
+                    let start = j + 1;
+                    let mut end = start;
+                    while end < bytes.len()
+                        && bytes[end] != b'"'
+                        && bytes[end] != b'\n'
+                        && bytes[end] != b'\\'
+                    {
+                        end += 1;
+                    }
+                    if end < bytes.len() && bytes[end] == b'"' {
+                        let (_, rest) = bytes.split_at(start);
+                        let (value, _) = rest.split_at(end - start);
+                        match core::str::from_utf8(value) {
+                            Ok(value) => return value,
+                            Err(_) => panic!("plugin.toml is not UTF-8"),
+                        }
+                    }
+                }
+                panic!(
+                    "plugin.toml: write `id` and `version` as plain \"quoted strings\" on one line"
+                );
+            }
+        }
+        while line < bytes.len() && bytes[line] != b'\n' {
+            line += 1;
+        }
+        line += 1;
+    }
+    panic!("plugin.toml needs top-level `id = \"...\"` and `version = \"...\"` lines before any [table]")
+}
+
+/// `a == b` at compile time.
+#[doc(hidden)]
+pub const fn __str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
 /// The identity record's prefix, so readers can find and check it.
 pub(crate) const IDENTITY_MAGIC: &[u8; 8] = b"PLUGKIT1";
 
@@ -829,4 +932,45 @@ pub fn parse_identity(section: &[u8]) -> Option<Identity> {
         version: version.to_owned(),
         symbol,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MANIFEST: &str = "# a comment\n\
+        id = \"twilio\"\n\
+        name = \"Twilio\"\n\
+        identifier = \"not the id\"\n\
+        version   =   \"1.2.3\"\n\
+        [config.id]\n\
+        id = \"a table key, not the plugin's\"\n";
+
+    #[test]
+    fn manifest_values_are_read_at_compile_time_from_top_level_keys_only() {
+        const ID: &str = __manifest_str(MANIFEST, "id");
+        const VERSION: &str = __manifest_str(MANIFEST, "version");
+        assert_eq!(ID, "twilio");
+        assert_eq!(VERSION, "1.2.3");
+        assert_eq!(__manifest_str(MANIFEST, "identifier"), "not the id");
+    }
+
+    #[test]
+    fn strings_compare_equal_at_compile_time_only_when_identical() {
+        const { assert!(__str_eq("0.1.0", "0.1.0")) };
+        assert!(!__str_eq("0.1.0", "0.1.1"));
+        assert!(!__str_eq("0.1.0", "0.1.0 "));
+    }
+
+    #[test]
+    fn a_missing_key_or_an_unquoted_value_is_refused() {
+        for (text, key) in [
+            ("name = \"x\"\n[t]\nid = \"y\"\n", "id"),
+            ("id = twilio\n", "id"),
+            ("id = \"twi\\\"lio\"\n", "id"),
+        ] {
+            let refused = std::panic::catch_unwind(|| __manifest_str(text, key)).is_err();
+            assert!(refused, "{text:?}");
+        }
+    }
 }

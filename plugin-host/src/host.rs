@@ -165,7 +165,6 @@ pub(crate) struct Inner {
     dispatch: RwLock<DispatchTables>,
     /// Bumped by every invalidation, so a table resolved before one is not cached after it.
     dispatch_generation: std::sync::atomic::AtomicU64,
-    secrets: RwLock<BTreeMap<(String, String, String), String>>,
     /// Plugins in the order they were loaded, for stopping in reverse.
     started: Mutex<Vec<String>>,
     /// The running live reloads' watch state (gone when they are dropped).
@@ -312,7 +311,6 @@ impl Host {
                 hook_order: RwLock::new(BTreeMap::new()),
                 dispatch: RwLock::new(BTreeMap::new()),
                 dispatch_generation: std::sync::atomic::AtomicU64::new(0),
-                secrets: RwLock::new(BTreeMap::new()),
                 started: Mutex::new(Vec::new()),
                 live: Mutex::new(Vec::new()),
                 runner: config.runner,
@@ -894,14 +892,6 @@ impl Host {
             .find(|p| p.is_active_for(tenant))
     }
 
-    /// Stores a secret a plugin may read through its host services.
-    pub fn set_secret(&self, plugin: &str, tenant: &str, name: &str, value: &str) {
-        self.inner.secrets.write().insert(
-            (plugin.to_owned(), tenant.to_owned(), name.to_owned()),
-            value.to_owned(),
-        );
-    }
-
     /// Runs a filter chain for `tenant`: each active subscriber may pass,
     /// replace or veto the payload. A failing filter stops the chain.
     pub fn run_filter(
@@ -997,11 +987,17 @@ impl ServiceBackend for Inner {
         self.metrics_for(plugin, |m| m.record_custom(name, value));
     }
 
+    /// The string value `name` of the tenant's activation configuration:
+    /// secrets reach the host only there, resolved by tenancy.
     fn secret_for(&self, plugin: &str, tenant: &str, name: &str) -> Result<String, PluginError> {
-        self.secrets
+        let config = self
+            .plugins
             .read()
-            .get(&(plugin.to_owned(), tenant.to_owned(), name.to_owned()))
-            .cloned()
+            .get(plugin)
+            .and_then(|slot| slot.tenant_configs.lock().get(tenant).cloned());
+        config
+            .and_then(|json| serde_json::from_str::<serde_json::Value>(&json).ok())
+            .and_then(|value| value.get(name)?.as_str().map(str::to_owned))
             .ok_or_else(|| PluginError::not_found(format!("secret `{name}` for tenant `{tenant}`")))
     }
 

@@ -21,7 +21,8 @@ pub(crate) trait ServiceBackend: Send + Sync {
     fn record_denied(&self, plugin: &str);
     /// Counts a custom metric value for `plugin`.
     fn record_custom(&self, plugin: &str, name: &str, value: f64);
-    /// A secret set for `plugin` and `tenant`.
+    /// Secret `name` of `plugin` for `tenant`: a string value of the
+    /// tenant's activation configuration (tenancy resolved its reference).
     fn secret_for(&self, plugin: &str, tenant: &str, name: &str) -> Result<String, PluginError>;
     /// Fires hook `hook` raised by `plugin`.
     fn emit_from_plugin(

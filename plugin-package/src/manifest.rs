@@ -447,7 +447,9 @@ pub struct Position {
 }
 
 impl Position {
-    fn of_offset(text: &str, offset: usize) -> Position {
+    /// The 1-based line and column (in characters) of byte `offset` in
+    /// `text`: the one line/column helper every TOML error message uses.
+    pub fn of_offset(text: &str, offset: usize) -> Position {
         let before = text.get(..offset).unwrap_or(text);
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);
         Position {

@@ -817,32 +817,13 @@ fn rfc2822_now() -> String {
 }
 
 fn rfc2822(unix_seconds: u64) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let days = unix_seconds / 86_400;
-    let time = unix_seconds % 86_400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{}, {:02} {} {} {:02}:{:02}:{:02} +0000",
-        DAYS[(days % 7) as usize],
-        day,
-        MONTHS[(month - 1) as usize],
-        year,
-        time / 3600,
-        time % 3600 / 60,
-        time % 60
-    )
+    let t = UNIX_EPOCH + std::time::Duration::from_secs(unix_seconds);
+    // An HTTP date is RFC 2822 with `GMT` for the zone; Twilio writes `+0000`.
+    let http = httpdate::fmt_http_date(t);
+    match http.strip_suffix("GMT") {
+        Some(stem) => format!("{stem}+0000"),
+        None => http,
+    }
 }
 
 #[cfg(test)]

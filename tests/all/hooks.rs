@@ -601,7 +601,11 @@ fn host_services_work_with_the_declared_permissions() {
             Permission::MetricsWrite,
         ],
     );
-    host.set_secret(&id, "acme", "api_key", "s3cr3t");
+    // Secrets reach a plugin only in its tenant configuration (tenancy
+    // resolves references there); the secret service reads that value.
+    host.deactivate(&id, "acme").expect("deactivate acme");
+    host.activate(&id, "acme", r#"{"api_key": "s3cr3t"}"#)
+        .expect("activate acme with its secret");
     host.activate(&id, "other", "{}").expect("activate other");
     let plugin = host.plugin(&id).expect("handle");
     assert_eq!(

@@ -1212,3 +1212,69 @@ fn an_unreachable_vault_port_fails_closed() {
     }
     assert!(!active(&world.host, ECHO, "acme"));
 }
+
+// Issue 12, item 6: a plugin's secret service reads what tenancy resolved
+// (the only secret path; `Host::set_secret` is gone).
+#[test]
+fn a_plugin_reads_the_secret_tenancy_resolved_for_its_tenant_only() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let host = new_host(dir.path(), "runtime");
+    let id = "fixture-good";
+    let path = dir.path().join("plugins").join(id).join("plugin.toml");
+    let text = format!(
+        "id = \"{id}\"\nname = \"{id}\"\nversion = \"0.1.0\"\napi = \"^0.2\"\n\
+         library = \"lib{id}.so\"\nrequired_tier = \"free\"\n\
+         permissions = [\"secrets:read\"]\n\
+         [config.api_key]\ntype = \"string\"\nrequired = true\nsensitive = true\n\
+         description = \"The tenant's credential.\"\n"
+    );
+    let manifest = Manifest::parse(&text, &path).expect("manifest");
+    let loaded = host
+        .load(
+            artifacts().library("fixture-good"),
+            LoadOptions {
+                expected_id: Some(id.to_owned()),
+                permissions: manifest.permissions.iter().copied().collect(),
+                ..LoadOptions::default()
+            },
+        )
+        .expect("load");
+    host.initialize(&loaded).expect("initialize");
+    let mut config = PlatformConfig::new(dir.path().join("state"), dir.path().join("config"));
+    config.env = Environment::fixed([
+        ("ACME_KEY", "acme-secret-from-env"),
+        ("GLOBEX_KEY", "globex-secret-from-env"),
+    ]);
+    let platform = Platform::open(config, host.clone()).expect("open platform");
+    platform.register_plugin(&manifest).expect("register");
+    platform.add_tenant("acme", "free").expect("acme");
+    platform.add_tenant("globex", "free").expect("globex");
+    platform
+        .request("acme", id, json!({ "api_key": "${env:ACME_KEY}" }))
+        .expect("acme activates");
+    platform
+        .request("globex", id, json!({ "api_key": "${env:GLOBEX_KEY}" }))
+        .expect("globex activates");
+    let plugin = host.plugin(id).expect("handle");
+    assert_eq!(
+        plugin.invoke("acme", "secret", b"api_key").expect("secret"),
+        b"acme-secret-from-env"
+    );
+    assert_eq!(
+        plugin
+            .invoke("globex", "secret", b"api_key")
+            .expect("secret"),
+        b"globex-secret-from-env"
+    );
+    platform
+        .deactivate("globex", id)
+        .expect("deactivate globex");
+    assert!(
+        plugin.invoke("globex", "secret", b"api_key").is_err(),
+        "an inactive tenant has no secrets"
+    );
+    assert!(
+        plugin.invoke("acme", "secret", b"other_key").is_err(),
+        "only configured values are secrets"
+    );
+}

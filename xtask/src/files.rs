@@ -2,27 +2,27 @@
 //! file and its directory; and the test-only crash hook.
 
 use std::fs::{self, File};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
 /// Writes `bytes` to `path` so that a crash leaves either the old file or
-/// the new one: temp file in the same directory, fsync, rename, fsync dir.
+/// the new one (the one writer, `plugkit_durable`), creating the directory.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_mode(path, bytes, 0o666)
+}
+
+/// [`write_atomic`] for a file only its owner may read (a secret key).
+pub(crate) fn write_atomic_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_mode(path, bytes, 0o600)
+}
+
+fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let dir = parent(path)?;
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tmp = temp_name(path);
-    let write = || -> std::io::Result<()> {
-        let mut file = File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()
-    };
-    write().with_context(|| format!("writing {}", tmp.display()))?;
-    fs::rename(&tmp, path)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
-    sync_dir(dir)
+    plugkit_durable::write_atomic(path, bytes, mode)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Copies `from` to `to` and fsyncs the copy.
@@ -36,23 +36,12 @@ pub(crate) fn copy_synced(from: &Path, to: &Path) -> Result<()> {
 
 /// Fsyncs a directory, so renames and new entries in it are durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .with_context(|| format!("syncing directory {}", dir.display()))
+    plugkit_durable::sync_dir(dir).map_err(anyhow::Error::from)
 }
 
 fn parent(path: &Path) -> Result<&Path> {
     path.parent()
         .with_context(|| format!("{} has no parent directory", path.display()))
-}
-
-/// A hidden sibling of `path` for writing before the rename.
-fn temp_name(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
 }
 
 /// Lowercase hex SHA-256.
@@ -72,31 +61,12 @@ pub(crate) fn crash_point(step: &str) {
 
 /// Now as RFC 3339 UTC, e.g. `2026-04-30T12:00:00Z`.
 pub(crate) fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    rfc3339(secs)
+    rfc3339(std::time::SystemTime::now())
 }
 
-/// Seconds since the Unix epoch as RFC 3339 UTC.
-fn rfc3339(secs: u64) -> String {
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
+/// `t` as RFC 3339 UTC, whole seconds.
+fn rfc3339(t: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
 }
 
 #[cfg(test)]
@@ -111,7 +81,8 @@ mod tests {
             (1_709_210_096, "2024-02-29T12:34:56Z"),
             (4_102_444_799, "2099-12-31T23:59:59Z"),
         ] {
-            assert_eq!(rfc3339(secs), expected, "{secs}");
+            let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+            assert_eq!(rfc3339(t), expected, "{secs}");
         }
     }
 }

@@ -9,7 +9,6 @@
 
 use std::fs;
 use std::io::Cursor;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -106,20 +105,7 @@ fn generate(dir: &Path) -> Result<SigningKey> {
         .map_err(|e| anyhow!("encoding the public key: {e}"))?;
     let secret_path = dir.join(SECRET_FILE);
     // Written beside and renamed, with 0600 from the start.
-    let tmp = dir.join(format!(".{SECRET_FILE}.tmp-{}", std::process::id()));
-    {
-        use std::io::Write;
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .with_context(|| format!("creating {}", tmp.display()))?;
-        file.write_all(secret_box.to_string().as_bytes())?;
-        file.sync_all()?;
-    }
-    fs::rename(&tmp, &secret_path).with_context(|| format!("writing {}", secret_path.display()))?;
+    files::write_atomic_private(&secret_path, secret_box.to_string().as_bytes())?;
     files::write_atomic(&dir.join(PUBLIC_FILE), public_box.to_string().as_bytes())?;
     load(dir)
 }

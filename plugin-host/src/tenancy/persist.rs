@@ -6,11 +6,10 @@
 //! the target is only ever replaced by `rename`, which is atomic on POSIX
 //! file systems. Leftover temp files of a killed writer are ignored.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::fs;
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -65,32 +64,6 @@ pub enum PersistError {
     },
 }
 
-/// The points of an atomic write, in order; a crash test stops a writer at each.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum WriteStep {
-    /// The temp file exists and is empty.
-    TempCreated,
-    /// Half of the bytes are in the temp file.
-    TempHalfWritten,
-    /// All bytes are in the temp file, not yet synced.
-    TempWritten,
-    /// The temp file is synced to disk.
-    TempSynced,
-    /// The temp file replaced the target; the directory is not yet synced.
-    Renamed,
-}
-
-impl WriteStep {
-    #[cfg(test)]
-    const ALL: [WriteStep; 5] = [
-        WriteStep::TempCreated,
-        WriteStep::TempHalfWritten,
-        WriteStep::TempWritten,
-        WriteStep::TempSynced,
-        WriteStep::Renamed,
-    ];
-}
-
 fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> PersistError {
     let path = path.to_owned();
     move |source| PersistError::Io {
@@ -109,60 +82,20 @@ pub(crate) fn create_private_dir(dir: &Path) -> Result<(), PersistError> {
         .map_err(io_error("create directory", dir))
 }
 
-/// Replaces `path` with `bytes` atomically.
+/// Replaces `path` with `bytes` atomically, private to the daemon's user
+/// (through the one writer, `plugkit_durable`).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PersistError> {
-    write_atomic_observed(path, bytes, &mut |_| {})
+    plugkit_durable::write_atomic(path, bytes, 0o600).map_err(PersistError::from)
 }
 
-/// [`write_atomic`], calling `observe` after each step.
-pub(crate) fn write_atomic_observed(
-    path: &Path,
-    bytes: &[u8],
-    observe: &mut dyn FnMut(WriteStep),
-) -> Result<(), PersistError> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temp = dir.join(format!(
-        ".{name}.tmp.{}.{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&temp)
-            .map_err(io_error("create", &temp))?;
-        observe(WriteStep::TempCreated);
-        let half = bytes.len() / 2;
-        file.write_all(&bytes[..half])
-            .map_err(io_error("write", &temp))?;
-        observe(WriteStep::TempHalfWritten);
-        file.write_all(&bytes[half..])
-            .map_err(io_error("write", &temp))?;
-        observe(WriteStep::TempWritten);
-        file.sync_all().map_err(io_error("sync", &temp))?;
-        observe(WriteStep::TempSynced);
-        drop(file);
-        fs::rename(&temp, path).map_err(io_error("rename into place", path))?;
-        observe(WriteStep::Renamed);
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_error("sync directory", dir))
-    })();
-    if result.is_err() {
-        // Best effort: the target is intact either way.
-        let _ = fs::remove_file(&temp);
+impl From<plugkit_durable::WriteError> for PersistError {
+    fn from(e: plugkit_durable::WriteError) -> Self {
+        PersistError::Io {
+            action: e.action,
+            path: e.path,
+            source: e.source,
+        }
     }
-    result
 }
 
 /// Serializes `value` as pretty JSON and writes it atomically.
@@ -238,6 +171,7 @@ mod tests {
     use std::process::{Command, Stdio};
     use std::time::Duration;
 
+    use plugkit_durable::{write_atomic_observed, WriteStep};
     use plugkit_testkit::process::{wait_until, ChildGuard};
 
     use super::*;
@@ -284,7 +218,7 @@ mod tests {
             panic!("bad {CHILD_ENV}: {spec:?}");
         };
         let stop_at = WriteStep::ALL[step.parse::<usize>().unwrap()];
-        let _ = write_atomic_observed(Path::new(target), NEW.as_bytes(), &mut |step| {
+        let _ = write_atomic_observed(Path::new(target), NEW.as_bytes(), 0o600, &mut |step| {
             if step == stop_at {
                 fs::write(marker, format!("{step:?}")).unwrap();
                 loop {

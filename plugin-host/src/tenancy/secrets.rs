@@ -216,6 +216,14 @@ pub enum SecretError {
         /// Why and what to do.
         reason: String,
     },
+    /// A value that must be a reference is not one this resolver takes
+    /// (a literal, a malformed reference, or a scheme it has no provider
+    /// for). Never quotes the text, which may be a pasted secret.
+    #[error("{reason}")]
+    NotAReference {
+        /// What is wrong and what to write instead.
+        reason: String,
+    },
     /// No provider is configured for the reference's scheme.
     #[error(
         "secret `{reference}` needs a Vault, and none is configured; set \
@@ -319,6 +327,50 @@ impl VaultConfig {
             mount: "secret".to_owned(),
             timeout: Duration::from_secs(10),
         }
+    }
+}
+
+/// Resolves a `${env:VAR}` or `${file:/path}` reference that is not plugin
+/// configuration, such as an embedding daemon's own admin token, with the
+/// same parsing, providers and errors as activation (so secrets have one
+/// resolver). `${vault:…}` needs a platform's Vault and is refused here, as
+/// are literals and `$${…}` escapes; errors never quote the value.
+///
+/// ```
+/// use plugin_host::{resolve_secret_reference, Environment};
+/// use secrecy::ExposeSecret;
+///
+/// let env = Environment::fixed([("TOKEN", "s3cr3t")]);
+/// let token = resolve_secret_reference("${env:TOKEN}", &env).unwrap();
+/// assert_eq!(token.expose_secret(), "s3cr3t");
+/// assert!(resolve_secret_reference("s3cr3t", &env).is_err());
+/// ```
+pub fn resolve_secret_reference(
+    text: &str,
+    env: &Environment,
+) -> Result<SecretString, SecretError> {
+    const SUPPORTED: &str = "only ${env:VAR} and ${file:/path} references are supported here";
+    let reference = match SecretRef::classify(text) {
+        Reference::Secret(reference) => reference,
+        Reference::Literal | Reference::Escaped(_) => {
+            return Err(SecretError::NotAReference {
+                reason: format!("the value is not a reference; write one ({SUPPORTED})"),
+            })
+        }
+        Reference::Malformed(why) => {
+            return Err(SecretError::NotAReference {
+                reason: format!("the value is not a valid reference: {why} ({SUPPORTED})"),
+            })
+        }
+    };
+    match reference.scheme {
+        Scheme::Env => EnvSecrets { env: env.clone() }.resolve(&reference),
+        Scheme::File => FileSecrets.resolve(&reference),
+        Scheme::Vault => Err(SecretError::NotAReference {
+            reason: format!(
+                "`{reference}`: {SUPPORTED}; Vault references are resolved at plugin activation"
+            ),
+        }),
     }
 }
 
@@ -493,5 +545,36 @@ mod tests {
         let text = err.to_string();
         assert!(text.starts_with("secret `${vault:tenants/acme#api_key}` is unavailable: cannot reach Vault at http://127.0.0.1:"), "{text}");
         assert!(!text.contains(token) && !format!("{err:?}").contains(token));
+    }
+
+    // Issue 12, item 6: the daemon's own settings (its admin token) are
+    // resolved by this resolver too; it had its own copy before.
+    #[test]
+    fn references_outside_plugin_configuration_resolve_from_the_environment_and_files() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("token");
+        std::fs::write(&file, "from-file\n").expect("write");
+        let env = Environment::fixed([("TOKEN", "from-env")]);
+        let check = |text: &str, expected: Result<&str, &str>| {
+            let got = resolve_secret_reference(text, &env)
+                .map(|s| s.expose_secret().to_owned())
+                .map_err(|e| e.to_string());
+            match expected {
+                Ok(value) => assert_eq!(got.as_deref(), Ok(value), "{text}"),
+                Err(part) => {
+                    let message = got.expect_err(text);
+                    assert!(message.contains(part), "{text}: {message}");
+                    assert!(!message.contains("from-env"), "{message}");
+                }
+            }
+        };
+        check("${env:TOKEN}", Ok("from-env"));
+        check(&format!("${{file:{}}}", file.display()), Ok("from-file"));
+        check("${env:MISSING}", Err("`MISSING`"));
+        check("${file:relative}", Err("absolute path"));
+        check("${vault:a#b}", Err("only ${env:VAR} and ${file:/path}"));
+        check("TOKEN", Err("not a reference"));
+        let pasted = resolve_secret_reference("hunter2-plaintext", &env).unwrap_err();
+        assert!(!pasted.to_string().contains("hunter2"), "{pasted}");
     }
 }

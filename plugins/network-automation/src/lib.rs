@@ -154,7 +154,7 @@ fn display_value(varbinds: &[VarBind], oid: &str) -> String {
 }
 
 impl Plugin for NetworkPlugin {
-    const ID: &'static str = "network-automation";
+    const ID: &'static str = plugin_api::manifest_id!();
     const NAME: &'static str = "Network Automation";
     const CATEGORY: &'static str = "network-automation";
 

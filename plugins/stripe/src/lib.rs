@@ -242,7 +242,7 @@ fn check_idempotency_key(key: &str) -> Result<String> {
 }
 
 impl Plugin for StripePlugin {
-    const ID: &'static str = "stripe";
+    const ID: &'static str = plugin_api::manifest_id!();
     const NAME: &'static str = "Stripe";
     const CATEGORY: &'static str = "payment";
 

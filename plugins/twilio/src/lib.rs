@@ -117,7 +117,7 @@ impl TwilioPlugin {
 }
 
 impl Plugin for TwilioPlugin {
-    const ID: &'static str = "twilio";
+    const ID: &'static str = plugin_api::manifest_id!();
     const NAME: &'static str = "Twilio SMS";
     const CATEGORY: &'static str = "communication";
 

@@ -243,45 +243,81 @@ fn assert_refused_before_load(
     assert!(names_in(runtime).is_empty(), "nothing may be staged");
 }
 
+/// The categories `new-plugin` scaffolds, with the unit test each scaffold brings.
+const SCAFFOLDS: [(&str, &str); 5] = [
+    (
+        "communication",
+        "sent_messages_are_in_the_outbox_until_a_callback_moves_them_on",
+    ),
+    (
+        "payment",
+        "payments_are_authorized_captured_and_refunded_once_per_key",
+    ),
+    (
+        "network-automation",
+        "the_lab_device_answers_snmp_ssh_and_playbooks",
+    ),
+    (
+        "crm",
+        "contacts_are_matched_by_email_and_their_deals_move_through_stages",
+    ),
+    ("custom", "echo_greets_with_the_tenant_greeting"),
+];
+
+/// Issue 14 item 7: every category's scaffold is complete as generated. It
+/// builds, its unit test passes, it installs signed, and a host that
+/// requires signatures loads it and serves a typed call of its category.
 #[test]
-fn new_plugin_builds_passes_its_unit_test_installs_and_loads_under_require() {
+fn new_plugin_of_every_category_builds_passes_its_unit_test_installs_and_serves_under_require() {
+    use plugin_api::categories::*;
+
     let env = Env::new();
-    let dir = env.path("scaffold-demo");
-    let path = dir.display().to_string();
-    env.xtask(&[
-        "new-plugin",
-        "scaffold-demo",
-        "--category",
-        "custom",
-        "--path",
-        &path,
-    ])
-    .ok();
-    for file in ["Cargo.toml", "plugin.toml", "src/lib.rs", "Cargo.lock"] {
-        assert!(dir.join(file).is_file(), "{file} missing");
+    let mut dirs = Vec::new();
+    for (category, unit_test) in SCAFFOLDS {
+        let id = format!("new-{category}");
+        let dir = env.path(&id);
+        let path = dir.display().to_string();
+        env.xtask(&["new-plugin", &id, "--category", category, "--path", &path])
+            .ok();
+        for file in ["Cargo.toml", "plugin.toml", "src/lib.rs", "Cargo.lock"] {
+            assert!(dir.join(file).is_file(), "{category}: {file} missing");
+        }
+        let lib_rs = fs::read_to_string(dir.join("src/lib.rs")).expect("lib.rs");
+        assert!(lib_rs.contains("cargo doc -p plugin-api") && lib_rs.contains("#[test]"));
+
+        // Shares the workspace's target directory, so plugin-api and its
+        // dependencies are compiled once for all five.
+        let test = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+            .args(["test", "--manifest-path"])
+            .arg(dir.join("Cargo.toml"))
+            .env("CARGO_TARGET_DIR", workspace_root().join("target"))
+            .output()
+            .expect("cargo test");
+        let stdout = String::from_utf8_lossy(&test.stdout);
+        let stderr = String::from_utf8_lossy(&test.stderr);
+        assert!(
+            test.status.success() && stdout.contains(&format!("{unit_test} ... ok")),
+            "{category}:\n{stdout}\n{stderr}"
+        );
+        assert!(
+            !stderr.contains("warning"),
+            "{category}: the scaffold warns:\n{stderr}"
+        );
+        dirs.push(path);
     }
-    let lib_rs = fs::read_to_string(dir.join("src/lib.rs")).expect("lib.rs");
-    assert!(lib_rs.contains("cargo doc -p plugin-api") && lib_rs.contains("#[test]"));
 
-    let test = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
-        .args(["test", "--manifest-path"])
-        .arg(dir.join("Cargo.toml"))
-        .env("CARGO_TARGET_DIR", workspace_root().join("target"))
-        .output()
-        .expect("cargo test");
-    let stdout = String::from_utf8_lossy(&test.stdout);
-    assert!(
-        test.status.success() && stdout.contains("echo_greets_with_the_tenant_greeting ... ok"),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&test.stderr)
-    );
-
-    let install = env.xtask(&["install-plugin", &path]).ok();
-    assert!(
-        install.stdout().contains("installed scaffold-demo 0.1.0"),
-        "{}",
-        install.describe()
-    );
+    let mut args = vec!["install-plugin"];
+    args.extend(dirs.iter().map(String::as_str));
+    let install = env.xtask(&args).ok();
+    for (category, _) in SCAFFOLDS {
+        assert!(
+            install
+                .stdout()
+                .contains(&format!("installed new-{category} 0.1.0")),
+            "{}",
+            install.describe()
+        );
+    }
     for step in ["building", "packaging", "verifying", "installing"] {
         assert!(
             install.stderr().contains(step),
@@ -289,34 +325,145 @@ fn new_plugin_builds_passes_its_unit_test_installs_and_loads_under_require() {
             install.describe()
         );
     }
-    let example = env.config_dir().join("plugins/scaffold-demo.toml.example");
+    let example = env.config_dir().join("plugins/new-custom.toml.example");
     let example = fs::read_to_string(example).expect("config example");
     assert!(example.contains("# greeting = \"hello\""), "{example}");
 
     let (host, _dir, _runtime) = require_host(vec![env.public_key()]);
     let report = host.start_installed(&[env.plugin_dir()]);
+    let mut started = report.started.clone();
+    started.sort();
     assert_eq!(
-        report.started,
-        ["scaffold-demo"],
+        started,
+        [
+            "new-communication",
+            "new-crm",
+            "new-custom",
+            "new-network-automation",
+            "new-payment"
+        ],
         "{:#?}",
         report.problems()
     );
-    host.activate("scaffold-demo", "acme", r#"{"greeting": "hi"}"#)
-        .expect("activate");
+    for (category, _) in SCAFFOLDS {
+        // No configuration: every scaffold serves on its manifest's defaults.
+        host.activate(&format!("new-{category}"), "acme", "{}")
+            .unwrap_or_else(|e| panic!("activate new-{category}: {e}"));
+    }
+
+    let sms = host.plugin("new-communication").expect("plugin");
+    let sms = sms.communication().expect("communication client");
+    let message = plugin_api::communication::OutboundMessage {
+        to: "+15550123".into(),
+        body: "Your router is back online.".into(),
+        ..Default::default()
+    };
+    let receipt = sms.send_message("acme", message).expect("send_message");
+    assert_eq!(
+        receipt.status,
+        plugin_api::communication::DeliveryStatus::Sent
+    );
+    let status = sms
+        .message_status("acme", receipt.provider_message_id.clone())
+        .expect("message_status");
+    assert_eq!(status, receipt, "message_status answers from the outbox");
+
+    let pay = host.plugin("new-payment").expect("plugin");
+    let paid = pay
+        .payment()
+        .expect("payment client")
+        .create_payment(
+            "acme",
+            plugin_api::payment::CreatePayment {
+                amount: plugin_api::payment::Money {
+                    amount_minor: 1999,
+                    currency: "usd".into(),
+                },
+                customer: plugin_api::ROption::RNone,
+                payment_method: plugin_api::ROption::RNone,
+                confirm: true,
+                manual_capture: false,
+                description: plugin_api::ROption::RNone,
+                metadata: Vec::new().into(),
+                idempotency_key: "order-1".into(),
+            },
+        )
+        .expect("create_payment");
+    assert_eq!(
+        (paid.status, paid.amount_received),
+        (plugin_api::payment::PaymentStatus::Succeeded, 1999)
+    );
+
+    use plugin_api::network_automation::{SnmpOperation, SnmpRequest, SnmpTarget, SnmpValue};
+    let net = host.plugin("new-network-automation").expect("plugin");
+    let binds = net
+        .network_automation()
+        .expect("network-automation client")
+        .snmp(
+            "acme",
+            SnmpRequest {
+                target: SnmpTarget {
+                    address: "192.0.2.1:161".into(),
+                    version: plugin_api::network_automation::SnmpVersion::V2c,
+                    community: plugin_api::ROption::RNone,
+                    user: plugin_api::ROption::RNone,
+                    timeout_ms: 0,
+                    retries: 0,
+                },
+                operation: SnmpOperation::Get,
+                oids: vec!["1.3.6.1.2.1.1.5.0".into()].into(),
+            },
+        )
+        .expect("snmp");
+    assert_eq!(
+        binds[0].value,
+        SnmpValue::OctetString(b"lab-router-1".to_vec().into()),
+        "sysName is the manifest's default device_name"
+    );
+
+    let crm = host.plugin("new-crm").expect("plugin");
+    let crm = crm.crm().expect("crm client");
+    let contact = crm
+        .upsert_contact(
+            "acme",
+            plugin_api::crm::ContactUpsert {
+                email: "ada@example.com".into(),
+                ..Default::default()
+            },
+        )
+        .expect("upsert_contact");
+    let deal = crm
+        .create_deal(
+            "acme",
+            plugin_api::crm::DealCreate {
+                contact_crm_id: contact.crm_id.clone(),
+                title: "Fibre 1000".into(),
+                amount: 4999,
+                currency: "usd".into(),
+                stage: plugin_api::ROption::RNone,
+            },
+        )
+        .expect("create_deal");
+    assert_eq!(
+        (deal.contact_crm_id.as_str(), deal.stage.as_str()),
+        (contact.crm_id.as_str(), "new")
+    );
+
     let reply = host
-        .plugin("scaffold-demo")
+        .plugin("new-custom")
         .and_then(|p| p.invoke("acme", "echo", b"you"))
         .expect("invoke");
-    assert_eq!(reply, b"hi you");
+    assert_eq!(reply, b"hello you");
     assert!(host.stop_all().is_empty());
 
+    let path = &dirs[0];
     let again = env.xtask(&[
         "new-plugin",
-        "scaffold-demo",
+        "new-communication",
         "--category",
-        "custom",
+        "communication",
         "--path",
-        &path,
+        path,
     ]);
     assert!(again.fails().stderr().contains("already exists"));
     let bad = env.xtask(&[
@@ -325,9 +472,20 @@ fn new_plugin_builds_passes_its_unit_test_installs_and_loads_under_require() {
         "--category",
         "custom",
         "--path",
-        &path,
+        path,
     ]);
     assert!(bad.fails().stderr().contains("not a valid plugin id"));
+    let other = env.path("other").display().to_string();
+    let unknown = env
+        .xtask(&["new-plugin", "sms", "--category", "sms", "--path", &other])
+        .fails();
+    assert!(
+        unknown
+            .stderr()
+            .contains("`sms` is not a plugin category; use one of: communication, payment"),
+        "{}",
+        unknown.describe()
+    );
 }
 
 #[test]

@@ -990,5 +990,24 @@ fn dev_rebuilds_an_edit_and_the_watching_host_swaps_it_in() {
         run.describe()
     );
     assert!(stderr.contains("callers waited"), "{}", run.describe());
+    for step in [
+        "check installed",
+        "build",
+        "package",
+        "sign",
+        "verify",
+        "install",
+    ] {
+        assert!(
+            stderr.contains(&format!(", {step} ")) || stderr.contains(&format!("time: {step} ")),
+            "no `{step}` in the time breakdown: {}",
+            run.describe()
+        );
+    }
+    assert!(
+        stderr.contains("edit to live") && stderr.contains("then the host's watcher and reload"),
+        "{}",
+        run.describe()
+    );
     assert_eq!(echo(&host), "hello, world!");
 }

@@ -96,7 +96,7 @@ fn cycle(krate: &PluginCrate, id: &str, options: &Options, log: &Path) -> Result
     match wait_for_swap(log, seen, id) {
         Some(event) => report(id, &event, installed, started.elapsed()),
         None => eprintln!(
-            "xtask: [{id}] no host reported a reload within {SWAP_WAIT:?}; is a daemon running with --watch \
+            "xtask: [{id}] no host reported loading it within {SWAP_WAIT:?}; is a daemon running with --watch \
              on {}?",
             options.plugin_dir.display()
         ),
@@ -114,7 +114,13 @@ fn wait_for_swap(log: &Path, offset: usize, id: &str) -> Option<serde_json::Valu
                 let Ok(event) = serde_json::from_str::<serde_json::Value>(line) else {
                     continue;
                 };
-                if event["event"] == "reloaded" && event["plugin"] == id {
+                // A first install starts the plugin; later ones reload it.
+                let ours = event["plugin"] == id
+                    || event["folder"]
+                        .as_str()
+                        .is_some_and(|f| Path::new(f).file_name() == Some(id.as_ref()));
+                let kind = event["event"].as_str().unwrap_or_default();
+                if ours && matches!(kind, "reloaded" | "started" | "start_failed" | "problem") {
                     return Some(event);
                 }
             }
@@ -135,6 +141,29 @@ fn millis(value: &serde_json::Value) -> f64 {
 /// host's event, so it includes the host watcher's settle time, which the
 /// host's own `total` (from the settled change to serving) does not.
 fn report(id: &str, event: &serde_json::Value, installed: Duration, observed: Duration) {
+    match event["event"].as_str() {
+        Some("started") => {
+            return eprintln!(
+                "xtask: [{id}] live: started {}; edit to live {:.0} ms (install {:.0} ms)",
+                event["version"].as_str().unwrap_or("?"),
+                observed.as_secs_f64() * 1e3,
+                installed.as_secs_f64() * 1e3,
+            )
+        }
+        Some("start_failed") => {
+            return eprintln!(
+                "xtask: [{id}] the host could not START it: {}",
+                event["error"].as_str().unwrap_or("?")
+            )
+        }
+        Some("problem") => {
+            return eprintln!(
+                "xtask: [{id}] the host did not act on the change: {}",
+                event["message"].as_str().unwrap_or("?")
+            )
+        }
+        _ => {}
+    }
     match event["outcome"].as_str() {
         Some("swapped") => eprintln!(
             "xtask: [{id}] live: {} -> {}; host reload {:.1} ms (callers waited {:.3} ms); \

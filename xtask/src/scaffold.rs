@@ -51,10 +51,12 @@ pub(crate) fn run(name: &str, category: &str, path: Option<PathBuf>) -> Result<(
             .with_context(|| format!("copying {}", lock.display()))?;
     }
     println!(
-        "created plugin `{name}` ({category}) in {dir}\n\
-         next:\n  cargo test --manifest-path {dir}/Cargo.toml      # its unit test\n  \
-         cargo xtask install-plugin {dir}                   # build, sign, install\n  \
-         cargo xtask list-plugins",
+        "created plugin `{name}` ({category}) in {dir}: it implements its category with an \
+         in-memory example and a unit test\n\
+         next:\n  cargo xtask dev {dir} --plugin-dir <dir a daemon watches>  # build, sign, install; \
+         again on every save\n  \
+         cargo test --manifest-path {dir}/Cargo.toml  # its unit test\n  \
+         cargo xtask install-plugin {dir}  # install once",
         dir = dir.display()
     );
     Ok(())

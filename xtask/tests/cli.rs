@@ -1010,4 +1010,17 @@ fn dev_rebuilds_an_edit_and_the_watching_host_swaps_it_in() {
         run.describe()
     );
     assert_eq!(echo(&host), "hello, world!");
+
+    // A plugin that was never installed: dev's first cycle is reported as
+    // the watching host starting it.
+    let fresh = env.scaffold("dev-fresh", "0.1.0", "");
+    let run = env
+        .xtask(&["dev", &fresh.display().to_string(), "--once"])
+        .ok();
+    assert!(
+        run.stderr().contains("[dev-fresh] live: started 0.1.0"),
+        "{}",
+        run.describe()
+    );
+    assert!(host.plugin("dev-fresh").is_ok());
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use notify::{RecursiveMode, Watcher};
 
+use crate::artifacts::PluginCrate;
 use crate::install::{self, Options};
 
 /// The file a watching host appends its live events to (see `LiveOptions::event_log`).
@@ -31,7 +32,7 @@ pub(crate) fn run(name: &str, plugin_dir: PathBuf, release: bool, once: bool) ->
         .map(|m| m.id)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let log = plugin_dir.join(EVENT_LOG);
-    cycle(name, &id, &options, &log)?;
+    cycle(&krate, &id, &options, &log)?;
     if once {
         return Ok(());
     }
@@ -76,26 +77,26 @@ pub(crate) fn run(name: &str, plugin_dir: PathBuf, release: bool, once: bool) ->
         if let Some(path) = changed.first() {
             eprintln!("xtask: {} changed", path.display());
         }
-        if let Err(e) = cycle(name, &id, &options, &log) {
+        if let Err(e) = cycle(&krate, &id, &options, &log) {
             eprintln!("xtask: error: {e:#} (fix it and save again)");
         }
     }
 }
 
 /// One rebuild: build + install, then wait for the host's swap.
-fn cycle(name: &str, id: &str, options: &Options, log: &Path) -> Result<()> {
+fn cycle(krate: &PluginCrate, id: &str, options: &Options, log: &Path) -> Result<()> {
     let seen = std::fs::read_to_string(log).map(|s| s.len()).unwrap_or(0);
     let started = Instant::now();
-    install::run(&[name.to_owned()], options)?;
+    install::install_crates(std::slice::from_ref(krate), options)?;
     let installed = started.elapsed();
     eprintln!(
         "xtask: [{id}] build + package + install: {} ms",
         installed.as_millis()
     );
     match wait_for_swap(log, seen, id) {
-        Some(event) => report(id, &event, installed),
+        Some(event) => report(id, &event, installed, started.elapsed()),
         None => eprintln!(
-            "xtask: [{id}] no host reported a reload within {SWAP_WAIT:?}; is a daemon running with --watch \
+            "xtask: [{id}] no host reported loading it within {SWAP_WAIT:?}; is a daemon running with --watch \
              on {}?",
             options.plugin_dir.display()
         ),
@@ -113,12 +114,19 @@ fn wait_for_swap(log: &Path, offset: usize, id: &str) -> Option<serde_json::Valu
                 let Ok(event) = serde_json::from_str::<serde_json::Value>(line) else {
                     continue;
                 };
-                if event["event"] == "reloaded" && event["plugin"] == id {
+                // A first install starts the plugin; later ones reload it.
+                let ours = event["plugin"] == id
+                    || event["folder"]
+                        .as_str()
+                        .is_some_and(|f| Path::new(f).file_name() == Some(id.as_ref()));
+                let kind = event["event"].as_str().unwrap_or_default();
+                if ours && matches!(kind, "reloaded" | "started" | "start_failed" | "problem") {
                     return Some(event);
                 }
             }
         }
-        let _ = wait.recv_timeout(Duration::from_millis(50));
+        // Polled often: the wait is part of the edit → live time reported.
+        let _ = wait.recv_timeout(Duration::from_millis(5));
     }
     None
 }
@@ -129,15 +137,44 @@ fn millis(value: &serde_json::Value) -> f64 {
     secs * 1e3 + nanos / 1e6
 }
 
-fn report(id: &str, event: &serde_json::Value, installed: Duration) {
+/// `observed`: from the start of the rebuild until this process saw the
+/// host's event, so it includes the host watcher's settle time, which the
+/// host's own `total` (from the settled change to serving) does not.
+fn report(id: &str, event: &serde_json::Value, installed: Duration, observed: Duration) {
+    match event["event"].as_str() {
+        Some("started") => {
+            return eprintln!(
+                "xtask: [{id}] live: started {}; edit to live {:.0} ms (install {:.0} ms)",
+                event["version"].as_str().unwrap_or("?"),
+                observed.as_secs_f64() * 1e3,
+                installed.as_secs_f64() * 1e3,
+            )
+        }
+        Some("start_failed") => {
+            return eprintln!(
+                "xtask: [{id}] the host could not START it: {}",
+                event["error"].as_str().unwrap_or("?")
+            )
+        }
+        Some("problem") => {
+            return eprintln!(
+                "xtask: [{id}] the host did not act on the change: {}",
+                event["message"].as_str().unwrap_or("?")
+            )
+        }
+        _ => {}
+    }
     match event["outcome"].as_str() {
         Some("swapped") => eprintln!(
-            "xtask: [{id}] live: {} -> {}; host reload {:.1} ms (callers waited {:.3} ms); edit to live {:.0} ms",
+            "xtask: [{id}] live: {} -> {}; host reload {:.1} ms (callers waited {:.3} ms); \
+             edit to live {:.0} ms (install {:.0} ms, then the host's watcher and reload {:.0} ms)",
             event["from_version"].as_str().unwrap_or("?"),
             event["to_version"].as_str().unwrap_or("?"),
             millis(&event["total"]),
             millis(&event["swap"]),
-            installed.as_secs_f64() * 1e3 + millis(&event["total"]),
+            observed.as_secs_f64() * 1e3,
+            installed.as_secs_f64() * 1e3,
+            (observed - installed).as_secs_f64() * 1e3,
         ),
         Some("rolled_back") => eprintln!(
             "xtask: [{id}] the host ROLLED BACK at step {}: {} — the old version keeps serving",

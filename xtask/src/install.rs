@@ -33,8 +33,15 @@ pub(crate) fn run(names: &[String], options: &Options) -> Result<()> {
         .iter()
         .map(|name| resolve(name))
         .collect::<Result<Vec<_>>>()?;
+    install_crates(&crates, options)
+}
+
+/// Installs crates already resolved (`cargo xtask dev` resolves once, not
+/// once per save: that is a `cargo metadata` run each).
+pub(crate) fn install_crates(crates: &[PluginCrate], options: &Options) -> Result<()> {
+    let started = std::time::Instant::now();
     if options.dry_run {
-        for krate in &crates {
+        for krate in crates {
             let manifest = load_manifest(krate)?;
             println!(
                 "would build `{}` ({}) and install {} {} into {}",
@@ -50,8 +57,14 @@ pub(crate) fn run(names: &[String], options: &Options) -> Result<()> {
     let key = keys::load_or_create()?;
     let trusted = keys::trusted_keys(&[])?;
     let dir = PluginDir::open(&options.plugin_dir)?;
+    if options.rebuild {
+        eprintln!(
+            "xtask: time: keys and plugin dir {} ms",
+            started.elapsed().as_millis()
+        );
+    }
     let mut failed = Vec::new();
-    for krate in &crates {
+    for krate in crates {
         if let Err(e) = install_one(&dir, krate, options, &key, &trusted) {
             eprintln!("xtask: error: {e:#}");
             failed.push(krate.package.clone());
@@ -121,6 +134,7 @@ fn install_one(
     key: &SigningKey,
     trusted: &[String],
 ) -> Result<()> {
+    let mut laps = Laps::start();
     let manifest = load_manifest(krate)?;
     let id = manifest.id.clone();
     let version = manifest.version.clone();
@@ -164,11 +178,13 @@ fn install_one(
         }
     }
 
+    laps.lap("check installed");
     let mode = if options.release { "release" } else { "debug" };
     say(&id, &format!("building `{}` ({mode})", krate.package));
     let build_started = std::time::Instant::now();
     let library = artifacts::build_crate(&krate.cargo_toml(), &krate.package, options.release)?;
     let build_time = build_started.elapsed();
+    laps.lap("build");
     say(&id, &format!("built in {} ms", build_time.as_millis()));
     crash_point("built");
     if options.rebuild {
@@ -186,16 +202,20 @@ fn install_one(
         }
     }
 
+    laps.lap("compare");
     say(&id, "packaging: manifest, library, checksums, signature");
     let staged = dir.staging(&id)?;
     crate::package::assemble(&staged, &krate.plugin_toml(), &library, &manifest.library)?;
     let package = Package::open(&staged)?;
     package.check_identity()?;
+    laps.lap("package");
     package.sign(key)?;
+    laps.lap("sign");
     crash_point("packaged");
 
     say(&id, "verifying the package with the host's signature check");
     let verified = package.verify(trusted)?;
+    laps.lap("verify");
     crash_point("verified");
 
     say(&id, &format!("installing into {}", dir.root.display()));
@@ -228,6 +248,10 @@ fn install_one(
     )?;
     dir.tidy()?;
     warn_missing_dependencies(dir, &manifest)?;
+    laps.lap("install");
+    if options.rebuild {
+        say(&id, &laps.report());
+    }
     println!(
         "installed {id} {version} (signed by key {}) at {} -> {}\n  configuration template: {}",
         verified.key_id,
@@ -254,4 +278,34 @@ fn warn_missing_dependencies(dir: &PluginDir, manifest: &Manifest) -> Result<()>
         }
     }
     Ok(())
+}
+
+/// Where the time of one install went, for `cargo xtask dev`.
+struct Laps {
+    last: std::time::Instant,
+    laps: Vec<(&'static str, std::time::Duration)>,
+}
+
+impl Laps {
+    fn start() -> Laps {
+        Laps {
+            last: std::time::Instant::now(),
+            laps: Vec::new(),
+        }
+    }
+
+    fn lap(&mut self, what: &'static str) {
+        let now = std::time::Instant::now();
+        self.laps.push((what, now - self.last));
+        self.last = now;
+    }
+
+    fn report(&self) -> String {
+        let steps: Vec<String> = self
+            .laps
+            .iter()
+            .map(|(what, took)| format!("{what} {} ms", took.as_millis()))
+            .collect();
+        format!("time: {}", steps.join(", "))
+    }
 }

@@ -13,12 +13,13 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use plugin_package::manifest::Manifest;
+use plugin_host::package::manifest::Manifest;
 
 use crate::artifacts::workspace_root;
 
 pub(crate) fn run(name: &str, category: &str, path: Option<PathBuf>) -> Result<()> {
     check_id(name)?;
+    let template = template(category)?;
     let root = workspace_root();
     let dir = path.unwrap_or_else(|| root.join("plugins").join(name));
     if dir.exists() && fs::read_dir(&dir).is_ok_and(|mut d| d.next().is_some()) {
@@ -30,11 +31,14 @@ pub(crate) fn run(name: &str, category: &str, path: Option<PathBuf>) -> Result<(
     fs::create_dir_all(dir.join("src")).with_context(|| format!("creating {}", dir.display()))?;
     let dir = dir.canonicalize()?;
     let in_workspace = dir.starts_with(&root);
-    let files = Files::new(name, category, &dir, &root, in_workspace);
+    let files = Files::new(name, template, &dir, &root, in_workspace);
 
     // The manifest must pass the host's own parser before anything is written.
     Manifest::parse(&files.manifest, &dir.join("plugin.toml")).map_err(|e| {
-        anyhow::anyhow!("the generated manifest is invalid (is `{category}` a category word?): {e}")
+        anyhow::anyhow!(
+            "new-plugin generated an invalid manifest for `{category}` (a bug in xtask/src/scaffold.rs; \
+             please report it): {e}"
+        )
     })?;
     fs::write(dir.join("Cargo.toml"), &files.cargo_toml)?;
     fs::write(dir.join("plugin.toml"), &files.manifest)?;
@@ -47,10 +51,12 @@ pub(crate) fn run(name: &str, category: &str, path: Option<PathBuf>) -> Result<(
             .with_context(|| format!("copying {}", lock.display()))?;
     }
     println!(
-        "created plugin `{name}` ({category}) in {dir}\n\
-         next:\n  cargo test --manifest-path {dir}/Cargo.toml      # its unit test\n  \
-         cargo xtask install-plugin {dir}                   # build, sign, install\n  \
-         cargo xtask list-plugins",
+        "created plugin `{name}` ({category}) in {dir}: it implements its category with an \
+         in-memory example and a unit test\n\
+         next:\n  cargo xtask dev {dir} --plugin-dir <dir a daemon watches>  # build, sign, install; \
+         again on every save\n  \
+         cargo test --manifest-path {dir}/Cargo.toml  # its unit test\n  \
+         cargo xtask install-plugin {dir}  # install once",
         dir = dir.display()
     );
     Ok(())
@@ -71,6 +77,91 @@ fn check_id(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// What `new-plugin` writes for one category: a working in-memory example
+/// of the category's contract with a unit test, and the manifest's
+/// `[config]` section it reads.
+struct Template {
+    category: &'static str,
+    /// `src/lib.rs`, with `__ID__`, `__TYPE__` and `__TITLE__` to fill in.
+    source: &'static str,
+    /// The `[config.*]` tables of `plugin.toml`.
+    config: &'static str,
+}
+
+/// One template per category the SDK knows, and `custom`.
+const TEMPLATES: &[Template] = &[
+    Template {
+        category: "communication",
+        source: include_str!("../templates/communication.rs.tmpl"),
+        config: r#"[config.webhook_token]
+type = "string"
+required = false
+sensitive = true
+description = "The signature status callbacks must carry; without it every callback is refused."
+"#,
+    },
+    Template {
+        category: "payment",
+        source: include_str!("../templates/payment.rs.tmpl"),
+        config: r#"[config.webhook_token]
+type = "string"
+required = false
+sensitive = true
+description = "The signature webhooks must carry; without it every webhook is refused."
+"#,
+    },
+    Template {
+        category: "network-automation",
+        source: include_str!("../templates/network_automation.rs.tmpl"),
+        config: r#"[config.device_name]
+type = "string"
+default = "lab-router-1"
+description = "The name the lab device at 192.0.2.1 answers to (sysName, `hostname`)."
+"#,
+    },
+    Template {
+        category: "crm",
+        source: include_str!("../templates/crm.rs.tmpl"),
+        config: r#"[config.default_stage]
+type = "string"
+default = "new"
+description = "The pipeline stage a new deal starts in when it names none."
+"#,
+    },
+    Template {
+        category: "custom",
+        source: include_str!("../templates/custom.rs.tmpl"),
+        config: r#"[config.greeting]
+type = "string"
+default = "hello"
+description = "Word the `echo` method puts before each payload."
+"#,
+    },
+];
+
+/// The template for `category`, or an error listing the ones there are.
+fn template(category: &str) -> Result<&'static Template> {
+    TEMPLATES
+        .iter()
+        .find(|t| t.category == category)
+        .with_context(|| {
+            let known: Vec<&str> = TEMPLATES.iter().map(|t| t.category).collect();
+            if plugin_api::KNOWN_CATEGORIES.contains(&category) {
+                format!(
+                    "`new-plugin` has no example for the category `{category}` yet; scaffold a \
+                     `custom` plugin and implement the category's trait from plugin-api by hand \
+                     (categories with examples: {})",
+                    known.join(", ")
+                )
+            } else {
+                format!(
+                    "`{category}` is not a plugin category; use one of: {}",
+                    known.join(", ")
+                )
+            }
+        })
+}
+
 struct Files {
     cargo_toml: String,
     manifest: String,
@@ -78,7 +169,9 @@ struct Files {
 }
 
 impl Files {
-    fn new(id: &str, category: &str, dir: &Path, root: &Path, in_workspace: bool) -> Files {
+    fn new(id: &str, template: &Template, dir: &Path, root: &Path, in_workspace: bool) -> Files {
+        let category = template.category;
+        let config = template.config;
         let crate_name = format!("plugkit-{id}");
         let library = format!("lib{}.so", crate_name.replace('-', "_"));
         let type_name: String = id
@@ -145,7 +238,7 @@ serde_json = "1"
         );
         let manifest = format!(
             r#"# Manifest of plugin `{id}`: what the host reads before it loads the library.
-# Every field is documented on `plugin_package::manifest::Manifest` (plugin-host/src/manifest.rs,
+# Every field is documented on `plugin_host::package::manifest::Manifest` (plugin-host/src/manifest.rs,
 # or `cargo doc -p plugin-host --open`). `id` and `version` must match `ID` in
 # src/lib.rs and `version` in Cargo.toml: the library embeds both and the host checks.
 id = "{id}"
@@ -172,107 +265,15 @@ permissions = []
 # kind = "event"
 
 # Its configuration schema; `cargo xtask install-plugin` writes
-# config/plugins/{id}.toml.example from it.
-[config.greeting]
-type = "string"
-default = "hello"
-description = "Word the `echo` method puts before each payload."
-"#
+# config/plugins/{id}.toml.example from it. Every value is optional, so the
+# plugin serves a tenant that configures nothing.
+{config}"#
         );
-        let category_hint = match category {
-            "communication" => "\n//! A `communication` plugin also implements `plugin_api::communication::Communication`\n//! and lists `communication` in `export_plugin!` (see plugins/twilio).",
-            "payment" => "\n//! A `payment` plugin also implements `plugin_api::payment::Payment` and lists\n//! `payment` in `export_plugin!` (see plugins/stripe).",
-            "network-automation" => "\n//! A `network-automation` plugin also implements `plugin_api::network_automation::Network`\n//! and lists `network` in `export_plugin!` (see plugins/network-automation).",
-            _ => "",
-        };
-        let lib_rs = format!(
-            r#"//! Plugin `{id}`: TODO say what it does.
-//!
-//! Where to read next: the SDK in `plugin-api` (`cargo doc -p plugin-api --open`,
-//! or plugin-api/src/lib.rs and sdk.rs), the manifest fields on
-//! `plugin_package::manifest::Manifest`, and ARCHITECTURE.md at the plugkit root.{category_hint}
-
-use std::collections::BTreeMap;
-use std::sync::RwLock;
-
-use plugin_api::{{Plugin, PluginError, Result, Service, TenantConfig}};
-
-/// The plugin. The host may call it from many threads at once, so
-/// per-tenant state sits behind a lock.
-pub struct {type_name} {{
-    /// Each active tenant's greeting.
-    greetings: RwLock<BTreeMap<String, String>>,
-}}
-
-impl Plugin for {type_name} {{
-    const ID: &'static str = "{id}";
-    const NAME: &'static str = "{title}";
-    const CATEGORY: &'static str = "{category}";
-
-    fn new() -> Result<Self> {{
-        // No IO here; do that in `initialize`.
-        Ok(Self {{
-            greetings: RwLock::new(BTreeMap::new()),
-        }})
-    }}
-
-    fn activate(&self, tenant: &TenantConfig) -> Result<()> {{
-        // The tenant's configuration, layered over the [config] defaults of plugin.toml.
-        let greeting = tenant
-            .get::<String>("greeting")?
-            .unwrap_or_else(|| "hello".to_owned());
-        self.greetings
-            .write()
-            .map_err(|_| PluginError::failed("greetings lock poisoned"))?
-            .insert(tenant.tenant().to_owned(), greeting);
-        Ok(())
-    }}
-
-    fn deactivate(&self, tenant: &str) -> Result<()> {{
-        self.greetings
-            .write()
-            .map_err(|_| PluginError::failed("greetings lock poisoned"))?
-            .remove(tenant);
-        Ok(())
-    }}
-}}
-
-impl Service for {type_name} {{
-    fn invoke(&self, tenant: &str, method: &str, payload: &[u8]) -> Result<Vec<u8>> {{
-        let greetings = self
-            .greetings
-            .read()
-            .map_err(|_| PluginError::failed("greetings lock poisoned"))?;
-        let greeting = greetings
-            .get(tenant)
-            .ok_or_else(|| PluginError::not_found(format!("active tenant `{{tenant}}`")))?;
-        match method {{
-            "echo" => Ok([greeting.as_bytes(), b" ", payload].concat()),
-            other => Err(PluginError::unsupported(format!("method `{{other}}`"))),
-        }}
-    }}
-}}
-
-// Exports the plugin through the stable ABI; list every extension trait it implements.
-plugin_api::export_plugin!({type_name}, extensions: [service]);
-
-#[cfg(test)]
-mod tests {{
-    use super::*;
-
-    // Plugin logic is tested in-process (the crate is also an rlib); loading the
-    // library is the host's integration tests' job.
-    #[test]
-    fn echo_greets_with_the_tenant_greeting() -> Result<()> {{
-        let plugin = {type_name}::new()?;
-        plugin.activate(&TenantConfig::new("acme", serde_json::json!({{"greeting": "hi"}})))?;
-        assert_eq!(plugin.invoke("acme", "echo", b"there")?, b"hi there");
-        assert!(plugin.invoke("globex", "echo", b"there").is_err());
-        Ok(())
-    }}
-}}
-"#
-        );
+        let lib_rs = template
+            .source
+            .replace("__TYPE__", &type_name)
+            .replace("__TITLE__", &title)
+            .replace("__ID__", id);
         Files {
             cargo_toml,
             manifest,
@@ -340,6 +341,38 @@ mod tests {
         ] {
             assert_eq!(relative(Path::new(from), Path::new(to)), expected);
         }
+    }
+
+    #[test]
+    fn every_category_has_a_template_whose_manifest_the_host_accepts() {
+        let root = Path::new("/w");
+        let dir = root.join("plugins/sms-gateway");
+        for category in plugin_api::KNOWN_CATEGORIES {
+            let template = template(category).expect("a template for every known category");
+            let files = Files::new("sms-gateway", template, &dir, root, true);
+            let manifest = Manifest::parse(&files.manifest, &dir.join("plugin.toml"))
+                .unwrap_or_else(|e| panic!("{category}: {e}"));
+            assert_eq!(manifest.category.to_string(), *category);
+            assert!(
+                files
+                    .lib_rs
+                    .contains(&format!("const CATEGORY: &'static str = \"{category}\";")),
+                "{category}"
+            );
+            assert!(files.lib_rs.contains("pub struct SmsGateway"), "{category}");
+            assert!(
+                !files.lib_rs.contains("__"),
+                "{category}: a placeholder is left"
+            );
+        }
+        let unknown = template("sms").err().map(|e| e.to_string());
+        assert!(
+            unknown
+                .as_deref()
+                .is_some_and(|m| m.contains("not a plugin category")
+                    && m.contains("communication, payment, network-automation, crm, custom")),
+            "{unknown:?}"
+        );
     }
 
     #[test]

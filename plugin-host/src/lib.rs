@@ -66,6 +66,10 @@ pub use manifest::{
     ManifestError, ManifestProblem, Position,
 };
 
+/// The configuration layering on text inputs, for `cargo xtask fuzz`.
+#[doc(hidden)]
+pub use tenancy::layered_config_report;
+
 /// Synthetic inputs for the benchmarks.
 #[doc(hidden)]
 pub use graph::bench;

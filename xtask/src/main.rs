@@ -6,6 +6,7 @@ mod bench;
 mod demo;
 mod dev;
 mod files;
+mod fuzz;
 mod install;
 mod keys;
 mod list;
@@ -74,6 +75,30 @@ enum Command {
     Bench {
         /// Only benchmarks whose name contains this.
         filter: Option<String>,
+    },
+    /// The robustness run (not part of the tests): feeds mutated inputs to
+    /// the manifest, configuration and signature parsers, the Twilio and
+    /// Stripe webhook checks and the admin API, one target at a time, and
+    /// reports executions and findings (panics, hangs, crashes, faults).
+    Fuzz {
+        /// Targets to run: manifest, config, signature, twilio, stripe, api [default: all].
+        targets: Vec<String>,
+        /// Inputs per target (the seeds first, then mutations).
+        #[arg(long, default_value_t = 1_000_000)]
+        runs: u64,
+        /// The mutator's seed; the same seed feeds the same inputs.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Time one input may take before it counts as a hang.
+        #[arg(long, default_value_t = 2000)]
+        budget_ms: u64,
+        /// Where failing inputs are kept [default: <target dir>/robustness/findings].
+        #[arg(long, value_name = "DIR")]
+        findings: Option<PathBuf>,
+        /// Install the reference plugins (release build) in the api target's
+        /// daemon, so requests reach them and the local stand-ins.
+        #[arg(long)]
+        with_plugins: bool,
     },
     /// Builds the plugin libraries and prints where they are (JSON).
     Artifacts,
@@ -194,6 +219,21 @@ fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Test { args } => test::run(&args),
         Command::Bench { filter } => bench::run(filter.as_deref()),
+        Command::Fuzz {
+            targets,
+            runs,
+            seed,
+            budget_ms,
+            findings,
+            with_plugins,
+        } => fuzz::run(&fuzz::Options {
+            targets,
+            runs,
+            seed,
+            budget_ms,
+            findings,
+            with_plugins,
+        }),
         Command::Artifacts => {
             let built = artifacts::build_plugins(false)?;
             println!("{}", serde_json::to_string_pretty(&built)?);

@@ -39,6 +39,8 @@ use crate::host::{EventReport, Host};
 use crate::manifest::{ConfigType, Manifest};
 
 pub use audit::{AuditAction, AuditEntry, AuditLog, AuditOutcome};
+#[doc(hidden)]
+pub use config::layered_config_report;
 pub use config::{
     env_var_name, example_toml, ConfigError, ConfigProblem, ConfigSource, Environment, REDACTED,
 };

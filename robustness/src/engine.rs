@@ -32,8 +32,10 @@ const MAX_INPUT: usize = 64 * 1024;
 
 /// What one execution found, besides panics (which the engine sees itself).
 pub enum Outcome {
-    /// Handled: an answer or a clear refusal.
-    Handled,
+    /// Handled: an answer or a clear refusal, of the class named (e.g.
+    /// `accepted`, `refused`, `401`); the summary counts each class, which
+    /// shows how deep the inputs got.
+    Handled(&'static str),
     /// A fault the target detected without panicking (a 5xx for bad input,
     /// a message that leaks a secret, ...). `key` groups the same fault.
     Fault {
@@ -78,6 +80,7 @@ struct Finding {
 }
 
 static EXECUTIONS: AtomicU64 = AtomicU64::new(0);
+static CLASSES: Mutex<BTreeMap<&'static str, u64>> = Mutex::new(BTreeMap::new());
 static FINDINGS: Mutex<BTreeMap<String, Finding>> = Mutex::new(BTreeMap::new());
 /// The input being executed, for the watchdog and the signal handler.
 static CURRENT: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
@@ -159,8 +162,19 @@ pub(crate) fn run(mut target: Target, options: &Options) -> anyhow::Result<()> {
                 .flatten()
                 .unwrap_or_else(|| ("unknown".into(), "unknown".into()));
             record(&dir, "panic", location, message, &input);
-        } else if let Ok(Outcome::Fault { key, message }) = outcome {
-            record(&dir, "fault", key, message, &input);
+        } else {
+            match outcome {
+                Ok(Outcome::Fault { key, message }) => {
+                    record(&dir, "fault", key, message, &input);
+                }
+                Ok(Outcome::Handled(class)) => {
+                    if let Ok(mut classes) = CLASSES.lock() {
+                        *classes.entry(class).or_default() += 1;
+                    }
+                }
+                // Recorded by the panic hook.
+                Err(_) => {}
+            }
         }
         CURRENT.store(std::ptr::null_mut(), Ordering::SeqCst);
 
@@ -194,6 +208,7 @@ fn summary(stopped_by: Option<&str>, slowest: Duration) -> String {
         "seconds": header.map(|h| h.started.elapsed().as_secs_f64()),
         "slowest_ms": slowest.as_secs_f64() * 1000.0,
         "stopped_by": stopped_by,
+        "classes": CLASSES.lock().map(|c| c.clone()).unwrap_or_default(),
         "findings": findings.iter().map(|f| json!({
             "kind": f.kind,
             "key": f.key,

@@ -61,9 +61,14 @@ pub(crate) fn run(options: &Options) -> Result<()> {
     };
     eprintln!("xtask: building the robustness run (release)");
     let programs = build_programs()?;
-    let artifacts_map = if options.with_plugins {
-        eprintln!("xtask: building plugin libraries (release) for the api target");
-        let built = artifacts::build_plugins(true)?;
+    let runs_api = selected.iter().any(|(t, _)| *t == "api");
+    let artifacts_map = if options.with_plugins && runs_api {
+        eprintln!("xtask: building the reference plugins (release) for the api target");
+        let packages: Vec<String> = crate::install::COMMON_PLUGINS
+            .iter()
+            .map(|id| format!("plugkit-{id}"))
+            .collect();
+        let built = artifacts::build(&packages, true)?;
         let map = findings_dir.with_file_name("plugkit-artifacts.json");
         std::fs::create_dir_all(&findings_dir)?;
         std::fs::write(&map, serde_json::to_vec_pretty(&built)?)
@@ -183,6 +188,16 @@ fn print_reports(reports: &[Value]) {
                 .map(|s| format!("  (stopped by {s})"))
                 .unwrap_or_default(),
         );
+    }
+    for r in reports {
+        if let Some(classes) = r["classes"].as_object() {
+            let counts: Vec<String> = classes.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            println!(
+                "  {}: {}",
+                r["target"].as_str().unwrap_or("?"),
+                counts.join(", ")
+            );
+        }
     }
     for r in reports {
         for f in r["findings"].as_array().into_iter().flatten() {

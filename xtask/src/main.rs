@@ -95,10 +95,11 @@ enum Command {
         /// Where failing inputs are kept [default: <target dir>/robustness/findings].
         #[arg(long, value_name = "DIR")]
         findings: Option<PathBuf>,
-        /// Install the reference plugins (release build) in the api target's
-        /// daemon, so requests reach them and the local stand-ins.
+        /// Run the api target's daemon with no plugin installed (faster;
+        /// by default the reference plugins are built in release and
+        /// installed, so requests reach them and the local stand-ins).
         #[arg(long)]
-        with_plugins: bool,
+        without_plugins: bool,
     },
     /// Builds the plugin libraries and prints where they are (JSON).
     Artifacts,
@@ -225,14 +226,14 @@ fn run(command: Command) -> anyhow::Result<()> {
             seed,
             budget_ms,
             findings,
-            with_plugins,
+            without_plugins,
         } => fuzz::run(&fuzz::Options {
             targets,
             runs,
             seed,
             budget_ms,
             findings,
-            with_plugins,
+            with_plugins: !without_plugins,
         }),
         Command::Artifacts => {
             let built = artifacts::build_plugins(false)?;

@@ -97,7 +97,11 @@ fn stripe(workspace: &Path) -> anyhow::Result<Target> {
                 Err(error) => error.to_string(),
             };
             std::hint::black_box(shown);
-            Outcome::Handled
+            Outcome::Handled(match verdict {
+                Ok(_) => "accepted",
+                Err(webhook::WebhookError::InvalidEvent(_)) => "signed, not an event",
+                Err(_) => "refused",
+            })
         }),
     })
 }

@@ -99,8 +99,13 @@ fn twilio(workspace: &Path) -> anyhow::Result<Target> {
                 s => s,
             };
             let verdict = plugkit_twilio::webhook_report(&token, &url, body, &signature);
+            let class = if verdict.is_ok() {
+                "accepted"
+            } else {
+                "refused"
+            };
             let _ = std::hint::black_box(verdict);
-            Outcome::Handled
+            Outcome::Handled(class)
         }),
     })
 }

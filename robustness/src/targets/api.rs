@@ -129,9 +129,19 @@ pub(crate) fn api(workspace: &Path) -> anyhow::Result<Target> {
         .enable_all()
         .build()?;
     let bearer = format!("Bearer {TOKEN}");
+    // Most seeds leave the header field out (the token is then sent as
+    // is), so most mutations land in request lines and bodies; the rest
+    // carry it, to reach the token check with mutated headers.
     let seeds = requests(workspace)?
         .into_iter()
-        .map(|(line, body)| join(&[line.as_bytes(), body.as_bytes(), bearer.as_bytes()]))
+        .enumerate()
+        .map(|(i, (line, body))| {
+            if i % 4 == 0 {
+                join(&[line.as_bytes(), body.as_bytes(), bearer.as_bytes()])
+            } else {
+                join(&[line.as_bytes(), body.as_bytes()])
+            }
+        })
         .collect();
     Ok(Target {
         name: "api",
@@ -178,11 +188,15 @@ pub(crate) fn api(workspace: &Path) -> anyhow::Result<Target> {
                 .method(method.clone())
                 .uri(uri(target))
                 .header(header::CONTENT_TYPE, "application/json");
-            if let Ok(value) = header::HeaderValue::from_bytes(part(2)) {
+            let authorization = match parts.get(2) {
+                Some(value) => header::HeaderValue::from_bytes(value).ok(),
+                None => header::HeaderValue::from_str(&bearer).ok(),
+            };
+            if let Some(value) = authorization {
                 request = request.header(header::AUTHORIZATION, value);
             }
             let Ok(request) = request.body(Body::from(part(1).to_vec())) else {
-                return Outcome::Handled;
+                return Outcome::Handled("not a request");
             };
             // Faults are grouped by method kind, not by each made-up name.
             let method_kind = match method.as_str() {
@@ -237,7 +251,13 @@ pub(crate) fn api(workspace: &Path) -> anyhow::Result<Target> {
                     message: format!("{content_type}: {text}"),
                 };
             }
-            Outcome::Handled
+            Outcome::Handled(match status.as_u16() {
+                200..=299 => "2xx",
+                401 => "401",
+                404 => "404",
+                400..=499 => "other 4xx",
+                _ => "other",
+            })
         }),
     })
 }

@@ -71,7 +71,7 @@ pub(crate) fn manifest(workspace: &Path) -> anyhow::Result<Target> {
                 Ok(manifest) => {
                     let example = plugin_host::example_toml(&manifest);
                     std::hint::black_box((format!("{manifest:?}"), example));
-                    Outcome::Handled
+                    Outcome::Handled("parsed")
                 }
                 Err(error) => {
                     let message = error.to_string();
@@ -81,7 +81,7 @@ pub(crate) fn manifest(workspace: &Path) -> anyhow::Result<Target> {
                             message,
                         };
                     }
-                    Outcome::Handled
+                    Outcome::Handled("refused")
                 }
             }
         }),
@@ -207,7 +207,8 @@ pub(crate) fn config(workspace: &Path) -> anyhow::Result<Target> {
                     key: format!("the value of sensitive key `{key}` is shown"),
                     message: shown.chars().take(400).collect(),
                 },
-                None => Outcome::Handled,
+                None if report.is_ok() => Outcome::Handled("layered"),
+                None => Outcome::Handled("refused"),
             }
         }),
     })
@@ -253,6 +254,10 @@ fn leaked_secret(
     None
 }
 
+/// A signature field that asks the harness to sign, with the trusted
+/// comment that follows.
+const RESIGN: &str = "SIGN ";
+
 /// A signing key for the seeds, made up per run as `cargo xtask keygen` does.
 struct Signer {
     public: minisign::PublicKey,
@@ -290,7 +295,13 @@ pub(crate) fn signature(workspace: &Path) -> anyhow::Result<Target> {
     let manifest = std::fs::read(workspace.join("plugins/twilio/plugin.toml"))?;
     // A stand-in library: the ELF check reads it, so it starts like one.
     let mut library = b"\x7fELF\x02\x01\x01\0".to_vec();
-    library.extend((0u8..=255).cycle().take(2048));
+    // Every byte value but the field separator.
+    library.extend(
+        (0u8..=255)
+            .cycle()
+            .filter(|b| *b != crate::engine::FIELD_SEPARATOR)
+            .take(2048),
+    );
     let key_line = signer.public.to_base64();
     let pub_file = signer.public.to_box()?.into_string();
     let other_key = Signer::new()?.public.to_base64();
@@ -322,6 +333,23 @@ pub(crate) fn signature(workspace: &Path) -> anyhow::Result<Target> {
         b"twilio",
         b"0.1.0",
     ]));
+    // `SIGN <comment>` in the signature field: the harness signs the
+    // (mutated) library with that trusted comment, so the claim checks
+    // behind the cryptography (hash, id, version, manifest) are reached.
+    for comment in [
+        bound.trusted_comment(),
+        unbound.trusted_comment(),
+        "plugkit id=stripe version=0.1.0 sha256=00 extra=1".to_owned(),
+    ] {
+        seeds.push(join(&[
+            format!("{RESIGN}{comment}").as_bytes(),
+            key_line.as_bytes(),
+            &library,
+            &manifest,
+            b"twilio",
+            b"0.1.0",
+        ]));
+    }
     Ok(Target {
         name: "signature",
         seeds,
@@ -347,7 +375,12 @@ pub(crate) fn signature(workspace: &Path) -> anyhow::Result<Target> {
         run: Box::new(move |input| {
             let parts = fields(input);
             let part = |i: usize| parts.get(i).copied().unwrap_or_default();
-            let signature = lossy(part(0));
+            let signature = match lossy(part(0)) {
+                text if text.starts_with(RESIGN) => signer
+                    .sign(part(2), &text[RESIGN.len()..])
+                    .unwrap_or_default(),
+                text => text.into_owned(),
+            };
             let keys: Vec<String> = match lossy(part(1)).into_owned() {
                 text if text.contains("untrusted comment:") => vec![text],
                 text => text.lines().map(str::to_owned).collect(),
@@ -369,7 +402,11 @@ pub(crate) fn signature(workspace: &Path) -> anyhow::Result<Target> {
                 let _ = std::hint::black_box(SignedClaims::parse(comment));
             }
             std::hint::black_box(message);
-            Outcome::Handled
+            Outcome::Handled(if verdict.is_ok() {
+                "verified"
+            } else {
+                "refused"
+            })
         }),
     })
 }

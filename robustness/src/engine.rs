@@ -57,6 +57,10 @@ pub struct Target {
     pub seeds: Vec<Vec<u8>>,
     /// Tokens of the input's language, inserted and overwritten whole.
     pub dictionary: Vec<Vec<u8>>,
+    /// A field most mutations go to (three in four inputs change only it,
+    /// splicing only with the same field of other seeds); `None`: the
+    /// whole input.
+    pub focus: Option<usize>,
     /// Runs one input.
     pub run: Run,
 }
@@ -142,7 +146,12 @@ pub(crate) fn run(mut target: Target, options: &Options) -> anyhow::Result<()> {
             None => {
                 let mut rng =
                     fastrand::Rng::with_seed(options.seed ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-                mutate(&seeds, &target.dictionary, &mut rng)
+                match target.focus {
+                    Some(field) if rng.u8(0..4) != 0 => {
+                        mutate_field(&seeds, field, &target.dictionary, &mut rng)
+                    }
+                    _ => mutate(&seeds, &target.dictionary, &mut rng),
+                }
             }
         };
         CURRENT_LEN.store(input.len(), Ordering::SeqCst);
@@ -384,6 +393,35 @@ const INTERESTING_NUMBERS: &[&str] = &[
     "0.0000000000000000000000001",
     "99999999999999999999999999999999999999",
 ];
+
+/// One seed with only its field `field` mutated (the seed is used as it is
+/// when it has no such field).
+fn mutate_field(
+    seeds: &[Vec<u8>],
+    field: usize,
+    dictionary: &[Vec<u8>],
+    rng: &mut fastrand::Rng,
+) -> Vec<u8> {
+    let seed = &seeds[rng.usize(..seeds.len())];
+    let mut parts: Vec<Vec<u8>> = fields(seed).into_iter().map(<[u8]>::to_vec).collect();
+    if field >= parts.len() {
+        return seed.clone();
+    }
+    let same_field: Vec<Vec<u8>> = seeds
+        .iter()
+        .filter_map(|s| fields(s).get(field).map(|f| f.to_vec()))
+        .collect();
+    // The mutated field starts from this seed's own.
+    let mut pool = vec![parts[field].clone()];
+    pool.extend(same_field);
+    let mut mutated = mutate(&pool[..1], dictionary, rng);
+    if rng.u8(0..8) == 0 {
+        mutated = mutate(&pool, dictionary, rng);
+    }
+    parts[field] = mutated;
+    let borrowed: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+    join(&borrowed)
+}
 
 /// One mutated input: a seed, changed by a stack of 1 to 16 mutations.
 pub(crate) fn mutate(

@@ -3,6 +3,7 @@
 //! crash ends only that target's run), and reports executions and findings.
 //! Not part of the test suite: a million inputs per target take minutes.
 
+use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -59,16 +60,25 @@ pub(crate) fn run(options: &Options) -> Result<()> {
         Some(dir) => dir.clone(),
         None => target_directory()?.join("robustness").join("findings"),
     };
-    eprintln!("xtask: building the robustness run (release)");
-    let programs = build_programs()?;
     let runs_api = selected.iter().any(|(t, _)| *t == "api");
-    let artifacts_map = if options.with_plugins && runs_api {
-        eprintln!("xtask: building the reference plugins (release) for the api target");
-        let packages: Vec<String> = crate::install::COMMON_PLUGINS
+    let plugins: Vec<String> = if options.with_plugins && runs_api {
+        crate::install::COMMON_PLUGINS
             .iter()
             .map(|id| format!("plugkit-{id}"))
-            .collect();
-        let built = artifacts::build(&packages, true)?;
+            .collect()
+    } else {
+        Vec::new()
+    };
+    eprintln!(
+        "xtask: building the robustness run{} (release)",
+        if plugins.is_empty() {
+            ""
+        } else {
+            " and the reference plugins"
+        }
+    );
+    let (programs, built) = build_programs(&plugins)?;
+    let artifacts_map = if !plugins.is_empty() {
         let map = findings_dir.with_file_name("plugkit-artifacts.json");
         std::fs::create_dir_all(&findings_dir)?;
         std::fs::write(&map, serde_json::to_vec_pretty(&built)?)
@@ -233,25 +243,33 @@ fn target_directory() -> Result<PathBuf> {
         .context("cargo metadata names no target directory")
 }
 
-/// Builds the robustness programs; program name → executable.
-fn build_programs() -> Result<std::collections::BTreeMap<String, PathBuf>> {
-    let output = artifacts::cargo()
-        .current_dir(artifacts::workspace_root())
+/// Program name → executable, and plugin package → library.
+type Built = (BTreeMap<String, PathBuf>, BTreeMap<String, PathBuf>);
+
+/// Builds the robustness programs and the `plugins` packages in one cargo
+/// run (two runs would resolve features differently and rebuild the
+/// shared crates each time).
+fn build_programs(plugins: &[String]) -> Result<Built> {
+    let mut cmd = artifacts::cargo();
+    cmd.current_dir(artifacts::workspace_root())
         .args([
             "build",
             "--release",
+            "--lib",
+            "--bins",
             "-p",
             "plugkit-robustness",
-            "--bins",
             "--message-format=json-render-diagnostics",
         ])
-        .stderr(Stdio::inherit())
-        .output()
-        .context("running cargo build")?;
+        .stderr(Stdio::inherit());
+    for package in plugins {
+        cmd.args(["-p", package]);
+    }
+    let output = cmd.output().context("running cargo build")?;
     if !output.status.success() {
         bail!("building plugkit-robustness failed (see the compiler output above)");
     }
-    let mut programs = std::collections::BTreeMap::new();
+    let mut programs = BTreeMap::new();
     for line in String::from_utf8_lossy(&output.stdout).lines() {
         let Ok(message) = serde_json::from_str::<Value>(line) else {
             continue;
@@ -263,5 +281,5 @@ fn build_programs() -> Result<std::collections::BTreeMap<String, PathBuf>> {
             programs.insert(name.to_owned(), PathBuf::from(exe));
         }
     }
-    Ok(programs)
+    Ok((programs, artifacts::cdylibs_from_messages(&output.stdout)))
 }

@@ -45,6 +45,7 @@ fn stripe(workspace: &Path) -> anyhow::Result<Target> {
     }
     Ok(Target {
         name: "stripe",
+        focus: None,
         seeds,
         dictionary: [
             "t=",

@@ -56,6 +56,7 @@ fn twilio(workspace: &Path) -> anyhow::Result<Target> {
     }
     Ok(Target {
         name: "twilio",
+        focus: None,
         seeds,
         dictionary: [
             "%",

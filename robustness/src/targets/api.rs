@@ -145,6 +145,7 @@ pub(crate) fn api(workspace: &Path) -> anyhow::Result<Target> {
         .collect();
     Ok(Target {
         name: "api",
+        focus: Some(1),
         seeds,
         dictionary: [
             "\"tenant\":",

@@ -33,6 +33,7 @@ pub(crate) fn manifest(workspace: &Path) -> anyhow::Result<Target> {
     let path = Path::new("plugins/fuzzed/plugin.toml");
     Ok(Target {
         name: "manifest",
+        focus: None,
         seeds: manifest_files(workspace)?,
         dictionary: toml_tokens(&[
             "id",
@@ -167,6 +168,7 @@ pub(crate) fn config(workspace: &Path) -> anyhow::Result<Target> {
     }
     Ok(Target {
         name: "config",
+        focus: Some(1),
         seeds,
         dictionary: toml_tokens(&[
             "\"${env:",
@@ -352,6 +354,7 @@ pub(crate) fn signature(workspace: &Path) -> anyhow::Result<Target> {
     }
     Ok(Target {
         name: "signature",
+        focus: Some(0),
         seeds,
         dictionary: [
             "untrusted comment: ",

@@ -118,9 +118,17 @@ fn requests(workspace: &Path) -> anyhow::Result<Vec<(String, String)>> {
 /// Fields: the request line (`METHOD /path?query`), the body, and the
 /// `Authorization` header value.
 pub(crate) fn api(workspace: &Path) -> anyhow::Result<Target> {
-    let state = tempfile::Builder::new()
-        .prefix("plugkit-robustness-api-")
-        .tempdir()?;
+    // In memory when the machine has a tmpfs: every change the API makes
+    // is written and synced to the state and audit files, and a million
+    // syncs on a shared disk dominate the run.
+    let shm = Path::new("/dev/shm");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix("plugkit-robustness-api-");
+    let state = if shm.is_dir() {
+        builder.tempdir_in(shm)?
+    } else {
+        builder.tempdir()?
+    };
     let artifacts = std::env::var_os("PLUGKIT_ARTIFACTS").map(std::path::PathBuf::from);
     let daemon = Arc::new(start_daemon(state.path(), artifacts.as_deref())?);
     let router = api::router(Arc::clone(&daemon), AdminToken::new(TOKEN));

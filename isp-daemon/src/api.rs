@@ -152,6 +152,66 @@ pub fn router(daemon: Arc<Daemon>, token: AdminToken) -> Router {
         .route("/", get(page))
         .nest("/api", api)
         .fallback(no_route)
+        .layer(middleware::map_response(json_errors))
+}
+
+/// The most an error answer's own text is read to rewrap it.
+const ERROR_TEXT_LIMIT: usize = 16 * 1024;
+
+/// Makes every error answer a JSON problem, including the ones axum writes
+/// itself as plain text or leaves empty: a path segment that is not UTF-8
+/// once unescaped, a method a route does not take, a body over the limit.
+/// The status and the other headers (`Allow`, `WWW-Authenticate`) are kept.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, ERROR_TEXT_LIMIT)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let (kind, error) = match status {
+        StatusCode::METHOD_NOT_ALLOWED => (
+            ProblemKind::BadRequest,
+            "this route does not take that method".to_owned(),
+        ),
+        StatusCode::BAD_REQUEST if text.starts_with("Invalid URL") => (
+            ProblemKind::BadRequest,
+            format!(
+                "the request path is not valid ({text}); percent-escape each path segment as \
+                 UTF-8"
+            ),
+        ),
+        _ if status.is_server_error() => {
+            (ProblemKind::Internal, format!("the request failed: {text}"))
+        }
+        _ if text.is_empty() => (
+            ProblemKind::BadRequest,
+            format!(
+                "the request was refused: {}",
+                status.canonical_reason().unwrap_or("client error")
+            ),
+        ),
+        _ => (
+            ProblemKind::BadRequest,
+            format!("the request was refused: {text}"),
+        ),
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    // A struct of strings always serializes.
+    let body = serde_json::to_vec(&Problem::new(kind, error)).unwrap_or_default();
+    Response::from_parts(parts, axum::body::Body::from(body))
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then lets
@@ -397,7 +457,134 @@ async fn tier_change(State(s): State<AppState>, body: Bytes) -> ApiResult {
 
 #[cfg(test)]
 mod tests {
+    use tower::ServiceExt as _;
+
     use super::*;
+    use crate::config::{StandinMode, TrustMode};
+    use crate::{Config, StartOptions};
+
+    const TOKEN: &str = "api-unit-test-token";
+
+    /// The router of a daemon with no plugins and no stand-ins.
+    fn bare_router() -> (Router, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let mut config = Config::embedded().expect("embedded configuration");
+        config.plugins.dirs = vec![dir.path().join("plugins")];
+        config.trust.policy = TrustMode::AllowUnsigned;
+        config.trust.key_dirs = Vec::new();
+        config.state.dir = Some(dir.path().join("state"));
+        config.state.config_dir = Some(dir.path().join("config"));
+        config.admin.token = "${env:API_UNIT_TEST_TOKEN}".to_owned();
+        config.admin.generate_token_if_unset = false;
+        config.standins.twilio = StandinMode::Off;
+        config.standins.stripe = StandinMode::Off;
+        let options = StartOptions {
+            env: [("API_UNIT_TEST_TOKEN".to_owned(), TOKEN.to_owned())].into(),
+            ..StartOptions::default()
+        };
+        let daemon = Daemon::start(config, options).expect("daemon");
+        (router(Arc::new(daemon), AdminToken::new(TOKEN)), dir)
+    }
+
+    /// Sends `method path` with `body` and the token; checks that the answer
+    /// has `status` and is a JSON problem whose message contains `part`.
+    fn check_error(
+        router: &Router,
+        method: &[u8],
+        path: &str,
+        body: Vec<u8>,
+        status: u16,
+        part: &str,
+    ) {
+        let request = Request::builder()
+            .method(axum::http::Method::from_bytes(method).expect("method"))
+            .uri(path)
+            .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+            .body(axum::body::Body::from(body))
+            .expect("request");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let (got, content_type, text) = runtime.block_on(async {
+            let response = router.clone().oneshot(request).await.expect("answer");
+            let status = response.status().as_u16();
+            let content_type = response
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .map(|v| v.to_str().unwrap_or_default().to_owned())
+                .unwrap_or_default();
+            let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .expect("body");
+            (
+                status,
+                content_type,
+                String::from_utf8_lossy(&body).into_owned(),
+            )
+        });
+        let what = format!("{} {path}", String::from_utf8_lossy(method));
+        assert_eq!(got, status, "{what}: {text}");
+        assert_eq!(content_type, "application/json", "{what}: {text}");
+        let problem: Value = serde_json::from_str(&text).expect("a JSON body");
+        let error = problem["error"].as_str().unwrap_or_default();
+        assert!(error.contains(part), "{what}: {error:?} lacks {part:?}");
+    }
+
+    /// Found by `cargo xtask fuzz api`: axum answered these in plain text.
+    #[test]
+    fn a_path_segment_that_is_not_utf8_is_a_json_400_naming_the_path() {
+        let (router, _dir) = bare_router();
+        let fix = "percent-escape each path segment as UTF-8";
+        for path in [
+            "/api/tenants/bluesky-ne%FFt/plugins/stripe/deactivate",
+            "/api/tenants/acme-fiber/plugins/tw%C0%AFilio/activate",
+            "/api/tenants/%80",
+            "/api/plugins/%FE%FF/reload",
+        ] {
+            let method: &[u8] = if path.starts_with("/api/tenants/%80") {
+                b"GET"
+            } else {
+                b"POST"
+            };
+            check_error(&router, method, path, Vec::new(), 400, fix);
+        }
+    }
+
+    /// Found by `cargo xtask fuzz api`: `/` answered 405 with an empty body.
+    #[test]
+    fn a_method_a_route_does_not_take_is_a_json_405() {
+        let (router, _dir) = bare_router();
+        for (method, path) in [
+            (&b"FET"[..], "/"),
+            (b"POST", "/"),
+            (b"DELETE", "/api/health"),
+            (b"PURGE", "/api/tenants"),
+        ] {
+            check_error(
+                &router,
+                method,
+                path,
+                Vec::new(),
+                405,
+                "does not take that method",
+            );
+        }
+    }
+
+    #[test]
+    fn a_body_over_the_limit_is_a_json_413() {
+        let (router, _dir) = bare_router();
+        let body = vec![b' '; 3 * 1024 * 1024];
+        check_error(
+            &router,
+            b"PUT",
+            "/api/tenants/acme-fiber/plugins/twilio/config",
+            body,
+            413,
+            "the request was refused",
+        );
+    }
 
     #[test]
     fn only_the_token_itself_matches() {

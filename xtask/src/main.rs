@@ -12,6 +12,7 @@ mod bench;
 mod demo;
 mod dev;
 mod files;
+mod fuzz;
 mod install;
 mod keys;
 mod list;
@@ -95,6 +96,31 @@ enum Command {
         /// Extra arguments for the side-by-side binary (after `--`), e.g. `--rounds 100`.
         #[arg(last = true)]
         args: Vec<String>,
+    },
+    /// The robustness run (not part of the tests): feeds mutated inputs to
+    /// the manifest, configuration and signature parsers, the Twilio and
+    /// Stripe webhook checks and the admin API, one target at a time, and
+    /// reports executions and findings (panics, hangs, crashes, faults).
+    Fuzz {
+        /// Targets to run: manifest, config, signature, twilio, stripe, api [default: all].
+        targets: Vec<String>,
+        /// Inputs per target (the seeds first, then mutations).
+        #[arg(long, default_value_t = 1_000_000)]
+        runs: u64,
+        /// The mutator's seed; the same seed feeds the same inputs.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Time one input may take before it counts as a hang.
+        #[arg(long, default_value_t = 2000)]
+        budget_ms: u64,
+        /// Where failing inputs are kept [default: <target dir>/robustness/findings].
+        #[arg(long, value_name = "DIR")]
+        findings: Option<PathBuf>,
+        /// Run the api target's daemon with no plugin installed (faster;
+        /// by default the reference plugins are built in release and
+        /// installed, so requests reach them and the local stand-ins).
+        #[arg(long)]
+        without_plugins: bool,
     },
     /// Builds the plugin libraries and prints where they are (JSON).
     Artifacts,
@@ -228,6 +254,21 @@ fn run(command: Command) -> anyhow::Result<()> {
             }
             filter => bench::run(filter),
         },
+        Command::Fuzz {
+            targets,
+            runs,
+            seed,
+            budget_ms,
+            findings,
+            without_plugins,
+        } => fuzz::run(&fuzz::Options {
+            targets,
+            runs,
+            seed,
+            budget_ms,
+            findings,
+            with_plugins: !without_plugins,
+        }),
         Command::Artifacts => {
             let built = artifacts::build_plugins(false)?;
             println!("{}", serde_json::to_string_pretty(&built)?);

@@ -52,6 +52,8 @@ use crate::host::{EventReport, Host};
 use plugin_package::manifest::{ConfigType, Manifest};
 
 pub use audit::{AuditAction, AuditEntry, AuditLog, AuditOutcome};
+#[doc(hidden)]
+pub use config::layered_config_report;
 pub use config::{
     env_var_name, example_toml, ConfigError, ConfigProblem, ConfigSource, Environment, REDACTED,
 };

@@ -45,6 +45,43 @@ pub(crate) fn parse_status(auth_token: &str, request: &WebhookRequest) -> Result
     status_update(&params(request))
 }
 
+/// Verifies a webhook given as plain inputs (the body carries the form
+/// parameters, or the JSON of a `bodySHA256` URL) and reads its status
+/// update: what the daemon's webhook route runs. For `cargo xtask fuzz`,
+/// which feeds it mutated requests; not part of the plugin's API.
+#[doc(hidden)]
+pub fn webhook_report(
+    auth_token: &str,
+    url: &str,
+    body: &[u8],
+    signature: &str,
+) -> std::result::Result<String, String> {
+    let request = WebhookRequest {
+        url: url.into(),
+        params: Default::default(),
+        body: body.to_vec().into(),
+        signature: signature.into(),
+    };
+    parse_status(auth_token, &request)
+        .map(|update| format!("{update:?}"))
+        .map_err(|e| e.to_string())
+}
+
+/// The `X-Twilio-Signature` Twilio sends for a webhook given as
+/// [`webhook_report`] takes it. For the fuzzer's seeds; not part of the API.
+#[doc(hidden)]
+pub fn webhook_signature(auth_token: &str, url: &str, body: &[u8]) -> Option<String> {
+    if signature::has_body_hash(url) {
+        return signature::compute(auth_token, url, &[]);
+    }
+    let params = form::decode(&String::from_utf8_lossy(body));
+    let borrowed: Vec<(&str, &str)> = params
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    signature::compute(auth_token, url, &borrowed)
+}
+
 /// The form parameters of a request, decoded from the body when the daemon
 /// did not split them.
 fn params(request: &WebhookRequest) -> Vec<(String, String)> {

@@ -49,6 +49,8 @@ use plugin_api::{
     TenantConfig, WebhookRequest,
 };
 
+#[doc(hidden)]
+pub use crate::callback::{webhook_report, webhook_signature};
 use crate::client::Client;
 use crate::config::Settings;
 use crate::retry::Sleeper;

@@ -27,5 +27,54 @@ pub(crate) use file::ConfigFile;
 pub(crate) use layer::{layer, parse_typed, Layered, Layers};
 pub(crate) use schema::Schema;
 
+use std::path::Path;
+
+use plugin_package::manifest::Manifest;
+use serde_json::{Map, Value};
+
+use file::config_file_path;
+
 #[cfg(test)]
 mod tests;
+
+/// Runs the whole layering for one tenant on text inputs, as activation
+/// does before it resolves secrets: `manifest`'s schema, the operator's
+/// file `file_text`, the tenant's `overrides` and the environment `env`.
+/// Returns what the operator would be shown: the redacted configuration and
+/// its sources, or the error message. For `cargo xtask fuzz`, which feeds it
+/// mutated inputs; not part of the API.
+#[doc(hidden)]
+pub fn layered_config_report(
+    manifest: &Manifest,
+    file_text: &str,
+    overrides: &Map<String, Value>,
+    env: &[(String, String)],
+) -> Result<String, String> {
+    let plugin = manifest.id.as_str();
+    let tenant = "fuzz-tenant";
+    let config_dir = Path::new("config");
+    let schema = Schema::from_manifest(&manifest.config)?;
+    let file = ConfigFile::parse(
+        plugin,
+        tenant,
+        &config_file_path(config_dir, plugin),
+        file_text,
+    )
+    .map_err(|e| e.to_string())?;
+    let env = Environment::fixed(env.iter().cloned());
+    let layered = layer(&Layers {
+        plugin,
+        tenant,
+        schema: &schema,
+        config_dir,
+        file: Some(&file),
+        overrides,
+        env: &env,
+    })
+    .map_err(|e| e.to_string())?;
+    Ok(format!(
+        "{layered:?} {:?} {:?}",
+        layered.redacted(),
+        layered.sources()
+    ))
+}

@@ -41,13 +41,16 @@ pub(crate) fn run(plugin_dir: Option<PathBuf>, extra: &[String]) -> Result<()> {
         },
     )?;
 
-    eprintln!("xtask: building the ISP daemon");
+    // The runner too: the demo runs network-automation in a sandboxed child.
+    eprintln!("xtask: building the ISP daemon and the isolation runner");
     let output = artifacts::cargo()
         .current_dir(artifacts::workspace_root())
         .args([
             "build",
             "-p",
             "isp-daemon",
+            "-p",
+            artifacts::RUNNER,
             "--message-format=json-render-diagnostics",
         ])
         .stderr(Stdio::inherit())
@@ -65,7 +68,10 @@ pub(crate) fn run(plugin_dir: Option<PathBuf>, extra: &[String]) -> Result<()> {
         daemon.display(),
         keys.display()
     );
+    let runner = executable(&output.stdout, artifacts::RUNNER)
+        .context("cargo reported no plugkit-runner executable")?;
     let status = Command::new(&daemon)
+        .env("PLUGKIT_RUNNER", &runner)
         .arg("--demo")
         .arg("--plugin-dir")
         .arg(&plugin_dir)

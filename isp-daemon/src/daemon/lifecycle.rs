@@ -126,6 +126,16 @@ impl Daemon {
                 "[host] started {} {} ({signature})",
                 status.identity.id, status.identity.version
             ));
+            if let Some(isolated) = host.isolation_status(&status.identity.id) {
+                startup.push(format!(
+                    "[host] {} runs isolated in a sandboxed child process (pid {}): {}",
+                    status.identity.id,
+                    isolated
+                        .pid
+                        .map_or_else(|| "none yet".to_owned(), |pid| pid.to_string()),
+                    isolated.sandbox.join("; ")
+                ));
+            }
         }
         for problem in report.problems() {
             startup.push(format!("[host] problem: {problem}"));

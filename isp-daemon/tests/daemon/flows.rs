@@ -47,6 +47,23 @@ fn the_demo_runs_every_flow_against_the_standins_and_real_devices() {
         "{lines:#?}"
     );
 
+    // The demo configuration runs network-automation in a sandboxed child
+    // (issue 13), and its SNMP and SSH steps above went through it.
+    let startup = d.daemon.startup_lines();
+    assert!(
+        startup.iter().any(|l| l.starts_with(
+            "[host] network-automation runs isolated in a sandboxed child process (pid "
+        )),
+        "{startup:#?}"
+    );
+    assert!(
+        d.daemon
+            .host()
+            .isolation_status("network-automation")
+            .is_some_and(|s| s.serving),
+        "network-automation is served by its child"
+    );
+
     // Stripe received exactly the three first charges that passed the filter.
     let stripe = d.daemon.standins().stripe().expect("stripe stand-in");
     let charges: Vec<String> = stripe

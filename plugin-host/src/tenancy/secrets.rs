@@ -337,7 +337,7 @@ impl VaultConfig {
 /// are literals and `$${…}` escapes; errors never quote the value.
 ///
 /// ```
-/// use plugin_host::{resolve_secret_reference, Environment};
+/// use plugin_host::tenancy::{resolve_secret_reference, Environment};
 /// use secrecy::ExposeSecret;
 ///
 /// let env = Environment::fixed([("TOKEN", "s3cr3t")]);

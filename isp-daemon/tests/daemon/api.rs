@@ -126,9 +126,24 @@ fn plugins_lists_the_available_and_the_installed_plugins_with_their_signatures()
     for plugin in &installed {
         assert_eq!(plugin["state"], "active", "{plugin}");
         assert_eq!(plugin["signature"]["status"], "verified", "{plugin}");
-        // The demo runs every plugin in-process: no child process to show.
-        assert!(plugin["isolation"].is_null(), "{plugin}");
+        // The demo runs network-automation in a sandboxed child and the
+        // others in-process (`null`: no child process to show).
         assert!(plugin.get("isolation").is_some(), "{plugin}");
+        if plugin["id"] == "network-automation" {
+            assert_eq!(plugin["isolation"]["mode"], "process", "{plugin}");
+            assert_eq!(plugin["isolation"]["serving"], true, "{plugin}");
+            assert!(plugin["isolation"]["pid"].is_u64(), "{plugin}");
+            assert!(
+                plugin["isolation"]["sandbox"]
+                    .as_array()
+                    .is_some_and(|layers| layers
+                        .iter()
+                        .any(|l| l.as_str().is_some_and(|l| l.starts_with("memory: ")))),
+                "{plugin}"
+            );
+        } else {
+            assert!(plugin["isolation"].is_null(), "{plugin}");
+        }
     }
     let twilio = installed
         .iter()

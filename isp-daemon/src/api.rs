@@ -122,6 +122,7 @@ pub fn router(daemon: Arc<Daemon>, token: AdminToken) -> Router {
         .route("/daemon", get(daemon_info))
         .route("/plugins", get(plugins))
         .route("/plugins/{plugin}/reload", post(reload))
+        .route("/plugins/{plugin}/release", post(release_quarantine))
         .route("/tenants", get(tenants))
         .route("/tenants/{tenant}", get(tenant))
         .route(
@@ -298,6 +299,12 @@ async fn plugins(State(s): State<AppState>) -> ApiResult {
 
 async fn reload(State(s): State<AppState>, Path(plugin): Path<String>) -> ApiResult {
     blocking(move || s.daemon.reload(ACTOR, &plugin))
+        .await
+        .map(Json)
+}
+
+async fn release_quarantine(State(s): State<AppState>, Path(plugin): Path<String>) -> ApiResult {
+    blocking(move || s.daemon.release_quarantine(ACTOR, &plugin))
         .await
         .map(Json)
 }

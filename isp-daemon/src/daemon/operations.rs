@@ -220,6 +220,54 @@ impl Daemon {
         Ok(serde_json::to_value(&report).unwrap_or(Value::Null))
     }
 
+    /// Releases an isolated plugin from quarantine (the operator's explicit
+    /// action after fixing what made it crash): a fresh child process,
+    /// initialized and re-activated for its tenants. Audited either way.
+    ///
+    /// # Errors
+    /// 404 for a plugin that is not loaded, 409 for one that runs in-process
+    /// (there is nothing to release), 500 when the new child fails.
+    pub fn release_quarantine(&self, actor: &str, plugin: &str) -> Result<Value, Problem> {
+        if self.host.state(plugin).is_none() {
+            return Err(Problem::not_found(format!(
+                "no plugin `{plugin}` is loaded; see GET /api/plugins"
+            ))
+            .plugin(plugin));
+        }
+        let Some(before) = self.host.isolation_status(plugin) else {
+            return Err(Problem::new(
+                ProblemKind::Conflict,
+                format!(
+                    "plugin `{plugin}` runs in-process, so it is never quarantined; isolation \
+                     applies to plugins under [plugins.isolation.{plugin}]"
+                ),
+            )
+            .plugin(plugin));
+        };
+        let result = self.host.release_quarantine(plugin);
+        let (outcome, detail) = match &result {
+            Ok(()) => (
+                AuditOutcome::Ok,
+                match &before.quarantined {
+                    Some(reason) => format!("released from quarantine ({reason})"),
+                    None => "released (it was not quarantined)".to_owned(),
+                },
+            ),
+            Err(e) => (AuditOutcome::Failed, e.to_string()),
+        };
+        self.audit_entry(
+            AuditEntry::new(actor, AuditAction::ReleaseQuarantine, outcome)
+                .plugin(plugin)
+                .detail(detail),
+        );
+        result.map_err(|e| Problem::internal(e.to_string()).plugin(plugin))?;
+        Ok(serde_json::json!({
+            "plugin": plugin,
+            "was_quarantined": before.quarantined,
+            "isolation": self.host.isolation_status(plugin),
+        }))
+    }
+
     /// Starts a plugin that was installed after the daemon started.
     pub(super) fn start_new(
         &self,

@@ -14,6 +14,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/daemon"),
     ("GET", "/api/plugins"),
     ("POST", "/api/plugins/twilio/reload"),
+    ("POST", "/api/plugins/network-automation/release"),
     ("GET", "/api/tenants"),
     ("GET", "/api/tenants/acme-fiber"),
     ("POST", "/api/tenants/acme-fiber/plugins/twilio/activate"),
@@ -828,4 +829,33 @@ fn a_free_tenant_gets_a_clear_skip_for_payment_and_a_tier_change_activates_strip
             .contains("already on tier free"),
         "{unchanged}"
     );
+}
+
+#[test]
+fn releasing_a_quarantine_is_an_audited_operator_action_for_isolated_plugins_only() {
+    let d = TestDaemon::start();
+    // network-automation runs isolated in the demo configuration.
+    let released = d
+        .post_empty("/api/plugins/network-automation/release")
+        .expect(200);
+    assert_eq!(released["plugin"], "network-automation", "{released}");
+    assert!(released["was_quarantined"].is_null(), "{released}");
+    assert_eq!(released["isolation"]["serving"], true, "{released}");
+    let audit = d.get("/api/audit").expect(200);
+    assert!(
+        audit["entries"].as_array().into_iter().flatten().any(|e| {
+            e["action"] == "release_quarantine"
+                && e["plugin"] == "network-automation"
+                && e["outcome"] == "ok"
+        }),
+        "{audit}"
+    );
+    // It still serves after the release.
+    assert_eq!(d.state_of("acme-fiber", "network-automation"), "active");
+
+    // In-process plugins are never quarantined: a conflict that says why.
+    d.post_empty("/api/plugins/twilio/release")
+        .expect_error(409, "runs in-process");
+    d.post_empty("/api/plugins/no-such-plugin/release")
+        .expect_error(404, "no plugin `no-such-plugin` is loaded");
 }

@@ -192,6 +192,18 @@ fn the_admin_page_deactivates_a_plugin_in_a_real_browser() {
     session.wait_for_text("the DOT graph is shown", "#graph-dot", |t| {
         t.starts_with("digraph") && t.contains("network-automation")
     });
+    // Isolation per plugin: network-automation in its sandboxed child, the
+    // others in-process.
+    session.wait_for_text(
+        "network-automation's isolation is shown",
+        "td[data-isolation='network-automation']",
+        |t| t.starts_with("process (pid ") && t.contains("0 restart(s)") && t.contains("memory: "),
+    );
+    session.wait_for_text(
+        "twilio runs in-process",
+        "td[data-isolation='twilio']",
+        |t| t == "in-process",
+    );
 
     let button = session
         .find("button[data-action='deactivate'][data-tenant='bluesky-net'][data-plugin='twilio']")

@@ -39,6 +39,8 @@ pub enum AuditAction {
     TierChange,
     /// A tenant was added.
     AddTenant,
+    /// An isolated plugin was released from quarantine by an operator.
+    ReleaseQuarantine,
 }
 
 impl fmt::Display for AuditAction {
@@ -53,6 +55,7 @@ impl fmt::Display for AuditAction {
             Self::ConfigChange => "config_change",
             Self::TierChange => "tier_change",
             Self::AddTenant => "add_tenant",
+            Self::ReleaseQuarantine => "release_quarantine",
         })
     }
 }

@@ -165,7 +165,7 @@ enum Command {
     NewPlugin {
         /// The plugin id, e.g. `sms-gateway`.
         name: String,
-        /// communication, payment, network-automation, crm, custom, or another lowercase word.
+        /// One of communication, payment, network-automation, crm, custom.
         #[arg(long)]
         category: String,
         /// Where to create it [default: plugins/<name>, added to the workspace].

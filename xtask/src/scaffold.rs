@@ -238,9 +238,11 @@ serde_json = "1"
         );
         let manifest = format!(
             r#"# Manifest of plugin `{id}`: what the host reads before it loads the library.
-# Every field is documented on `plugin_host::package::manifest::Manifest` (plugin-host/src/manifest.rs,
-# or `cargo doc -p plugin-host --open`). `id` and `version` must match `ID` in
-# src/lib.rs and `version` in Cargo.toml: the library embeds both and the host checks.
+# Every field is documented on `plugin_package::manifest::Manifest` (plugkit's
+# plugin-package/src/manifest.rs). `id` is read into the code by
+# `plugin_api::manifest_id!()`, and `version` must equal Cargo.toml's: the build
+# fails otherwise, and the host checks the library embeds both.
+# `isolation = "process"` would make a sandboxed child process this plugin's minimum.
 id = "{id}"
 name = "{title}"
 version = "0.1.0"

@@ -29,6 +29,9 @@ pub(crate) fn run(path: &Path, trusted_keys: &[String], release: bool) -> Result
             None
         }
     };
+    if let Some(m) = &manifest {
+        problems.extend(host_requirements(m, &manifest_path));
+    }
     let is_crate = path.join("Cargo.toml").is_file();
     let libraries: Vec<PathBuf> = if is_crate {
         validate_crate(path, manifest.as_ref(), release, &mut problems)
@@ -161,5 +164,81 @@ fn check_library(library: &Path, manifest: Option<&Manifest>, problems: &mut Vec
                 }
             }
         }
+    }
+}
+
+/// What a host built from this workspace would refuse although the manifest
+/// parses: an `api` range its plugin-api does not satisfy (the resolver's
+/// check), and an isolation mode it does not implement.
+fn host_requirements(manifest: &Manifest, path: &Path) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Ok(host_api) = semver::Version::parse(plugin_api::API_VERSION) {
+        if !manifest.api.matches(&host_api) {
+            problems.push(format!(
+                "{}: `api = \"{}\"` does not match this host's plugin-api {host_api}, so the \
+                 host would refuse the plugin; build it against plugin-api {host_api} and write \
+                 `api = \"^{}.{}\"`",
+                path.display(),
+                manifest.api,
+                host_api.major,
+                host_api.minor
+            ));
+        }
+    }
+    if manifest.isolation == Some(plugin_package::manifest::Isolation::ProcessPerTenant) {
+        problems.push(format!(
+            "{}: `isolation = \"process-per-tenant\"` is not implemented yet and the host \
+             refuses it at load; use `isolation = \"process\"`",
+            path.display()
+        ));
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(extra: &str, api: &str) -> Manifest {
+        let text = format!(
+            "id = \"trial\"\nname = \"Trial\"\nversion = \"0.1.0\"\napi = \"{api}\"\n\
+             library = \"libtrial.so\"\n{extra}"
+        );
+        Manifest::parse(&text, Path::new("trial/plugin.toml")).expect("parses")
+    }
+
+    #[test]
+    fn an_api_range_this_host_does_not_meet_is_a_problem_before_any_load() {
+        // Regression (fresh-user trial): `api = "^0.9"` passed every check.
+        let problems = host_requirements(&manifest("", "^0.9"), Path::new("trial/plugin.toml"));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with(
+                "trial/plugin.toml: `api = \"^0.9\"` does not match this host's plugin-api"
+            ),
+            "{problems:?}"
+        );
+        assert_eq!(
+            host_requirements(&manifest("", "^0.2"), Path::new("trial/plugin.toml")),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn an_isolation_mode_the_host_refuses_is_a_problem() {
+        let problems = host_requirements(
+            &manifest("isolation = \"process-per-tenant\"\n", "^0.2"),
+            Path::new("trial/plugin.toml"),
+        );
+        assert_eq!(
+            problems,
+            ["trial/plugin.toml: `isolation = \"process-per-tenant\"` is not implemented yet and \
+              the host refuses it at load; use `isolation = \"process\"`"]
+        );
+        assert!(host_requirements(
+            &manifest("isolation = \"process\"\n", "^0.2"),
+            Path::new("trial/plugin.toml")
+        )
+        .is_empty());
     }
 }

@@ -33,7 +33,16 @@ pub(crate) fn run(path: &Path, trusted_keys: &[String], release: bool) -> Result
         problems.extend(host_requirements(m, &manifest_path));
     }
     let is_crate = path.join("Cargo.toml").is_file();
-    let libraries: Vec<PathBuf> = if is_crate {
+    let libraries: Vec<PathBuf> = if is_crate && manifest.is_none() {
+        // The manifest is the quick thing to fix: say so now rather than
+        // after building the crate.
+        problems.push(
+            "the crate was not built: fix plugin.toml first, then run validate again to check \
+             the library"
+                .to_owned(),
+        );
+        Vec::new()
+    } else if is_crate {
         validate_crate(path, manifest.as_ref(), release, &mut problems)
     } else {
         match &manifest {

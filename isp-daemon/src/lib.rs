@@ -28,6 +28,8 @@
 //! - `demo`, `standins`, `peers`, `install`: the demo script, the Twilio and
 //!   Stripe stand-ins, the snmpd/sshd devices, `--plugins-from-build`.
 //! - `live`: `--watch`, hot reload of the plugin directories.
+//! - `scratch`: temporary directories that record their owner, so a
+//!   killed daemon's leftovers are removed by the next start.
 
 #![deny(unsafe_code)]
 
@@ -41,6 +43,7 @@ pub mod install;
 pub mod live;
 pub mod peers;
 pub mod requests;
+pub mod scratch;
 pub mod standins;
 
 pub use config::Config;

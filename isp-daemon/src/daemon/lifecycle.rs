@@ -11,10 +11,9 @@ impl Daemon {
         let (state_dir, state_tmp) = match &config.state.dir {
             Some(dir) => (config.resolve(dir), None),
             None => {
-                let tmp = tempfile::Builder::new()
-                    .prefix("isp-daemon-state-")
-                    .tempdir()
+                let (tmp, notes) = crate::scratch::create("isp-daemon-state-")
                     .context("creating a temporary state directory")?;
+                startup.extend(notes.into_iter().map(|n| format!("[host] {n}")));
                 (tmp.path().to_owned(), Some(tmp))
             }
         };
@@ -83,10 +82,9 @@ impl Daemon {
             .unwrap_or_else(|| Devices::none("the daemon was started without demo devices"));
         env.extend(devices.env_overrides());
 
-        let runtime_dir = tempfile::Builder::new()
-            .prefix("isp-daemon-runtime-")
-            .tempdir()
+        let (runtime_dir, notes) = crate::scratch::create("isp-daemon-runtime-")
             .context("creating the host's runtime directory")?;
+        startup.extend(notes.into_iter().map(|n| format!("[host] {n}")));
         let mut host_config = HostConfig::with_runtime_dir(runtime_dir.path()).trust(trust.clone());
         host_config.isolation = config.plugins.isolation_policy();
         for (id, entry) in &config.plugins.isolation {

@@ -184,7 +184,13 @@ impl Daemon {
             }
         };
 
+        // After the waiting file: a corrupt key file names itself and stops the start.
+        let keys = Arc::new(KeyStore::open(&state_dir)?);
+        let limits = Arc::new(RateLimits::new(&config.rate_limits).map_err(anyhow::Error::msg)?);
+
         let daemon = Daemon {
+            keys,
+            limits,
             config,
             host,
             platform,

@@ -23,7 +23,7 @@ mod waiting;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use anyhow::{bail, Context, Result};
 use plugin_api::category::Contract;
@@ -45,7 +45,9 @@ use serde_json::{json, Value};
 use crate::config::Config;
 use crate::error::{Problem, ProblemKind};
 use crate::install;
+use crate::keys::KeyStore;
 use crate::peers::Devices;
+use crate::ratelimit::RateLimits;
 use crate::standins::Standins;
 
 /// The daemon's own state file, beside the platform's.
@@ -107,6 +109,8 @@ pub struct Daemon {
     standins: Standins,
     devices: Devices,
     admin: AdminSecret,
+    keys: Arc<KeyStore>,
+    limits: Arc<RateLimits>,
     manifests: RwLock<BTreeMap<String, Manifest>>,
     waiting: Mutex<Waiting>,
     startup: Vec<String>,
@@ -195,6 +199,16 @@ impl Daemon {
     /// The admin API's token.
     pub fn admin_secret(&self) -> &AdminSecret {
         &self.admin
+    }
+
+    /// The admin API's keys (`api-keys.json` in the state directory).
+    pub fn keys(&self) -> &Arc<KeyStore> {
+        &self.keys
+    }
+
+    /// The admin API's rate limits per key and scope.
+    pub fn rate_limits(&self) -> &Arc<RateLimits> {
+        &self.limits
     }
 
     /// The state directory.

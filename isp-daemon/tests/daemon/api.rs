@@ -29,7 +29,6 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/flows/new-customer"),
     ("POST", "/api/flows/device-alert"),
     ("POST", "/api/flows/tier-change"),
-    ("GET", "/api/no-such-route"),
 ];
 
 fn plugin_states(overview: &Value) -> Vec<(String, String)> {

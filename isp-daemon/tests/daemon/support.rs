@@ -28,6 +28,9 @@ pub(crate) const ADMIN_TOKEN: &str = "test-admin-token-5f2a9c";
 /// `api-keys.json` from a backup), so it is a constant other tests can use.
 pub(crate) const TOKEN: &str = "ispk_TestHarnessAllScopes00000000014HHYey";
 
+/// The id of [`TOKEN`]'s key: the actor the audit log names for the helpers' changes.
+pub(crate) const TOKEN_ID: &str = "key_testharness";
+
 /// Writes [`TOKEN`] as key `key_testharness` into `state_dir/api-keys.json`
 /// unless the file exists (a restart keeps what the daemon wrote).
 fn seed_all_scope_key(state_dir: &Path) {
@@ -44,7 +47,7 @@ fn seed_all_scope_key(state_dir: &Path) {
     let file = serde_json::json!({
         "format": 1,
         "keys": [{
-            "id": "key_testharness",
+            "id": TOKEN_ID,
             "name": "test harness (every scope)",
             "scopes": isp_daemon::keys::Scope::ALL.map(|s| s.as_str()),
             "created": 1_700_000_000u64,

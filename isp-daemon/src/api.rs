@@ -1,10 +1,10 @@
 //! The admin HTTP API (axum) and the admin page.
 //!
-//! Every `/api` route needs `Authorization: Bearer <token>`, compared in
-//! constant time (as SHA-256 digests, so the length is not revealed
-//! either); without it the answer is 401. `GET /` serves the admin page,
-//! which holds no data of its own: it calls the API with the token the
-//! operator gives it.
+//! Every `/api` route is an entry of `route_table()` with the scope it
+//! needs: an API key holding that scope (see `auth` and `keys`), or, for
+//! `/api/keys`, the admin token. `GET /` serves the admin page, which holds
+//! no data of its own: it calls the API with the key the operator gives it,
+//! or a session key it makes with the admin token.
 //!
 //! Every error is a JSON body `{"error": "...", "tenant"?, "plugin"?}` with
 //! a 4xx status for bad input and 5xx for failures. Handlers run the
@@ -629,25 +629,45 @@ mod tests {
     }
 
     /// The scope walk in `tests/daemon/keys.rs` covers the table; this keeps
-    /// every `/api` route in it: the API router is built from the table
-    /// alone, so a `.route(` outside `router` and the table is a route
-    /// without a scope.
+    /// every `/api` route in it: the `/api` router is `auth::build` of the
+    /// table plus the two fallbacks, nested once, and no other `.route` in
+    /// this file is under `/api` (public routes such as provider webhooks
+    /// live beside it, outside `/api`).
     #[test]
     fn the_api_router_is_built_only_from_the_scope_table() {
         let source = include_str!("api.rs");
         let code = source.split("#[cfg(test)]").next().unwrap_or_default();
-        let routes: Vec<&str> = code.lines().filter(|l| l.contains(".route(")).collect();
+        let api = code
+            .split_once("let api = ")
+            .and_then(|(_, rest)| rest.split_once(';'))
+            .map(|(statement, _)| statement)
+            .expect("router() builds `let api = ...;`");
+        let calls: Vec<&str> = api
+            .split('.')
+            .skip(1)
+            .map(|c| c.split('(').next().unwrap_or_default().trim())
+            .collect();
         assert_eq!(
-            routes,
-            [r#"        .route("/", get(page))"#],
-            "add /api routes to route_table() with their scope, not with .route()"
+            calls,
+            ["fallback", "method_not_allowed_fallback", "with_state"],
+            "the /api router is auth::build(route_table(), ..) and nothing else: {api}"
         );
         assert!(
-            !code.contains(".merge("),
-            "merge routers into the table instead"
+            api.starts_with("auth::build(route_table(), &auth)"),
+            "{api}"
         );
+        assert_eq!(code.matches(".nest(").count(), 1);
+        assert!(code.contains(r#".nest("/api", api)"#));
+        for (i, _) in code.match_indices(".route(") {
+            let path = code[i + ".route(".len()..].trim_start();
+            assert!(
+                !path.starts_with("\"/api"),
+                "an /api route outside the scope table: {}",
+                &code[i..(i + 80).min(code.len())]
+            );
+        }
         let mut seen = std::collections::BTreeSet::new();
-        for (method, path, _) in routes_of_table() {
+        for (method, path, _) in routes() {
             assert!(seen.insert((method.clone(), path)), "{method} {path} twice");
         }
     }
@@ -669,9 +689,5 @@ mod tests {
             on_page, all,
             "page.html's ALL_SCOPES differs from Scope::ALL"
         );
-    }
-
-    fn routes_of_table() -> Vec<(Method, &'static str, Need)> {
-        routes()
     }
 }

@@ -170,13 +170,6 @@ impl RateLimits {
             }
         }
     }
-
-    /// Forgets buckets that are full again (call now and then).
-    pub fn forget_idle(&self) {
-        for limiter in self.by_scope.values() {
-            limiter.retain_recent();
-        }
-    }
 }
 
 fn ceil_secs(d: Duration) -> u64 {

@@ -21,7 +21,7 @@ pub enum ShapeError {
     /// It does not start with [`PREFIX`].
     #[error("it does not start with `{PREFIX}`")]
     Prefix,
-    /// Its length is not [`SECRET_LEN`].
+    /// Its length is not 41 characters.
     #[error("it has {0} characters instead of {SECRET_LEN}")]
     Length(usize),
     /// A character outside `[0-9A-Za-z]` after the prefix.

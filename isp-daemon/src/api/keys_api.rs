@@ -12,9 +12,21 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use plugin_host::tenancy::{AuditAction, AuditEntry, AuditOutcome};
+
 use super::{blocking, parse_body, ApiError, ApiResult, AppState};
+use crate::daemon::Daemon;
 use crate::error::Problem;
 use crate::keys::{KeyStoreError, NewKey};
+
+/// Who the audit log names for key changes: whoever holds the admin token.
+const ADMIN_ACTOR: &str = "admin-token";
+
+fn audit(daemon: &Daemon, detail: String) {
+    daemon.audit_entry(
+        AuditEntry::new(ADMIN_ACTOR, AuditAction::ApiKey, AuditOutcome::Ok).detail(detail),
+    );
+}
 
 fn now() -> u64 {
     SystemTime::now()
@@ -43,15 +55,33 @@ pub(super) async fn create(State(s): State<AppState>, body: Bytes) -> Result<Res
         &body,
         "new key: {\"name\": \"...\", \"scopes\": [\"plugins:read\", ...], \"expires_in_secs\"?: N}",
     )?;
-    let made = blocking(move || s.daemon.keys().create(new, now()).map_err(problem)).await?;
-    tracing::info!(key = %made.key.id, scopes = ?made.key.scopes, "API key created with the admin token");
+    let made = blocking(move || {
+        let made = s.daemon.keys().create(new, now()).map_err(problem)?;
+        let scopes: Vec<&str> = made.key.scopes.iter().map(|s| s.as_str()).collect();
+        audit(
+            &s.daemon,
+            format!(
+                "created {} ({:?}) with {}; expires {}",
+                made.key.id,
+                made.key.name,
+                scopes.join(", "),
+                made.key.expires.as_deref().unwrap_or("never")
+            ),
+        );
+        Ok(made)
+    })
+    .await?;
     Ok((StatusCode::CREATED, Json(made)).into_response())
 }
 
 /// `DELETE /api/keys/{id}` or `POST /api/keys/{id}/revoke`.
 pub(super) async fn revoke(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult {
-    let view = blocking(move || s.daemon.keys().revoke(&id, now()).map_err(problem)).await?;
-    tracing::info!(key = %view.id, "API key revoked with the admin token");
+    let view = blocking(move || {
+        let view = s.daemon.keys().revoke(&id, now()).map_err(problem)?;
+        audit(&s.daemon, format!("revoked {} ({:?})", view.id, view.name));
+        Ok(view)
+    })
+    .await?;
     serde_json::to_value(view)
         .map(Json)
         .map_err(|e| ApiError(Problem::internal(e.to_string())))
@@ -77,13 +107,29 @@ pub(super) async fn rotate(
         parse_body(&body, "rotation: {\"grace_secs\"?: N}")?
     };
     let rotated = blocking(move || {
-        s.daemon
+        let rotated = s
+            .daemon
             .keys()
             .rotate(&id, rotation.grace_secs, now())
-            .map_err(problem)
+            .map_err(problem)?;
+        let until: Vec<&str> = rotated
+            .key
+            .previous_secrets
+            .iter()
+            .map(|p| p.works_until.as_str())
+            .collect();
+        audit(
+            &s.daemon,
+            format!(
+                "rotated {} ({:?}); the previous secret works until {}",
+                rotated.key.id,
+                rotated.key.name,
+                until.first().copied().unwrap_or("now (no grace)")
+            ),
+        );
+        Ok(rotated)
     })
     .await?;
-    tracing::info!(key = %rotated.key.id, "API key rotated with the admin token");
     serde_json::to_value(rotated)
         .map(|v: Value| Json(v))
         .map_err(|e| ApiError(Problem::internal(e.to_string())))

@@ -329,6 +329,9 @@ impl Daemon {
         for e in self.host.stop_all() {
             lines.push(format!("[host] stopping: {e}"));
         }
+        if let Err(e) = self.keys.save_usage() {
+            lines.push(format!("[keys] the API keys' last use was not saved: {e}"));
+        }
         let count = self.platform.audit().entries().map_or(0, |e| e.len());
         lines.push(format!(
             "[audit] {count} entries, each synced to {} as it was written",

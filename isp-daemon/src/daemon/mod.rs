@@ -252,7 +252,9 @@ impl Daemon {
             .map(|m| m.required_tier.clone())
     }
 
-    fn audit_entry(&self, entry: AuditEntry) {
+    /// Appends `entry` to the audit log; a failure is logged, not returned
+    /// (the change it records has happened).
+    pub fn audit_entry(&self, entry: AuditEntry) {
         if let Err(e) = self.platform.audit().append(&entry) {
             tracing::error!("cannot append to the audit log: {e}");
         }

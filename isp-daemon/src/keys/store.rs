@@ -489,6 +489,20 @@ impl KeyStore {
         Ok(RotatedKey { key, secret })
     }
 
+    /// Writes each key's last use to the file (at shutdown); nothing
+    /// else changes. No keys and no file: nothing is written.
+    ///
+    /// # Errors
+    /// A write failure.
+    pub fn save_usage(&self) -> Result<(), KeyStoreError> {
+        let _changing = self.changing.lock().unwrap_or_else(PoisonError::into_inner);
+        let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
+        if inner.file.keys.is_empty() && !self.path.exists() {
+            return Ok(());
+        }
+        write_file(&self.path, &inner.file_with_usage())
+    }
+
     /// Applies `edit` to a copy of the file, writes it, then swaps the
     /// index; answers the view of key `id` afterwards.
     fn change(
@@ -508,10 +522,7 @@ impl KeyStore {
             let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
             Inner::index(file, Some(&inner)).map_err(KeyStoreError::Invalid)?
         };
-        // Plain data always serializes.
-        let mut bytes = serde_json::to_vec_pretty(&next.file).unwrap_or_default();
-        bytes.push(b'\n');
-        plugkit_durable::write_atomic(&self.path, &bytes, 0o600)?;
+        write_file(&self.path, &next.file)?;
         let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
         *inner = next;
         let key = inner
@@ -522,6 +533,14 @@ impl KeyStore {
             .ok_or_else(|| KeyStoreError::NotFound(id.to_owned()))?;
         Ok(view(key, &inner, now))
     }
+}
+
+fn write_file(path: &Path, file: &KeyFile) -> Result<(), KeyStoreError> {
+    // Plain data always serializes.
+    let mut bytes = serde_json::to_vec_pretty(file).unwrap_or_default();
+    bytes.push(b'\n');
+    plugkit_durable::write_atomic(path, &bytes, 0o600)?;
+    Ok(())
 }
 
 fn find<'a>(file: &'a mut KeyFile, id: &str) -> Result<&'a mut KeyRecord, KeyStoreError> {
@@ -663,6 +682,20 @@ mod tests {
         assert_eq!(listed[0].state, "active");
         assert!(listed[0].last_used.is_some());
         assert_eq!(listed[0].hint, format::hint(&made.secret));
+    }
+
+    #[test]
+    fn the_last_use_is_saved_at_shutdown() {
+        let (keys, dir) = store();
+        keys.save_usage().expect("nothing to save");
+        assert!(!dir.path().join(KEYS_FILE).exists());
+        let made = keys
+            .create(new_key(&[Scope::PluginsRead], None), T0)
+            .expect("create");
+        keys.authenticate(&made.secret, T0 + 5).expect("valid");
+        keys.save_usage().expect("save");
+        let reopened = KeyStore::open(dir.path()).expect("reopen");
+        assert_eq!(reopened.list(T0 + 6)[0].last_used, Some(rfc3339(T0 + 5)));
     }
 
     #[test]

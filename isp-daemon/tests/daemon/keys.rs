@@ -171,6 +171,27 @@ fn an_integrators_read_only_key_reads_cannot_write_and_stops_after_rotation_and_
     assert!(refused["error"].as_str().unwrap_or_default().contains(&id));
     d.request("POST", "/api/keys/key_nope/rotate", Some(ADMIN_TOKEN), None)
         .expect_error(404, "no API key `key_nope`");
+
+    // Each change of the key is in the audit log, by the admin token, without a secret.
+    let audit = d.get("/api/audit");
+    assert!(!audit.text.contains(&secret[5..]) && !audit.text.contains(&new_secret[5..]));
+    let changes: Vec<String> = audit.expect(200)["entries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["action"] == "api_key" && e["detail"].as_str().unwrap_or("").contains(&id))
+        .map(|e| {
+            assert_eq!(e["actor"], "admin-token", "{e}");
+            e["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .split(' ')
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(changes, ["created", "rotated", "revoked"]);
 }
 
 #[test]

@@ -207,6 +207,9 @@ async fn guard_route(State(g): State<Guard>, mut request: Request, next: Next) -
     let scope = match g.need {
         Need::AdminToken => {
             if g.auth.admin.matches(credential) {
+                if let Some(refused) = wrong_content_type(g.body, request.headers()) {
+                    return refused;
+                }
                 return next.run(request).await;
             }
             if crate::keys::check_shape(credential).is_ok() {

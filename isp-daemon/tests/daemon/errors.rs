@@ -10,7 +10,7 @@ use serde_json::Value;
 use ureq::http;
 
 use crate::keys::create_key;
-use crate::support::{TestDaemon, TOKEN};
+use crate::support::{TestDaemon, ADMIN_TOKEN, TOKEN};
 
 /// An answer with its headers.
 struct Raw {
@@ -144,6 +144,16 @@ fn a_body_that_is_not_json_on_a_json_route_is_a_json_415() {
         b"{}".to_vec(),
     );
     check(&raw, 415, "no Content-Type");
+    // The key routes, which take the admin token, too.
+    let admin = format!("Bearer {ADMIN_TOKEN}");
+    let raw = send(
+        &d,
+        "POST",
+        "/api/keys",
+        &[("authorization", &admin), ("content-type", "text/plain")],
+        br#"{"name": "x", "scopes": ["audit:read"]}"#.to_vec(),
+    );
+    check(&raw, 415, "send `Content-Type: application/json`");
 }
 
 #[test]

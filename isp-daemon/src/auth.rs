@@ -3,7 +3,7 @@
 //! limit, content type).
 //!
 //! Invariants:
-//! - The `/api` router is built only from a table of [`ApiRoute`]s, and an
+//! - The `/api` router is built only from a table of `ApiRoute`s, and an
 //!   `ApiRoute` cannot be made without a [`Need`]: a route without a scope
 //!   cannot exist (`api::tests::the_api_router_is_built_only_from_the_scope_table`,
 //!   and `tests/daemon/keys.rs` walks every entry with and without its scope).
@@ -76,7 +76,7 @@ impl std::fmt::Display for Need {
 
 /// What a route's body must be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyKind {
+pub(crate) enum BodyKind {
     /// Empty, or JSON (`Content-Type: application/json` or `…+json`); else 415.
     Json,
     /// Anything (the handler checks it).
@@ -84,15 +84,15 @@ pub enum BodyKind {
 }
 
 /// One entry of the route table.
-pub struct ApiRoute<S> {
+pub(crate) struct ApiRoute<S> {
     /// The method.
-    pub method: Method,
+    pub(crate) method: Method,
     /// The path under `/api`, in axum's syntax (`/tenants/{tenant}`).
-    pub path: &'static str,
+    pub(crate) path: &'static str,
     /// Who may call it.
-    pub need: Need,
+    pub(crate) need: Need,
     /// What its body must be.
-    pub body: BodyKind,
+    pub(crate) body: BodyKind,
     handler: MethodRouter<S>,
 }
 
@@ -108,27 +108,35 @@ impl<S: Clone + Send + Sync + 'static> ApiRoute<S> {
     }
 
     /// `GET path`.
-    pub fn get<H: Handler<T, S>, T: 'static>(path: &'static str, need: Need, h: H) -> Self {
+    pub(crate) fn get<H: Handler<T, S>, T: 'static>(path: &'static str, need: Need, h: H) -> Self {
         Self::new(Method::GET, path, need, routing::get(h))
     }
 
     /// `POST path`.
-    pub fn post<H: Handler<T, S>, T: 'static>(path: &'static str, need: Need, h: H) -> Self {
+    pub(crate) fn post<H: Handler<T, S>, T: 'static>(path: &'static str, need: Need, h: H) -> Self {
         Self::new(Method::POST, path, need, routing::post(h))
     }
 
     /// `PUT path`.
-    pub fn put<H: Handler<T, S>, T: 'static>(path: &'static str, need: Need, h: H) -> Self {
+    pub(crate) fn put<H: Handler<T, S>, T: 'static>(path: &'static str, need: Need, h: H) -> Self {
         Self::new(Method::PUT, path, need, routing::put(h))
     }
 
     /// `DELETE path`.
-    pub fn delete<H: Handler<T, S>, T: 'static>(path: &'static str, need: Need, h: H) -> Self {
+    pub(crate) fn delete<H: Handler<T, S>, T: 'static>(
+        path: &'static str,
+        need: Need,
+        h: H,
+    ) -> Self {
         Self::new(Method::DELETE, path, need, routing::delete(h))
     }
 
     /// The same route taking any body (an upload), not only JSON.
-    pub fn any_body(mut self) -> Self {
+    #[allow(
+        dead_code,
+        reason = "for upload routes, e.g. issue 17's package upload, merged from another branch"
+    )]
+    pub(crate) fn any_body(mut self) -> Self {
         self.body = BodyKind::Any;
         self
     }
@@ -136,13 +144,13 @@ impl<S: Clone + Send + Sync + 'static> ApiRoute<S> {
 
 /// What the guard checks credentials against.
 #[derive(Debug)]
-pub struct AuthState {
+pub(crate) struct AuthState {
     /// The bootstrap token.
-    pub admin: AdminToken,
+    pub(crate) admin: AdminToken,
     /// The API keys.
-    pub keys: Arc<KeyStore>,
+    pub(crate) keys: Arc<KeyStore>,
     /// Per key and scope.
-    pub limits: Arc<RateLimits>,
+    pub(crate) limits: Arc<RateLimits>,
 }
 
 #[derive(Clone)]
@@ -154,7 +162,7 @@ struct Guard {
 
 /// The router of `table`, every route behind its guard. Two entries with
 /// the same method and path panic here, at start-up (axum's merge).
-pub fn build<S: Clone + Send + Sync + 'static>(
+pub(crate) fn build<S: Clone + Send + Sync + 'static>(
     table: Vec<ApiRoute<S>>,
     auth: &Arc<AuthState>,
 ) -> Router<S> {
@@ -175,7 +183,7 @@ pub fn build<S: Clone + Send + Sync + 'static>(
 
 /// The presented bearer credential. The scheme is matched without regard
 /// to case (RFC 9110 §11.1); surrounding spaces are ignored.
-pub fn bearer(headers: &HeaderMap) -> Result<&str, &'static str> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Result<&str, &'static str> {
     let value = headers
         .get(header::AUTHORIZATION)
         .ok_or("this route needs `Authorization: Bearer <API key>`")?
@@ -323,7 +331,7 @@ fn forbidden(message: String) -> Response {
 }
 
 /// A 401 with `WWW-Authenticate: Bearer`.
-pub fn unauthorized(message: &str) -> Response {
+pub(crate) fn unauthorized(message: &str) -> Response {
     let mut response = problem(StatusCode::UNAUTHORIZED, message.to_owned());
     response.headers_mut().insert(
         header::WWW_AUTHENTICATE,

@@ -39,6 +39,9 @@ pub struct Config {
     pub tiers: Option<Vec<String>>,
     /// The admin API.
     pub admin: AdminConfig,
+    /// Rate limits of API keys, by scope (`[rate_limits]`).
+    #[serde(default)]
+    pub rate_limits: crate::ratelimit::RateLimitConfig,
     /// The API stand-ins.
     #[serde(default)]
     pub standins: StandinsConfig,

@@ -24,7 +24,9 @@
 //! - `daemon`: the host and the platform, and every operation on them.
 //! - `requests`: the flows' inputs and their validation (pure).
 //! - `flows`: the ISP flows (new customer, device alert, tier change).
-//! - `api`: the admin HTTP API and page (the only async code besides `main`).
+//! - `api`: the admin HTTP API and page (the only async code besides `main`);
+//!   `auth` guards its routes (keys, scopes, rate limits), `keys` stores the
+//!   API keys, `ratelimit` holds a bucket per key and scope.
 //! - `demo`, `standins`, `peers`, `install`: the demo script, the Twilio and
 //!   Stripe stand-ins, the snmpd/sshd devices, `--plugins-from-build`.
 //! - `live`: `--watch`, hot reload of the plugin directories.
@@ -34,14 +36,17 @@
 #![deny(unsafe_code)]
 
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod error;
 pub mod flows;
 pub mod install;
+pub mod keys;
 pub mod live;
 pub mod peers;
+pub mod ratelimit;
 pub mod requests;
 pub mod scratch;
 pub mod standins;

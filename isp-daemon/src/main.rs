@@ -291,6 +291,7 @@ async fn serve_and_run(cli: Cli, config: Config, devices: Devices, say: Say) -> 
                     "[admin] admin page: http://{addr}/ (log in with the configured admin token)"
                 ));
             }
+            say("[admin] the admin token manages API keys (POST /api/keys); every other route takes a key with its scope");
             let router = api::router(Arc::clone(&daemon), AdminToken::new(secret.token()));
             let mut stopped = stop_rx.clone();
             let shutdown = async move {

@@ -182,7 +182,13 @@ impl Daemon {
             }
         };
 
+        // After the waiting file: a corrupt key file names itself and stops the start.
+        let keys = Arc::new(KeyStore::open(&state_dir)?);
+        let limits = Arc::new(RateLimits::new(&config.rate_limits).map_err(anyhow::Error::msg)?);
+
         let daemon = Daemon {
+            keys,
+            limits,
             config,
             host,
             platform,
@@ -320,6 +326,9 @@ impl Daemon {
         }
         for e in self.host.stop_all() {
             lines.push(format!("[host] stopping: {e}"));
+        }
+        if let Err(e) = self.keys.save_usage() {
+            lines.push(format!("[keys] the API keys' last use was not saved: {e}"));
         }
         let count = self.platform.audit().entries().map_or(0, |e| e.len());
         lines.push(format!(

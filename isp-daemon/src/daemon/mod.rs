@@ -23,7 +23,7 @@ mod waiting;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use anyhow::{bail, Context, Result};
 use plugin_api::category::Contract;
@@ -45,7 +45,9 @@ use serde_json::{json, Value};
 use crate::config::Config;
 use crate::error::{Problem, ProblemKind};
 use crate::install;
+use crate::keys::KeyStore;
 use crate::peers::Devices;
+use crate::ratelimit::RateLimits;
 use crate::standins::Standins;
 
 /// The daemon's own state file, beside the platform's.
@@ -107,6 +109,8 @@ pub struct Daemon {
     standins: Standins,
     devices: Devices,
     admin: AdminSecret,
+    keys: Arc<KeyStore>,
+    limits: Arc<RateLimits>,
     manifests: RwLock<BTreeMap<String, Manifest>>,
     waiting: Mutex<Waiting>,
     startup: Vec<String>,
@@ -197,6 +201,16 @@ impl Daemon {
         &self.admin
     }
 
+    /// The admin API's keys (`api-keys.json` in the state directory).
+    pub fn keys(&self) -> &Arc<KeyStore> {
+        &self.keys
+    }
+
+    /// The admin API's rate limits per key and scope.
+    pub fn rate_limits(&self) -> &Arc<RateLimits> {
+        &self.limits
+    }
+
     /// The state directory.
     pub fn state_dir(&self) -> &Path {
         &self.state_dir
@@ -238,7 +252,9 @@ impl Daemon {
             .map(|m| m.required_tier.clone())
     }
 
-    fn audit_entry(&self, entry: AuditEntry) {
+    /// Appends `entry` to the audit log; a failure is logged, not returned
+    /// (the change it records has happened).
+    pub fn audit_entry(&self, entry: AuditEntry) {
         if let Err(e) = self.platform.audit().append(&entry) {
             tracing::error!("cannot append to the audit log: {e}");
         }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use plugkit_testkit::process::{find_program, free_tcp_port, wait_until};
 use serde_json::{json, Value};
 
-use crate::support::{TestDaemon, TOKEN};
+use crate::support::{TestDaemon, ADMIN_TOKEN};
 
 /// The W3C key of an element reference.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
@@ -174,7 +174,7 @@ fn the_admin_page_deactivates_a_plugin_in_a_real_browser() {
     session.call(
         "POST",
         "/url",
-        Some(json!({"url": format!("{}/?token={TOKEN}", d.base)})),
+        Some(json!({"url": format!("{}/?token={ADMIN_TOKEN}", d.base)})),
     );
     let state_cell = "td[data-state][data-tenant='bluesky-net'][data-plugin='twilio']";
     session.wait_for_text(
@@ -185,9 +185,25 @@ fn the_admin_page_deactivates_a_plugin_in_a_real_browser() {
     // The token left the address bar; the page shows health and the graph.
     let (_, url) = session.call("GET", "/url", None);
     assert!(
-        !url["value"].as_str().unwrap_or_default().contains(TOKEN),
+        !url["value"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(ADMIN_TOKEN),
         "{url}"
     );
+    // The page traded the admin token (which only manages keys) for a
+    // session key with every scope, listed by its name.
+    let keys = d
+        .request("GET", "/api/keys", Some(ADMIN_TOKEN), None)
+        .expect(200);
+    let session_key = keys["keys"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|k| k["name"] == "admin page session")
+        .unwrap_or_else(|| panic!("no session key: {keys}"));
+    assert_eq!(session_key["scopes"].as_array().map(Vec::len), Some(8));
+    assert!(session_key["expires"].is_string(), "{session_key}");
     session.wait_for_text("health is shown", "#health-status", |t| t == "healthy");
     session.wait_for_text("the DOT graph is shown", "#graph-dot", |t| {
         t.starts_with("digraph") && t.contains("network-automation")

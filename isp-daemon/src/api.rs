@@ -117,6 +117,7 @@ fn parse_body<T: DeserializeOwned>(body: &Bytes, what: &str) -> Result<T, ApiErr
 
 /// The admin API and page for `daemon`.
 pub fn router(daemon: Arc<Daemon>, token: AdminToken) -> Router {
+    let inbound = crate::webhooks::inbound::routes(Arc::clone(&daemon));
     let state = AppState { daemon, token };
     let api = Router::new()
         .route("/daemon", get(daemon_info))
@@ -145,12 +146,14 @@ pub fn router(daemon: Arc<Daemon>, token: AdminToken) -> Router {
         .route("/flows/new-customer", post(new_customer))
         .route("/flows/device-alert", post(device_alert))
         .route("/flows/tier-change", post(tier_change))
+        .merge(crate::webhooks::admin::routes(Arc::clone(&state.daemon)))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
         .with_state(state);
     Router::new()
         .route("/", get(page))
+        .merge(inbound)
         .nest("/api", api)
         .fallback(no_route)
         .layer(middleware::map_response(json_errors))
@@ -432,7 +435,8 @@ async fn audit(State(s): State<AppState>, RawQuery(query): RawQuery) -> ApiResul
     blocking(move || s.daemon.audit(limit)).await.map(Json)
 }
 
-fn report_json(report: flows::FlowReport) -> Result<Value, Problem> {
+fn report_json(daemon: &Daemon, report: flows::FlowReport) -> Result<Value, Problem> {
+    crate::webhooks::outbound::events::flow_completed(daemon, "admin-api", &report);
     let lines = report.lines();
     let mut value = serde_json::to_value(report).map_err(|e| Problem::internal(e.to_string()))?;
     if let Value::Object(map) = &mut value {
@@ -443,21 +447,21 @@ fn report_json(report: flows::FlowReport) -> Result<Value, Problem> {
 
 async fn new_customer(State(s): State<AppState>, body: Bytes) -> ApiResult {
     let request: NewCustomer = parse_body(&body, "new customer")?;
-    blocking(move || report_json(flows::new_customer(&s.daemon, &request)?))
+    blocking(move || report_json(&s.daemon, flows::new_customer(&s.daemon, &request)?))
         .await
         .map(Json)
 }
 
 async fn device_alert(State(s): State<AppState>, body: Bytes) -> ApiResult {
     let request: DeviceAlertRequest = parse_body(&body, "device alert")?;
-    blocking(move || report_json(flows::device_alert(&s.daemon, &request)?))
+    blocking(move || report_json(&s.daemon, flows::device_alert(&s.daemon, &request)?))
         .await
         .map(Json)
 }
 
 async fn tier_change(State(s): State<AppState>, body: Bytes) -> ApiResult {
     let request: TierChangeRequest = parse_body(&body, "tier change")?;
-    blocking(move || report_json(flows::change_tier(&s.daemon, ACTOR, &request)?))
+    blocking(move || report_json(&s.daemon, flows::change_tier(&s.daemon, ACTOR, &request)?))
         .await
         .map(Json)
 }

@@ -28,6 +28,7 @@
 //! - `demo`, `standins`, `peers`, `install`: the demo script, the Twilio and
 //!   Stripe stand-ins, the snmpd/sshd devices, `--plugins-from-build`.
 //! - `live`: `--watch`, hot reload of the plugin directories.
+//! - `webhooks`: provider callbacks in, signed events out.
 
 #![deny(unsafe_code)]
 
@@ -42,6 +43,7 @@ pub mod live;
 pub mod peers;
 pub mod requests;
 pub mod standins;
+pub mod webhooks;
 
 pub use config::Config;
 pub use daemon::{Daemon, StartOptions};

@@ -112,6 +112,7 @@ pub struct Daemon {
     startup: Vec<String>,
     stopping: AtomicBool,
     pub(crate) watching: AtomicBool,
+    webhooks: crate::webhooks::Webhooks,
     // Dropped last: the host's private copies and the temporary state.
     _runtime_dir: tempfile::TempDir,
     _state_tmp: Option<tempfile::TempDir>,
@@ -195,6 +196,11 @@ impl Daemon {
     /// The admin API's token.
     pub fn admin_secret(&self) -> &AdminSecret {
         &self.admin
+    }
+
+    /// Webhooks in and out (`webhooks`).
+    pub fn webhooks(&self) -> &crate::webhooks::Webhooks {
+        &self.webhooks
     }
 
     /// The state directory.

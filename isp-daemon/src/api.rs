@@ -436,7 +436,7 @@ async fn audit(State(s): State<AppState>, RawQuery(query): RawQuery) -> ApiResul
 }
 
 fn report_json(daemon: &Daemon, report: flows::FlowReport) -> Result<Value, Problem> {
-    crate::webhooks::outbound::events::flow_completed(daemon, "admin-api", &report);
+    crate::webhooks::flow_completed(daemon, "admin-api", &report);
     let lines = report.lines();
     let mut value = serde_json::to_value(report).map_err(|e| Problem::internal(e.to_string()))?;
     if let Value::Object(map) = &mut value {

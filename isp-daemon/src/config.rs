@@ -50,7 +50,7 @@ pub struct Config {
     pub demo: DemoConfig,
     /// Webhooks in and out.
     #[serde(default)]
-    pub webhooks: crate::webhooks::WebhooksConfig,
+    pub webhooks: crate::webhook_state::WebhooksConfig,
     /// Relative paths are relative to this folder.
     #[serde(skip)]
     pub base_dir: PathBuf,

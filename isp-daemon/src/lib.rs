@@ -28,7 +28,9 @@
 //! - `demo`, `standins`, `peers`, `install`: the demo script, the Twilio and
 //!   Stripe stand-ins, the snmpd/sshd devices, `--plugins-from-build`.
 //! - `live`: `--watch`, hot reload of the plugin directories.
-//! - `webhooks`: provider callbacks in, signed events out.
+//! - `webhook_state` (below the daemon: configuration, ledger, outbox,
+//!   signing, schedule) and `webhooks` (above it: the public provider
+//!   routes, the admin routes, the delivery worker).
 
 #![deny(unsafe_code)]
 
@@ -43,6 +45,7 @@ pub mod live;
 pub mod peers;
 pub mod requests;
 pub mod standins;
+pub mod webhook_state;
 pub mod webhooks;
 
 pub use config::Config;

@@ -151,11 +151,15 @@ impl Daemon {
             .as_deref()
             .map(|d| config.resolve(d))
             .unwrap_or_else(|| state_dir.clone());
-        let webhooks = crate::webhooks::Webhooks::open(&config.webhooks, &state_dir, &|text| {
-            plugin_host::tenancy::resolve_secret_reference(text, &Environment::fixed(env.clone()))
+        let webhooks =
+            crate::webhook_state::Webhooks::open(&config.webhooks, &state_dir, &|text| {
+                plugin_host::tenancy::resolve_secret_reference(
+                    text,
+                    &Environment::fixed(env.clone()),
+                )
                 .map(|s| s.expose_secret().to_owned())
                 .map_err(|e| e.to_string())
-        })?;
+            })?;
         let mut platform_config = PlatformConfig::new(&state_dir, config_dir);
         platform_config.tiers = tiers;
         platform_config.env = Environment::fixed(env);

@@ -112,7 +112,7 @@ pub struct Daemon {
     startup: Vec<String>,
     stopping: AtomicBool,
     pub(crate) watching: AtomicBool,
-    webhooks: crate::webhooks::Webhooks,
+    webhooks: crate::webhook_state::Webhooks,
     // Dropped last: the host's private copies and the temporary state.
     _runtime_dir: tempfile::TempDir,
     _state_tmp: Option<tempfile::TempDir>,
@@ -199,7 +199,7 @@ impl Daemon {
     }
 
     /// Webhooks in and out (`webhooks`).
-    pub fn webhooks(&self) -> &crate::webhooks::Webhooks {
+    pub fn webhooks(&self) -> &crate::webhook_state::Webhooks {
         &self.webhooks
     }
 

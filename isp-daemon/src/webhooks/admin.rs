@@ -15,9 +15,9 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::outbound::events::EVENT_TYPES;
 use crate::daemon::Daemon;
 use crate::error::{Problem, ProblemKind};
+use crate::webhook_state::events::EVENT_TYPES;
 
 /// The routes, to merge into the `/api` router before its authentication layer.
 pub fn routes<S: Clone + Send + Sync + 'static>(daemon: Arc<Daemon>) -> Router<S> {
@@ -73,7 +73,7 @@ fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes, what: &str) -> Result<T, Fa
 }
 
 async fn inbound(State(d): State<Arc<Daemon>>) -> Answer {
-    blocking(move || Ok(d.webhooks().ledger.view())).await
+    blocking(move || Ok(d.webhooks().ledger().view())).await
 }
 
 async fn event_types() -> Json<Value> {

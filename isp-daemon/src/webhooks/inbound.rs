@@ -28,10 +28,10 @@ use plugin_api::categories::*;
 use plugin_api::{communication, payment, WebhookRequest};
 use serde_json::json;
 
-use super::ledger::{Count, Received};
 use super::reactions;
 use crate::daemon::Daemon;
 use crate::error::{Problem, ProblemKind};
+use crate::webhook_state::ledger::{Count, Received};
 
 /// Twilio's signature header.
 pub const TWILIO_SIGNATURE: &str = "x-twilio-signature";
@@ -116,7 +116,7 @@ async fn receive(
 /// The URL the provider called: the configured public base, else the Host
 /// header over plain HTTP, followed by the path and query as received.
 fn provider_url(daemon: &Daemon, headers: &HeaderMap, path_and_query: &str) -> String {
-    match daemon.webhooks().public_url.as_deref() {
+    match daemon.webhooks().public_url() {
         Some(base) => format!("{base}{path_and_query}"),
         None => {
             let host = headers
@@ -136,7 +136,7 @@ fn handle(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Answer, Refusal> {
-    let ledger = &daemon.webhooks().ledger;
+    let ledger = daemon.webhooks().ledger();
     let result = verify_and_claim(daemon, plugin, tenant, path_and_query, headers, body);
     if let Err(refusal) = &result {
         ledger.count(plugin, refusal.count);
@@ -222,7 +222,7 @@ fn verify_and_claim(
         body: body.to_vec().into(),
         signature: signature.into(),
     };
-    let received_at = super::clock::now_rfc3339();
+    let received_at = crate::webhook_state::clock::now_rfc3339();
     match kind {
         Kind::Payment => {
             let event = handle
@@ -281,7 +281,7 @@ fn verify_and_claim(
 fn claim(daemon: &Daemon, received: Received) -> Result<bool, Refusal> {
     daemon
         .webhooks()
-        .ledger
+        .ledger()
         .claim(received)
         .map_err(|problem| Refusal {
             // Not counted as a refusal of the provider: the provider retries.

@@ -24,10 +24,10 @@ use plugin_api::payment::{PaymentEvent, PaymentEventKind};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::clock::now_rfc3339;
-use super::ledger::TenantRecords;
 use crate::daemon::Daemon;
 use crate::flows::{FlowReport, Outcome, Step};
+use crate::webhook_state::clock::now_rfc3339;
+use crate::webhook_state::ledger::TenantRecords;
 
 /// A refund went through. Payload: the payment, customer and amount.
 pub const PAYMENT_REFUNDED: &str = "payment.refunded";
@@ -60,7 +60,7 @@ pub(crate) fn spawn(
         .spawn(move || {
             let reaction = react(&daemon, &plugin, &tenant);
             let outcome = serde_json::to_value(&reaction.report).unwrap_or(Value::Null);
-            if let Err(e) = daemon.webhooks().ledger.settle(
+            if let Err(e) = daemon.webhooks().ledger().settle(
                 &plugin,
                 &tenant,
                 &reaction.id,
@@ -71,7 +71,9 @@ pub(crate) fn spawn(
             }
             daemon.webhooks().outbox().emit(
                 "flow.completed",
-                json!({"source": "webhook", "plugin": plugin, "event_id": reaction.id, "report": outcome}),
+                json!({"source": "webhook", "plugin": plugin, "event_id": reaction.id,
+                       "flow": reaction.report.flow, "tenant": tenant, "ok": reaction.report.ok,
+                       "report": outcome}),
             );
         });
     if let Err(e) = spawned {

@@ -1,5 +1,5 @@
 //! The outbox's files: endpoints, pending deliveries, dead letters and the
-//! delivery log (see the module docs of `outbound` for the layout). Every
+//! delivery log (see `webhook_state` for the layout). Every
 //! method does its own IO and keeps no copy of a delivery in memory, so
 //! what is on disk is the truth after a crash.
 
@@ -12,10 +12,10 @@ use std::sync::{Mutex, PoisonError};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::clock::{now_millis, rfc3339};
 use super::schedule::DEFAULT_SCHEDULE_MS;
 use super::sign;
 use crate::error::Problem;
-use crate::webhooks::clock::{now_millis, rfc3339};
 
 /// `[webhooks.delivery]`: how events are delivered.
 #[derive(Debug, Clone, Deserialize)]
@@ -651,6 +651,19 @@ impl Outbox {
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect();
         Ok(Value::from(lines))
+    }
+
+    /// Creates the audit cursor at `audit_log`'s current end when there is
+    /// none yet (0 for a log not written yet).
+    pub(crate) fn start_cursor(&self, audit_log: &Path) -> anyhow::Result<()> {
+        let path = self.dir.join("audit-cursor.json");
+        if path.exists() {
+            return Ok(());
+        }
+        let offset = std::fs::metadata(audit_log).map_or(0, |m| m.len());
+        let cursor = json!({"offset": offset}).to_string();
+        plugkit_durable::write_atomic(&path, cursor.as_bytes(), 0o600)
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))
     }
 
     /// The folder the worker keeps its audit cursor in.

@@ -15,12 +15,12 @@ use std::time::{Duration, Instant, SystemTime};
 use plugin_host::status::PluginState;
 use serde_json::{json, Value};
 
-use super::events::{audit_data, audit_message_id, event_of_audit};
-use super::schedule::{next_delay_ms, retry_after_ms};
-use super::sign::signature_header;
-use super::store::{Delivery, Outbox};
 use crate::daemon::Daemon;
-use crate::webhooks::clock::{now_millis, rfc3339};
+use crate::webhook_state::clock::{now_millis, rfc3339};
+use crate::webhook_state::events::{audit_data, audit_message_id, event_of_audit};
+use crate::webhook_state::outbox::{Delivery, Outbox};
+use crate::webhook_state::schedule::{next_delay_ms, retry_after_ms};
+use crate::webhook_state::sign::signature_header;
 
 /// The running worker; stops and joins on drop.
 #[derive(Debug)]

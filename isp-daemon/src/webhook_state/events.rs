@@ -60,18 +60,6 @@ pub fn audit_message_id(offset: u64, line: &str) -> String {
     format!("msg_audit_{offset}_{short}")
 }
 
-/// Queues `flow.completed` for a flow run through `source` (`admin-api`, `webhook`).
-pub fn flow_completed(
-    daemon: &crate::daemon::Daemon,
-    source: &str,
-    report: &crate::flows::FlowReport,
-) {
-    daemon.webhooks().outbox().emit(
-        "flow.completed",
-        json!({"source": source, "flow": report.flow, "tenant": report.tenant, "ok": report.ok, "report": report}),
-    );
-}
-
 /// The event's data: the audit entry's fields.
 pub fn audit_data(entry: &Value) -> Value {
     let field = |name: &str| entry.get(name).cloned().unwrap_or(Value::Null);

@@ -20,11 +20,12 @@ fn now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+fn with_public_url(config: &mut isp_daemon::Config) {
+    config.webhooks.public_url = Some(format!("{PUBLIC_URL}/"));
+}
+
 fn daemon() -> TestDaemon {
-    TestDaemon::start_with(
-        |c| c.webhooks.public_url = Some(format!("{PUBLIC_URL}/")),
-        None,
-    )
+    TestDaemon::start_with(with_public_url, None)
 }
 
 fn agent() -> ureq::Agent {
@@ -164,6 +165,33 @@ fn stripe_payment_events_signed_as_stripe_signs_drive_the_invoice_once_per_event
         v["tenants"]["acme-fiber"]["invoices"]["cust-paid"]["status"] == "paid"
     });
     assert_eq!(view["counts"]["accepted"], 2, "{view:#}");
+
+    // The ids taken survive a restart: a redelivery afterwards is a duplicate.
+    let dir = std::sync::Arc::clone(&d.dir);
+    d.stop();
+    let d = TestDaemon::start_in(dir, with_public_url, None);
+    let stripe = d.daemon.standins().stripe().expect("stripe stand-in");
+    let (status, _, body) = post(
+        &format!("{}/webhooks/stripe/acme-fiber", d.base),
+        &[(
+            "Stripe-Signature",
+            &stripe.signature_header(&failed.body, now()),
+        )],
+        "application/json; charset=utf-8",
+        &failed.body,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).expect("json")["duplicate"],
+        true,
+        "{body}"
+    );
+    let view = inbound(&d);
+    assert_eq!(view["counts"]["accepted"], 2, "{view:#}");
+    assert_eq!(
+        view["tenants"]["acme-fiber"]["invoices"]["cust-declined"]["status"],
+        "overdue"
+    );
 }
 
 fn twilio_signed(token: &str, url: &str, params: &[(&str, &str)]) -> (String, String) {

@@ -412,3 +412,72 @@ fn a_daemon_killed_with_sigkill_mid_delivery_delivers_after_restart() {
     });
     assert!(emptied.is_ok(), "{:?}", pending(&state));
 }
+
+#[test]
+fn every_webhook_admin_route_needs_the_admin_token_and_bad_endpoints_are_refused() {
+    let (d, _worker) = daemon(&[100]);
+    for (method, path) in [
+        ("GET", "/api/webhooks/inbound"),
+        ("GET", "/api/webhooks/event-types"),
+        ("GET", "/api/webhooks/endpoints"),
+        ("POST", "/api/webhooks/endpoints"),
+        ("GET", "/api/webhooks/endpoints/x"),
+        ("POST", "/api/webhooks/endpoints/x/rotate"),
+        ("POST", "/api/webhooks/endpoints/x/enable"),
+        ("POST", "/api/webhooks/endpoints/x/disable"),
+        ("GET", "/api/webhooks/endpoints/x/deliveries"),
+        ("GET", "/api/webhooks/outbox"),
+        ("GET", "/api/webhooks/dead-letters"),
+        ("POST", "/api/webhooks/dead-letters/x/replay"),
+    ] {
+        let answer = d.request(method, path, None, None);
+        assert_eq!(answer.status, 401, "{method} {path}: {}", answer.text);
+    }
+    for (body, status, part) in [
+        (
+            json!({"id": "a", "url": "ftp://h/"}),
+            422,
+            "must start with https:// or http://",
+        ),
+        (
+            json!({"id": "a", "url": "https://u:p@h/"}),
+            422,
+            "credentials",
+        ),
+        (
+            json!({"id": "a b", "url": "https://h/"}),
+            422,
+            "letters, digits",
+        ),
+        (
+            json!({"id": "a", "url": "https://h/", "secret": "hunter2"}),
+            422,
+            "whsec_",
+        ),
+        (
+            json!({"id": "a", "url": "https://h/", "events": []}),
+            422,
+            "at least one event type",
+        ),
+        (json!({"id": "a"}), 400, "missing field `url`"),
+    ] {
+        d.post("/api/webhooks/endpoints", &body)
+            .expect_error(status, part);
+    }
+    d.post(
+        "/api/webhooks/endpoints",
+        &json!({"id": "a", "url": "https://h/"}),
+    )
+    .expect(201);
+    d.post(
+        "/api/webhooks/endpoints",
+        &json!({"id": "a", "url": "https://h/"}),
+    )
+    .expect_error(409, "exists");
+    d.get("/api/webhooks/endpoints/nope/deliveries")
+        .expect_error(404, "no webhook endpoint `nope`");
+    d.post_empty("/api/webhooks/dead-letters/nope/replay")
+        .expect_error(404, "no dead letter");
+    let types = d.get("/api/webhooks/event-types").expect(200);
+    assert!(types.to_string().contains("reload.rolled_back"), "{types}");
+}

@@ -1,6 +1,6 @@
 //! Wall-clock time as the webhook records and payloads show it: Unix
 //! seconds and milliseconds, and RFC 3339 in UTC with milliseconds. Pure
-//! conversions apart from [`now_millis`].
+//! conversions apart from `now_millis`.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -17,7 +17,7 @@
 //! - `log/<endpoint>.jsonl`: one appended, synced line per attempt;
 //! - `audit-cursor.json`: how far the audit log has been turned into events.
 
-pub mod clock;
+pub(crate) mod clock;
 pub mod events;
 pub(crate) mod ledger;
 pub mod outbox;

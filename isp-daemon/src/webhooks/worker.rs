@@ -1,14 +1,16 @@
 //! The delivery worker: one thread per daemon that turns new audit lines
-//! and plugin failures into events, and sends every due delivery in the
-//! outbox with its Standard Webhooks signature, then removes it (2xx),
+//! and plugin failures into events and hands the outbox's due deliveries
+//! to one sender thread per endpoint (so a slow endpoint delays only its
+//! own deliveries, which keep their order), which sends each with its
+//! Standard Webhooks signature, then removes it (2xx),
 //! reschedules it (back-off with jitter, `Retry-After`), or moves it to
 //! the dead-letter list (schedule spent; 410 Gone, which also disables the
 //! endpoint). It holds the daemon weakly and ends when the daemon stops.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read as _, Seek as _, SeekFrom};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -45,16 +47,20 @@ pub fn start_delivery(daemon: &Arc<Daemon>) -> std::io::Result<DeliveryWorker> {
     let flag = Arc::clone(&stop);
     let thread = std::thread::Builder::new()
         .name("webhook-delivery".to_owned())
-        .spawn(move || run(&weak, &flag))?;
+        .spawn(move || run(&weak, flag))?;
     Ok(DeliveryWorker {
         stop,
         thread: Some(thread),
     })
 }
 
-fn run(weak: &Weak<Daemon>, stop: &AtomicBool) {
+/// Endpoints whose sender thread is running.
+type Busy = Arc<Mutex<BTreeSet<String>>>;
+
+fn run(weak: &Weak<Daemon>, stop: Arc<AtomicBool>) {
     let mut failed = BTreeSet::new();
     let mut agent = None;
+    let busy: Busy = Arc::default();
     loop {
         let poll = {
             let Some(daemon) = weak.upgrade() else { return };
@@ -66,7 +72,7 @@ fn run(weak: &Weak<Daemon>, stop: &AtomicBool) {
             watch_failures(&daemon, &outbox, &mut failed);
             drop(daemon);
             let agent = agent.get_or_insert_with(|| make_agent(&outbox));
-            deliver_due(&outbox, agent, stop);
+            deliver_due(&outbox, agent, &stop, &busy);
             outbox.config().poll_ms
         };
         let until = Instant::now() + Duration::from_millis(poll.max(10));
@@ -158,16 +164,49 @@ fn watch_failures(daemon: &Daemon, outbox: &Outbox, failed: &mut BTreeSet<String
     *failed = now_failed;
 }
 
-fn deliver_due(outbox: &Outbox, agent: &ureq::Agent, stop: &AtomicBool) {
+fn deliver_due(outbox: &Arc<Outbox>, agent: &ureq::Agent, stop: &Arc<AtomicBool>, busy: &Busy) {
     let now = now_millis();
+    let mut due: BTreeMap<String, Vec<Delivery>> = BTreeMap::new();
     for delivery in outbox.pending() {
-        if stop.load(Ordering::SeqCst) {
-            return;
+        if delivery.next_attempt_ms <= now {
+            due.entry(delivery.endpoint.clone())
+                .or_default()
+                .push(delivery);
         }
-        if delivery.next_attempt_ms > now {
-            continue;
+    }
+    for (endpoint, deliveries) in due {
+        {
+            let mut running = busy.lock().unwrap_or_else(PoisonError::into_inner);
+            if !running.insert(endpoint.clone()) {
+                continue;
+            }
         }
-        attempt(outbox, agent, delivery);
+        let (outbox, agent, stop, done) = (
+            Arc::clone(outbox),
+            agent.clone(),
+            Arc::clone(stop),
+            Arc::clone(busy),
+        );
+        let name = endpoint.clone();
+        let spawned = std::thread::Builder::new()
+            .name("webhook-send".to_owned())
+            .spawn(move || {
+                for delivery in deliveries {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    attempt(&outbox, &agent, delivery);
+                }
+                done.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&name);
+            });
+        if let Err(e) = spawned {
+            tracing::error!(endpoint, "cannot start a webhook sender thread: {e}");
+            busy.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&endpoint);
+        }
     }
 }
 

@@ -112,7 +112,8 @@ fn of_type<'a>(records: &'a [Value], event_type: &str) -> Vec<&'a Value> {
         .collect()
 }
 
-/// A daemon delivering every 20 ms with a short retry schedule and no jitter.
+/// A daemon delivering every 20 ms with a short retry schedule, no jitter
+/// and a 10-minute attempt timeout.
 fn daemon(schedule_ms: &[u64]) -> (TestDaemon, isp_daemon::webhooks::DeliveryWorker) {
     let schedule = schedule_ms.to_vec();
     let d = TestDaemon::start_with(
@@ -120,10 +121,32 @@ fn daemon(schedule_ms: &[u64]) -> (TestDaemon, isp_daemon::webhooks::DeliveryWor
             c.webhooks.delivery.poll_ms = 20;
             c.webhooks.delivery.retry_schedule_ms = schedule;
             c.webhooks.delivery.jitter_percent = 0;
+            // Longer than any wait here: a hanging endpoint stays hanging.
+            c.webhooks.delivery.timeout_ms = 600_000;
         },
         None,
     );
     let worker = isp_daemon::webhooks::start_delivery(&d.daemon).expect("delivery worker");
+    // The start-up's audit lines are turned into events before any endpoint
+    // exists, so a test's endpoints see only what the test does.
+    let state = d.daemon.state_dir().to_owned();
+    let caught_up = wait_until(
+        "the worker reads the start-up's audit lines",
+        Duration::from_secs(30),
+        None,
+        || {
+            let audit = std::fs::metadata(state.join("audit.jsonl")).map_or(0, |m| m.len());
+            let cursor = std::fs::read(state.join("webhooks/audit-cursor.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+                .and_then(|v| v["offset"].as_u64());
+            cursor == Some(audit)
+        },
+    );
+    assert!(
+        caught_up.is_ok(),
+        "the delivery worker does not read the audit log"
+    );
     (d, worker)
 }
 
@@ -480,4 +503,38 @@ fn every_webhook_admin_route_needs_the_admin_token_and_bad_endpoints_are_refused
         .expect_error(404, "no dead letter");
     let types = d.get("/api/webhooks/event-types").expect(200);
     assert!(types.to_string().contains("reload.rolled_back"), "{types}");
+}
+
+#[test]
+fn an_endpoint_that_never_answers_delays_only_its_own_deliveries() {
+    let (d, _worker) = daemon(&[100]);
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let stuck = Receiver::start(&[secret], "hang");
+    let healthy = Receiver::start(&[secret], "200");
+    for (id, receiver) in [("a-stuck", &stuck), ("b-healthy", &healthy)] {
+        d.post(
+            "/api/webhooks/endpoints",
+            &json!({"id": id, "url": receiver.url, "secret": secret, "events": ["plugin.*"]}),
+        )
+        .expect(201);
+    }
+    d.post_empty("/api/tenants/acme-fiber/plugins/twilio/deactivate")
+        .expect(200);
+    stuck.wait("the stuck endpoint holds the first delivery", |r| {
+        r.len() == 1
+    });
+    d.post_empty("/api/tenants/acme-fiber/plugins/twilio/activate")
+        .expect(200);
+    let records = healthy.wait("the healthy endpoint gets both events", |r| {
+        !of_type(r, "plugin.deactivated").is_empty() && !of_type(r, "plugin.activated").is_empty()
+    });
+    assert!(
+        records.iter().all(|r| r["verified"] == json!([true])),
+        "{records:#?}"
+    );
+    assert_eq!(
+        stuck.records().len(),
+        1,
+        "the stuck endpoint's next delivery waits its turn"
+    );
 }

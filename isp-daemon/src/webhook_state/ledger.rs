@@ -42,6 +42,9 @@ pub(crate) enum Count {
     Malformed,
     /// No such plugin for the tenant, or a plugin that takes no webhooks.
     NotFound,
+    /// Not checked: the plugin could not (no secret configured, not
+    /// serving) or the ledger could not be written; answered 503.
+    Unavailable,
 }
 
 impl Count {
@@ -54,6 +57,7 @@ impl Count {
             Self::Stale => "stale",
             Self::Malformed => "malformed",
             Self::NotFound => "not_found",
+            Self::Unavailable => "unavailable",
         }
     }
 }

@@ -228,7 +228,7 @@ fn verify_and_claim(
             let event = handle
                 .payment()
                 .and_then(|p| p.parse_webhook(tenant, request))
-                .map_err(|e| classify(plugin, tenant, &e.to_string()))?;
+                .map_err(|e| classify(plugin, tenant, &e))?;
             let id = event.id.to_string();
             let received = Received {
                 plugin: plugin.to_owned(),
@@ -253,7 +253,7 @@ fn verify_and_claim(
             let update = handle
                 .communication()
                 .and_then(|c| c.parse_status_callback(tenant, request))
-                .map_err(|e| classify(plugin, tenant, &e.to_string()))?;
+                .map_err(|e| classify(plugin, tenant, &e))?;
             let status = serde_json::to_value(update.status)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_owned))
@@ -291,14 +291,34 @@ fn claim(daemon: &Daemon, received: Received) -> Result<bool, Refusal> {
         })
 }
 
-/// Sorts a plugin's refusal into what it counts as, by the plugin's words
-/// (the Stripe plugin's `WebhookError` and the Twilio plugin's callback
-/// errors; both crates are this workspace's).
-fn classify(plugin: &str, tenant: &str, message: &str) -> Refusal {
+/// Sorts a failed verification into what it counts as. Only the plugin's
+/// `InvalidRequest` is the request's fault, told apart by the plugin's
+/// words (the Stripe plugin's `WebhookError`, the Twilio plugin's callback
+/// errors; both crates are this workspace's). Anything else (no webhook
+/// secret configured, a plugin that panicked or is not serving) is the
+/// daemon's: 503, so the provider retries once it is fixed.
+fn classify(plugin: &str, tenant: &str, error: &plugin_host::HostError) -> Refusal {
+    let message = error.to_string();
+    let from_request = matches!(
+        error,
+        plugin_host::HostError::CallFailed { error, .. }
+            if matches!(**error, plugin_api::PluginError::InvalidRequest { .. })
+    );
+    if !from_request {
+        return Refusal::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Count::Unavailable,
+            Problem::internal(format!(
+                "the webhook could not be checked: {message}; the provider will retry"
+            ))
+            .plugin(plugin)
+            .tenant(tenant),
+        );
+    }
     let lower = message.to_lowercase();
     let (status, count) = if lower.contains("tolerance") {
         (StatusCode::BAD_REQUEST, Count::Stale)
-    } else if lower.contains("signature") || lower.contains("secret") {
+    } else if lower.contains("signature") {
         (StatusCode::FORBIDDEN, Count::BadSignature)
     } else {
         (StatusCode::BAD_REQUEST, Count::Malformed)

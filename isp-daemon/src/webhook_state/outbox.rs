@@ -206,6 +206,31 @@ fn io_problem(action: &str, path: &Path, e: impl std::fmt::Display) -> Problem {
     Problem::internal(format!("cannot {action} {}: {e}", path.display()))
 }
 
+/// A delivery log's size at which it is rotated (one older file is kept).
+pub(crate) const LOG_ROTATE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// `<log>.1`.
+fn rotated(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".1");
+    PathBuf::from(name)
+}
+
+/// Appends `text` to `path` and syncs it; first moves a file of `limit`
+/// bytes or more to `<path>.1`, replacing an older one.
+fn append_rotating(path: &Path, text: &str, limit: u64) -> std::io::Result<()> {
+    if std::fs::metadata(path).is_ok_and(|m| m.len() >= limit) {
+        std::fs::rename(path, rotated(path))?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_data()
+}
+
 /// `n` bytes from the kernel's random source.
 pub(crate) fn random_bytes(n: usize) -> Result<Vec<u8>, Problem> {
     use std::io::Read;
@@ -616,19 +641,11 @@ impl Outbox {
         Ok(again.view())
     }
 
-    /// Appends one attempt to the endpoint's delivery log (synced).
+    /// Appends one attempt to the endpoint's delivery log (synced); at
+    /// [`LOG_ROTATE_BYTES`] the log moves to `<endpoint>.jsonl.1`.
     pub(crate) fn log_attempt(&self, endpoint: &str, line: &Value) {
         let path = self.dir.join("log").join(format!("{endpoint}.jsonl"));
-        let written = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(&path)
-            .and_then(|mut f| {
-                f.write_all(format!("{line}\n").as_bytes())?;
-                f.sync_data()
-            });
-        if let Err(e) = written {
+        if let Err(e) = append_rotating(&path, &format!("{line}\n"), LOG_ROTATE_BYTES) {
             tracing::error!("cannot append to {}: {e}", path.display());
         }
     }
@@ -639,11 +656,14 @@ impl Outbox {
             return Err(Self::unknown(endpoint));
         }
         let path = self.dir.join("log").join(format!("{endpoint}.jsonl"));
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(io_problem("read", &path, e)),
-        };
+        let mut text = String::new();
+        for file in [rotated(&path), path.clone()] {
+            match std::fs::read_to_string(&file) {
+                Ok(t) => text.push_str(&t),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_problem("read", &file, e)),
+            }
+        }
         let lines: Vec<Value> = text
             .lines()
             .rev()
@@ -703,6 +723,18 @@ mod tests {
         check(&["plugin.*"], "reload.swapped", false);
         check(&["reload.swapped"], "reload.swapped", true);
         check(&["reload.swapped"], "reload.rolled_back", false);
+    }
+
+    #[test]
+    fn a_delivery_log_keeps_one_older_file_when_it_grows_past_the_limit() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("e.jsonl");
+        for i in 0..5 {
+            append_rotating(&path, &format!("line {i}\n"), 14).expect("append");
+        }
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+        assert_eq!(read(&path), "line 4\n");
+        assert_eq!(read(&rotated(&path)), "line 2\nline 3\n");
     }
 
     #[test]

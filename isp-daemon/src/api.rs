@@ -39,8 +39,16 @@ const PAGE: &str = include_str!("page.html");
 pub use crate::auth::AdminToken;
 
 #[derive(Clone)]
-struct AppState {
+pub(crate) struct AppState {
     daemon: Arc<Daemon>,
+}
+
+/// Lets a handler take the daemon alone (`State<Arc<Daemon>>`), as the
+/// webhook routes do.
+impl axum::extract::FromRef<AppState> for Arc<Daemon> {
+    fn from_ref(state: &AppState) -> Self {
+        Arc::clone(&state.daemon)
+    }
 }
 
 struct ApiError(Problem);
@@ -96,7 +104,7 @@ fn parse_body<T: DeserializeOwned>(body: &Bytes, what: &str) -> Result<T, ApiErr
 fn route_table() -> Vec<ApiRoute<AppState>> {
     use Scope::*;
     let scope = Need::Scope;
-    vec![
+    let mut table = vec![
         ApiRoute::get("/daemon", scope(PluginsRead), daemon_info),
         ApiRoute::get("/plugins", scope(PluginsRead), plugins),
         ApiRoute::post("/plugins/{plugin}/reload", scope(PluginsWrite), reload),
@@ -140,7 +148,9 @@ fn route_table() -> Vec<ApiRoute<AppState>> {
         ApiRoute::delete("/keys/{id}", Need::AdminToken, keys_api::revoke),
         ApiRoute::post("/keys/{id}/revoke", Need::AdminToken, keys_api::revoke),
         ApiRoute::post("/keys/{id}/rotate", Need::AdminToken, keys_api::rotate),
-    ]
+    ];
+    table.extend(crate::webhooks::admin::route_table());
+    table
 }
 
 /// Each route of the table: method, path under `/api`, what it needs.
@@ -159,6 +169,7 @@ pub fn router(daemon: Arc<Daemon>, token: AdminToken) -> Router {
         keys: Arc::clone(daemon.keys()),
         limits: Arc::clone(daemon.rate_limits()),
     });
+    let inbound = crate::webhooks::inbound::routes(Arc::clone(&daemon));
     let state = AppState { daemon };
     let api = auth::build(route_table(), &auth)
         .fallback(no_route)
@@ -166,6 +177,7 @@ pub fn router(daemon: Arc<Daemon>, token: AdminToken) -> Router {
         .with_state(state);
     Router::new()
         .route("/", get(page))
+        .merge(inbound)
         .nest("/api", api)
         .fallback(no_route)
         .layer(middleware::map_response(json_errors))
@@ -429,7 +441,10 @@ async fn audit(
         .map(Json)
 }
 
-fn report_json(report: flows::FlowReport) -> Result<Value, Problem> {
+/// A flow's report as the answer, after announcing it to webhook endpoints
+/// as run by `actor` (the API key's id).
+fn report_json(daemon: &Daemon, actor: &str, report: flows::FlowReport) -> Result<Value, Problem> {
+    crate::webhooks::flow_completed(daemon, actor, &report);
     let lines = report.lines();
     let mut value = serde_json::to_value(report).map_err(|e| Problem::internal(e.to_string()))?;
     if let Value::Object(map) = &mut value {
@@ -438,18 +453,38 @@ fn report_json(report: flows::FlowReport) -> Result<Value, Problem> {
     Ok(value)
 }
 
-async fn new_customer(State(s): State<AppState>, body: Bytes) -> ApiResult {
+async fn new_customer(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> ApiResult {
     let request: NewCustomer = parse_body(&body, "new customer")?;
-    blocking(move || report_json(flows::new_customer(&s.daemon, &request)?))
-        .await
-        .map(Json)
+    blocking(move || {
+        report_json(
+            &s.daemon,
+            &caller.id,
+            flows::new_customer(&s.daemon, &request)?,
+        )
+    })
+    .await
+    .map(Json)
 }
 
-async fn device_alert(State(s): State<AppState>, body: Bytes) -> ApiResult {
+async fn device_alert(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> ApiResult {
     let request: DeviceAlertRequest = parse_body(&body, "device alert")?;
-    blocking(move || report_json(flows::device_alert(&s.daemon, &request)?))
-        .await
-        .map(Json)
+    blocking(move || {
+        report_json(
+            &s.daemon,
+            &caller.id,
+            flows::device_alert(&s.daemon, &request)?,
+        )
+    })
+    .await
+    .map(Json)
 }
 
 async fn tier_change(
@@ -458,9 +493,15 @@ async fn tier_change(
     body: Bytes,
 ) -> ApiResult {
     let request: TierChangeRequest = parse_body(&body, "tier change")?;
-    blocking(move || report_json(flows::change_tier(&s.daemon, &caller.id, &request)?))
-        .await
-        .map(Json)
+    blocking(move || {
+        report_json(
+            &s.daemon,
+            &caller.id,
+            flows::change_tier(&s.daemon, &caller.id, &request)?,
+        )
+    })
+    .await
+    .map(Json)
 }
 
 #[cfg(test)]

@@ -51,6 +51,9 @@ pub struct Config {
     /// The demo script.
     #[serde(default)]
     pub demo: DemoConfig,
+    /// Webhooks in and out.
+    #[serde(default)]
+    pub webhooks: crate::webhook_state::WebhooksConfig,
     /// Relative paths are relative to this folder.
     #[serde(skip)]
     pub base_dir: PathBuf,

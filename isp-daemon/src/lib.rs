@@ -32,6 +32,9 @@
 //! - `live`: `--watch`, hot reload of the plugin directories.
 //! - `scratch`: temporary directories that record their owner, so a
 //!   killed daemon's leftovers are removed by the next start.
+//! - `webhook_state` (below the daemon: configuration, ledger, outbox,
+//!   signing, schedule) and `webhooks` (above it: the public provider
+//!   routes, the admin routes, the delivery worker).
 
 #![deny(unsafe_code)]
 
@@ -50,6 +53,8 @@ pub mod ratelimit;
 pub mod requests;
 pub mod scratch;
 pub mod standins;
+pub mod webhook_state;
+pub mod webhooks;
 
 pub use config::Config;
 pub use daemon::{Daemon, StartOptions};

@@ -274,6 +274,8 @@ async fn serve_and_run(cli: Cli, config: Config, devices: Devices, say: Say) -> 
     for line in daemon.startup_lines() {
         say(line);
     }
+    let _delivery = isp_daemon::webhooks::start_delivery(&daemon)
+        .context("starting the webhook delivery thread")?;
 
     let server = match tokio::net::TcpListener::bind(listen).await {
         Ok(listener) => {

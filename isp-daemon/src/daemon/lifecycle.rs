@@ -149,6 +149,15 @@ impl Daemon {
             .as_deref()
             .map(|d| config.resolve(d))
             .unwrap_or_else(|| state_dir.clone());
+        let webhooks =
+            crate::webhook_state::Webhooks::open(&config.webhooks, &state_dir, &|text| {
+                plugin_host::tenancy::resolve_secret_reference(
+                    text,
+                    &Environment::fixed(env.clone()),
+                )
+                .map(|s| s.expose_secret().to_owned())
+                .map_err(|e| e.to_string())
+            })?;
         let mut platform_config = PlatformConfig::new(&state_dir, config_dir);
         platform_config.tiers = tiers;
         platform_config.env = Environment::fixed(env);
@@ -203,6 +212,7 @@ impl Daemon {
             startup,
             stopping: AtomicBool::new(false),
             watching: AtomicBool::new(false),
+            webhooks,
             _runtime_dir: runtime_dir,
             _state_tmp: state_tmp,
         };

@@ -116,6 +116,7 @@ pub struct Daemon {
     startup: Vec<String>,
     stopping: AtomicBool,
     pub(crate) watching: AtomicBool,
+    webhooks: crate::webhook_state::Webhooks,
     // Dropped last: the host's private copies and the temporary state.
     _runtime_dir: tempfile::TempDir,
     _state_tmp: Option<tempfile::TempDir>,
@@ -209,6 +210,11 @@ impl Daemon {
     /// The admin API's rate limits per key and scope.
     pub fn rate_limits(&self) -> &Arc<RateLimits> {
         &self.limits
+    }
+
+    /// Webhooks in and out (`webhooks`).
+    pub fn webhooks(&self) -> &crate::webhook_state::Webhooks {
+        &self.webhooks
     }
 
     /// The state directory.

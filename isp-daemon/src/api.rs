@@ -29,6 +29,8 @@ use crate::daemon::Daemon;
 use crate::error::{Problem, ProblemKind};
 use crate::flows::{self, DeviceAlertRequest, NewCustomer, TierChangeRequest};
 
+mod operator;
+
 /// The admin page, a single static file.
 const PAGE: &str = include_str!("page.html");
 /// Who the audit log names for changes made through the API.
@@ -82,6 +84,7 @@ fn status_of(kind: ProblemKind) -> StatusCode {
         ProblemKind::NotFound => StatusCode::NOT_FOUND,
         ProblemKind::Conflict => StatusCode::CONFLICT,
         ProblemKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+        ProblemKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ProblemKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -117,8 +120,10 @@ fn parse_body<T: DeserializeOwned>(body: &Bytes, what: &str) -> Result<T, ApiErr
 
 /// The admin API and page for `daemon`.
 pub fn router(daemon: Arc<Daemon>, token: AdminToken) -> Router {
+    let operator = operator::api_routes(&daemon);
     let state = AppState { daemon, token };
     let api = Router::new()
+        .merge(operator)
         .route("/daemon", get(daemon_info))
         .route("/plugins", get(plugins))
         .route("/plugins/{plugin}/reload", post(reload))
@@ -151,6 +156,7 @@ pub fn router(daemon: Arc<Daemon>, token: AdminToken) -> Router {
         .with_state(state);
     Router::new()
         .route("/", get(page))
+        .merge(operator::asset_routes())
         .nest("/api", api)
         .fallback(no_route)
         .layer(middleware::map_response(json_errors))
@@ -280,7 +286,7 @@ async fn page() -> Response {
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
              connect-src 'self'",
         ),
     );

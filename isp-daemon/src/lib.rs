@@ -41,7 +41,9 @@ pub mod install;
 pub mod live;
 pub mod peers;
 pub mod requests;
+pub mod series;
 pub mod standins;
+pub mod upload;
 
 pub use config::Config;
 pub use daemon::{Daemon, StartOptions};

@@ -225,26 +225,39 @@ function nanos(ns) {
   return (ns / 1e6).toFixed(1) + " ms";
 }
 
-/// One small chart per plugin: calls and errors per interval, as lines.
+/// One small chart per plugin over the last 15 minutes: a bar per sample
+/// interval for calls (blue) and errors (red), placed by time, newest right.
 function renderMetrics(data) {
   const root = document.getElementById("metrics");
   root.replaceChildren();
   const charts = el("div", { class: "charts" });
+  const span = 15 * 60 * 1000;
   for (const [plugin, samples] of Object.entries(data.plugins)) {
+    const last = samples[samples.length - 1] || {};
+    const now = last.at_ms || 0;
     const deltas = [];
     for (let i = 1; i < samples.length; i++) {
-      deltas.push({ calls: samples[i].calls - samples[i - 1].calls, errors: samples[i].errors - samples[i - 1].errors });
+      deltas.push({ at: samples[i].at_ms, from: samples[i - 1].at_ms,
+        calls: Math.max(0, samples[i].calls - samples[i - 1].calls),
+        errors: Math.max(0, samples[i].errors - samples[i - 1].errors) });
     }
-    const last = samples[samples.length - 1] || {};
     const W = 260, H = 80;
     const max = Math.max(1, ...deltas.map(d => d.calls));
-    const line = key => deltas.map((d, i) => `${deltas.length < 2 ? W : (i * W) / (deltas.length - 1)},${H - (d[key] / max) * (H - 4) - 2}`).join(" ");
+    const x = t => W - ((now - t) / span) * W;
     const chart = svg("svg", { width: W, height: H + 14, viewBox: `0 0 ${W} ${H + 14}`, role: "img", "data-chart": plugin,
       "aria-label": `${plugin}: ${last.calls || 0} calls, ${last.errors || 0} errors so far; p50 ${nanos(last.p50_ns)}, p99 ${nanos(last.p99_ns)}` },
-      svg("rect", { x: 0, y: 0, width: W, height: H, fill: "#fafafa", stroke: "#ddd" }),
-      svg("polyline", { class: "line-calls", points: deltas.length ? line("calls") : `0,${H - 2} ${W},${H - 2}` }),
-      svg("polyline", { class: "line-errors", points: deltas.length ? line("errors") : `0,${H - 2} ${W},${H - 2}` }),
-      svg("text", { x: 2, y: H + 12, fill: "#555" }, `max ${max} calls / ${data.interval_ms / 1000} s`));
+      svg("rect", { x: 0, y: 0, width: W, height: H, fill: "#fafafa", stroke: "#ddd" }));
+    for (const d of deltas) {
+      const left = Math.max(0, x(d.from)), width = Math.max(2, x(d.at) - left);
+      const bar = (count, cls) => {
+        const h = (count / max) * (H - 4);
+        if (count > 0) chart.append(svg("rect", { class: cls, x: left, y: H - h, width, height: h },
+          svg("title", {}, `${count} ${cls === "bar-calls" ? "calls" : "errors"} in ${Math.round((d.at - d.from) / 1000)} s`)));
+      };
+      bar(d.calls, "bar-calls");
+      bar(d.errors, "bar-errors");
+    }
+    chart.append(svg("text", { x: 2, y: H + 12, fill: "#555" }, `15 min ago … now · max ${max} calls per bar`));
     charts.append(el("div", { class: "chart", "data-metrics": plugin },
       el("h3", {}, plugin),
       chart,
@@ -376,7 +389,7 @@ async function openSettings(tenant, plugin, requested) {
   }
 }
 
-function renderSettings(fieldErrors) {
+function renderSettings(fieldErrors, typed) {
   const { tenant, plugin, schema, view, requested } = state.settings;
   const form = document.getElementById("settings");
   const current = currentOverrides(schema, view);
@@ -396,12 +409,13 @@ function renderSettings(fieldErrors) {
       input = el("textarea", { id, name: spec.key, rows: 2, placeholder: "one item per line" });
       if (Array.isArray(shown)) input.value = shown.join("\n");
     } else {
-      const type = spec.sensitive ? "password" : (spec.type === "integer" || spec.type === "float") && !(typeof shown === "string") ? "text" : "text";
+      const type = spec.sensitive ? "password" : "text";
       input = el("input", { id, name: spec.key, type, autocomplete: "off",
         inputMode: spec.type === "integer" ? "numeric" : spec.type === "float" ? "decimal" : undefined,
         placeholder: spec.sensitive ? "${env:VAR}, ${file:/path} or ${vault:path#key}" : spec.default !== null ? "default: " + JSON.stringify(spec.default) : "" });
       if (shown !== undefined && !spec.sensitive) input.value = typeof shown === "string" ? shown : JSON.stringify(shown);
     }
+    if (typed && typed[spec.key] !== undefined) input.value = typed[spec.key];
     input.setAttribute("aria-describedby", statusId + " " + errorId);
     if (spec.required) input.setAttribute("aria-required", "true");
     const problem = (fieldErrors || []).filter(f => f.field === spec.key).map(f => f.error).join(" ");
@@ -425,7 +439,6 @@ function renderSettings(fieldErrors) {
 function collectOverrides() {
   const { schema, view } = state.settings;
   const overrides = currentOverrides(schema, view);
-  const local = [];
   for (const spec of schema.keys) {
     const input = document.getElementById("field-" + spec.key);
     const raw = input.value.trim();
@@ -436,13 +449,13 @@ function collectOverrides() {
     else if (spec.type === "list") overrides[spec.key] = raw.split("\n").map(s => s.trim()).filter(s => s);
     else overrides[spec.key] = raw;
   }
-  return { overrides, local };
+  return overrides;
 }
 
 async function saveSettings(event) {
   event.preventDefault();
   const { tenant, plugin, requested } = state.settings;
-  const { overrides } = collectOverrides();
+  const overrides = collectOverrides();
   const path = "/tenants/" + encodeURIComponent(tenant) + "/plugins/" + encodeURIComponent(plugin);
   say("Saving " + plugin + "'s settings for " + tenant + "…");
   try {
@@ -455,7 +468,10 @@ async function saveSettings(event) {
     say(requested ? plugin + "'s settings saved for " + tenant + "." : plugin + " activated for " + tenant + " with these settings.");
   } catch (error) {
     const fields = error.problem && error.problem.fields;
-    renderSettings(fields || []);
+    // What the operator typed stays in the form, next to what is wrong with it.
+    const typed = {};
+    for (const spec of state.settings.schema.keys) typed[spec.key] = document.getElementById("field-" + spec.key).value;
+    renderSettings(fields || [], typed);
     say(String(error.message || error), true);
     const invalid = document.querySelector("#settings [aria-invalid=true]");
     if (invalid) invalid.focus();
@@ -467,8 +483,16 @@ document.getElementById("login").addEventListener("submit", (event) => {
   state.token = document.getElementById("token").value.trim();
   sessionStorage.setItem("isp-daemon-token", state.token);
   refresh().then(ok => ok && say("Up to date."));
+// The charts follow the sampler on their own; nothing else changes under the operator.
+setInterval(() => {
+  if (state.token) api("GET", "/metrics/series").then(renderMetrics).catch(() => {});
+}, 5000);
 });
 document.getElementById("refresh").addEventListener("click", () => refresh().then(ok => ok && say("Up to date.")));
 document.getElementById("upload").addEventListener("submit", upload);
 document.getElementById("settings").addEventListener("submit", saveSettings);
 refresh().then(ok => ok && say("Up to date."));
+// The charts follow the sampler on their own; nothing else changes under the operator.
+setInterval(() => {
+  if (state.token) api("GET", "/metrics/series").then(renderMetrics).catch(() => {});
+}, 5000);

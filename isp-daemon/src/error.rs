@@ -41,6 +41,15 @@ pub struct Problem {
     /// The plugin concerned, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plugin: Option<String>,
+    /// What else the answer lists, flattened into the JSON body (boxed:
+    /// most problems have none, and every `Result` stays small).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<Box<ProblemDetail>>,
+}
+
+/// The lists some problems carry besides their message.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ProblemDetail {
     /// Per-field errors of a refused configuration: each names the key and
     /// says, in the words of `error`, what is wrong with it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -67,9 +76,14 @@ impl Problem {
             error: error.into(),
             tenant: None,
             plugin: None,
-            fields: Vec::new(),
-            dependents: Vec::new(),
+            detail: None,
         }
+    }
+
+    /// The same problem, listing the plugins that depend on the one it names.
+    pub fn dependents(mut self, dependents: Vec<String>) -> Self {
+        self.detail.get_or_insert_with(Default::default).dependents = dependents;
+        self
     }
 
     /// The same problem, naming `tenant`.
@@ -186,8 +200,14 @@ impl From<PlatformError> for Problem {
             error: message,
             tenant: tenant.cloned(),
             plugin: plugin.map(str::to_owned),
-            fields: field_errors(&error),
-            dependents: Vec::new(),
+            detail: Some(field_errors(&error))
+                .filter(|f| !f.is_empty())
+                .map(|fields| {
+                    Box::new(ProblemDetail {
+                        fields,
+                        dependents: Vec::new(),
+                    })
+                }),
         }
     }
 }
@@ -232,8 +252,7 @@ impl From<HostError> for Problem {
             error: error.to_string(),
             tenant: None,
             plugin,
-            fields: Vec::new(),
-            dependents: Vec::new(),
+            detail: None,
         }
     }
 }

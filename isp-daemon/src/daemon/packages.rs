@@ -257,7 +257,7 @@ impl Daemon {
             .map(|m| m.id.clone())
             .collect();
         if !dependents.is_empty() {
-            let mut problem = Problem::new(
+            let problem = Problem::new(
                 ProblemKind::Conflict,
                 format!(
                     "plugin `{plugin}` cannot be removed: installed plugins depend on it: {}; \
@@ -269,8 +269,8 @@ impl Daemon {
                         .join(", ")
                 ),
             )
-            .plugin(plugin);
-            problem.dependents = dependents;
+            .plugin(plugin)
+            .dependents(dependents);
             self.audit_entry(
                 AuditEntry::new(actor, AuditAction::Remove, AuditOutcome::Refused)
                     .plugin(plugin)

@@ -227,6 +227,7 @@ fn field_errors(error: &PlatformError) -> Vec<FieldError> {
                     | ConfigProblem::WrongType { key, .. }
                     | ConfigProblem::Missing { key, .. }
                     | ConfigProblem::PlaintextSecret { key }
+                    | ConfigProblem::OutOfRange { key, .. }
                     | ConfigProblem::BadReference { key, .. } => key,
                     _ => return None,
                 };

@@ -375,6 +375,15 @@ function currentOverrides(schema, view) {
   return overrides;
 }
 
+/// A numeric key's allowed range, as the label says it.
+function range(spec) {
+  const has = v => v !== null && v !== undefined;
+  if (has(spec.min) && has(spec.max)) return ", from " + spec.min + " to " + spec.max;
+  if (has(spec.min)) return ", at least " + spec.min;
+  if (has(spec.max)) return ", at most " + spec.max;
+  return "";
+}
+
 async function openSettings(tenant, plugin, requested) {
   try {
     const schema = await api("GET", "/plugins/" + encodeURIComponent(plugin) + "/schema");
@@ -421,7 +430,7 @@ function renderSettings(fieldErrors, typed) {
     const problem = (fieldErrors || []).filter(f => f.field === spec.key).map(f => f.error).join(" ");
     if (problem) input.setAttribute("aria-invalid", "true");
     form.append(el("div", { class: "field" + (problem ? " invalid" : ""), "data-field": spec.key },
-      el("label", { for: id }, spec.key + (spec.required ? " (required)" : "") + " — " + spec.type + (spec.sensitive ? ", sensitive" : "")),
+      el("label", { for: id }, spec.key + (spec.required ? " (required)" : "") + " — " + spec.type + (spec.sensitive ? ", sensitive" : "") + range(spec)),
       spec.description ? el("p", { class: "help" }, spec.description) : null,
       input,
       el("p", { class: "status", id: statusId, "data-field-status": spec.key }, describe(spec.key, spec, view)),

@@ -41,6 +41,8 @@ impl Daemon {
                     "default": spec.default.as_ref().and_then(|d| serde_json::to_value(d).ok()),
                     "sensitive": spec.sensitive,
                     "description": spec.description,
+                    "min": spec.min,
+                    "max": spec.max,
                 })
             })
             .collect();

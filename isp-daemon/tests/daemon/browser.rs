@@ -356,7 +356,7 @@ fn screenshot_path(name: &str) -> std::path::PathBuf {
 /// a removal refused because of a dependent; keyboard and narrow window.
 #[test]
 fn the_admin_page_installs_configures_activates_and_removes_a_plugin() {
-    use crate::packages::{dependent_manifest, package_tar, tenant_echo_manifest, Signing};
+    use crate::packages::{bounded_tenant_echo_manifest, dependent_manifest, package_tar, Signing};
 
     let d = TestDaemon::start();
     let packages = tempfile::tempdir().expect("package folder");
@@ -365,7 +365,7 @@ fn the_admin_page_installs_configures_activates_and_removes_a_plugin() {
     std::fs::write(
         &echo,
         package_tar(
-            &tenant_echo_manifest(),
+            &bounded_tenant_echo_manifest(),
             "fixture-tenant-echo",
             Signing::TestKey,
         ),
@@ -408,6 +408,11 @@ fn the_admin_page_installs_configures_activates_and_removes_a_plugin() {
     // refused next to their fields, in the API's words.
     page.click("button[data-settings][data-tenant='corner-wifi'][data-plugin='tenant-echo']");
     page.type_into("#field-api_key", "plain-text-secret");
+    page.wait_for_text(
+        "the form shows max_calls' range",
+        "label[for='field-max_calls']",
+        |t| t.contains("from 1 to 60"),
+    );
     page.type_into("#field-max_calls", "ten");
     page.click("#settings-save");
     let api_key_error = page.wait_for_text(

@@ -18,6 +18,17 @@ pub(crate) fn tenant_echo_manifest() -> String {
         .expect("tenant-echo manifest")
 }
 
+/// tenant-echo's manifest with `max_calls` bounded to 1..=60.
+pub(crate) fn bounded_tenant_echo_manifest() -> String {
+    let manifest = tenant_echo_manifest();
+    let bounded = manifest.replace("default = 10\n", "default = 10\nmin = 1\nmax = 60\n");
+    assert_ne!(
+        manifest, bounded,
+        "tenant-echo's manifest changed; update this test"
+    );
+    bounded
+}
+
 /// dep-b's manifest, declaring that it needs tenant-echo.
 pub(crate) fn dependent_manifest() -> String {
     "id = \"dep-b\"\nname = \"Dep B\"\nversion = \"0.1.0\"\napi = \"^0.2\"\n\
@@ -384,7 +395,7 @@ fn read_files(tar: &[u8]) -> Vec<(String, Vec<u8>)> {
 fn a_refused_configuration_names_each_field_with_the_api_s_words() {
     let d = TestDaemon::start();
     let tar = package_tar(
-        &tenant_echo_manifest(),
+        &bounded_tenant_echo_manifest(),
         "fixture-tenant-echo",
         Signing::TestKey,
     );
@@ -407,11 +418,15 @@ fn a_refused_configuration_names_each_field_with_the_api_s_words() {
         .cloned()
         .unwrap_or(Value::Null);
     assert_eq!(max_calls["default"], 10, "{schema}");
+    assert_eq!(
+        (max_calls["min"].as_f64(), max_calls["max"].as_f64()),
+        (Some(1.0), Some(60.0))
+    );
 
     let refused = d
         .post(
             "/api/tenants/corner-wifi/plugins/tenant-echo/activate",
-            &json!({"api_key": "plain-text-secret", "max_calls": "ten"}),
+            &json!({"api_key": "plain-text-secret", "max_calls": "ten", "ratio": 0.5}),
         )
         .expect_error(422, "has 2 problems");
     let fields = refused["fields"].as_array().cloned().unwrap_or_default();
@@ -432,6 +447,20 @@ fn a_refused_configuration_names_each_field_with_the_api_s_words() {
     assert!(error_of("api_key").contains("must be a secret reference"));
     assert!(error_of("max_calls").contains("must be of type integer"));
     assert_eq!(d.state_of("corner-wifi", "tenant-echo"), "inactive");
+    let refused = d
+        .post(
+            "/api/tenants/corner-wifi/plugins/tenant-echo/activate",
+            &json!({"api_key": "${env:ISP_TEST_ADMIN_TOKEN}", "max_calls": 500}),
+        )
+        .expect_error(422, "has 1 problem");
+    assert_eq!(refused["fields"][0]["field"], "max_calls", "{refused}");
+    assert!(
+        refused["fields"][0]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("must be between 1 and 60"),
+        "{refused}"
+    );
 
     // Accepted as a reference, shown as one, never resolved in a view.
     d.post(

@@ -532,3 +532,52 @@ fn the_catalog_lists_each_plugin_directory_and_the_tiers_what_they_include() {
         "{series}"
     );
 }
+
+#[test]
+fn an_upgrade_that_fails_to_start_is_undone_and_the_previous_version_keeps_serving() {
+    let d = TestDaemon::start();
+    let v1 = package_tar(
+        &reloadable_manifest("1.0.0"),
+        "fixture-reload-v1",
+        Signing::TestKey,
+    );
+    upload(&d, "name=v1.tar", &v1).expect(200);
+    let link = d.dir.path().join("plugins/reloadable");
+    let before = std::fs::read_link(&link).expect("a link");
+    // Version 2 configured (by its manifest's defaults) to fail in initialize.
+    let failing = format!(
+        "{}\n[config.fail_in]\ntype = \"string\"\ndefault = \"initialize\"\n",
+        reloadable_manifest("2.0.0")
+    );
+    let v2 = package_tar(&failing, "fixture-reload-v2", Signing::TestKey);
+    let refused = upload(&d, "name=v2-broken.tar", &v2).expect_error(
+        500,
+        "package `v2-broken.tar`: plugin `reloadable` was verified and written but did not start",
+    );
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("the previous version keeps running"),
+        "{refused}"
+    );
+    assert_eq!(std::fs::read_link(&link).expect("a link"), before);
+    let version = d
+        .daemon
+        .host()
+        .status("reloadable")
+        .map(|s| s.identity.version.to_string())
+        .unwrap_or_default();
+    assert_eq!(version, "1.0.0");
+    let store: Vec<String> = std::fs::read_dir(d.dir.path().join("plugins/.store"))
+        .expect("store")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        store
+            .iter()
+            .all(|name| !name.starts_with("reloadable-2.0.0")),
+        "{store:?}"
+    );
+    assert!(has_audit(&d, "rollback", "reloadable", "failed"));
+}

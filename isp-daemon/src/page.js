@@ -90,7 +90,10 @@ function renderTenants(data) {
         type: "button", "data-settings": "", "data-tenant": tenant.tenant, "data-plugin": p.plugin,
         disabled: !p.entitled,
       }, "Settings");
-      settings.addEventListener("click", () => openSettings(tenant.tenant, p.plugin, p.requested));
+      settings.addEventListener("click", () => {
+        state.opener = { tenant: tenant.tenant, plugin: p.plugin };
+        openSettings(tenant.tenant, p.plugin, p.requested);
+      });
       return el("tr", {},
         el("td", {}, p.plugin + " " + p.version),
         el("td", {}, p.required_tier),
@@ -440,7 +443,13 @@ function renderSettings(fieldErrors, typed) {
   for (const f of other) form.append(el("p", { class: "error" }, f.field + ": " + f.error));
   const save = el("button", { type: "submit", id: "settings-save" }, requested ? "Save settings" : "Save and activate");
   const cancel = el("button", { type: "button", id: "settings-close" }, "Close");
-  cancel.addEventListener("click", () => { document.getElementById("settings-section").hidden = true; });
+  cancel.addEventListener("click", () => {
+    document.getElementById("settings-section").hidden = true;
+    // Back to the button that opened the form (the tables were redrawn since).
+    const o = state.opener;
+    const back = o && document.querySelector(`button[data-settings][data-tenant="${o.tenant}"][data-plugin="${o.plugin}"]`);
+    if (back) back.focus();
+  });
   form.append(el("p", {}, save, " ", cancel));
 }
 

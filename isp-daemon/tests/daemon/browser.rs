@@ -493,6 +493,12 @@ fn the_admin_page_installs_configures_activates_and_removes_a_plugin() {
     );
     // The whole page in one picture: the window as tall as the page.
     page.click("#settings-close");
+    // Focus goes back to the button that opened the form.
+    let back = page.script(
+        "return document.activeElement.matches(\"button[data-settings][data-tenant='corner-wifi']\
+         [data-plugin='tenant-echo']\")",
+    );
+    assert_eq!(back, json!(true), "focus after closing the settings");
     let height = page
         .script("return document.documentElement.scrollHeight")
         .as_u64()

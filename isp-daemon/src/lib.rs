@@ -28,6 +28,8 @@
 //! - `demo`, `standins`, `peers`, `install`: the demo script, the Twilio and
 //!   Stripe stand-ins, the snmpd/sshd devices, `--plugins-from-build`.
 //! - `live`: `--watch`, hot reload of the plugin directories.
+//! - `upload` (pure: an uploaded package verified in memory) and `series`
+//!   (the metric ring the page charts), for the operator's page.
 
 #![deny(unsafe_code)]
 

@@ -33,6 +33,8 @@ use crate::error::{Problem, ProblemKind};
 use crate::flows::{self, DeviceAlertRequest, NewCustomer, TierChangeRequest};
 use crate::keys::{Caller, Scope};
 
+mod operator;
+
 /// The admin page, a single static file.
 const PAGE: &str = include_str!("page.html");
 
@@ -59,13 +61,15 @@ impl From<Problem> for ApiError {
     }
 }
 
-fn status_of(kind: ProblemKind) -> StatusCode {
+/// The HTTP status of a problem of `kind`: the one mapping every route uses.
+pub(crate) fn status_of(kind: ProblemKind) -> StatusCode {
     match kind {
         ProblemKind::BadRequest => StatusCode::BAD_REQUEST,
         ProblemKind::Forbidden => StatusCode::FORBIDDEN,
         ProblemKind::NotFound => StatusCode::NOT_FOUND,
         ProblemKind::Conflict => StatusCode::CONFLICT,
         ProblemKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+        ProblemKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ProblemKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -150,6 +154,7 @@ fn route_table() -> Vec<ApiRoute<AppState>> {
         ApiRoute::post("/keys/{id}/rotate", Need::AdminToken, keys_api::rotate),
     ];
     table.extend(crate::webhooks::admin::route_table());
+    table.extend(operator::route_table());
     table
 }
 
@@ -170,14 +175,17 @@ pub fn router(daemon: Arc<Daemon>, token: AdminToken) -> Router {
         limits: Arc::clone(daemon.rate_limits()),
     });
     let inbound = crate::webhooks::inbound::routes(Arc::clone(&daemon));
+    let series = operator::start_series(&daemon);
     let state = AppState { daemon };
     let api = auth::build(route_table(), &auth)
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
+        .layer(series)
         .with_state(state);
     Router::new()
         .route("/", get(page))
         .merge(inbound)
+        .merge(operator::asset_routes())
         .nest("/api", api)
         .fallback(no_route)
         .layer(middleware::map_response(json_errors))
@@ -277,7 +285,7 @@ async fn page() -> Response {
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
              connect-src 'self'",
         ),
     );
@@ -715,20 +723,17 @@ mod tests {
 
     #[test]
     fn the_page_asks_for_every_scope_in_a_session_key() {
-        let list = PAGE
+        let list = operator::SCRIPT
             .split_once("const ALL_SCOPES = [")
             .and_then(|(_, rest)| rest.split_once("];"))
             .map(|(list, _)| list)
-            .expect("page.html has ALL_SCOPES");
+            .expect("page.js has ALL_SCOPES");
         let on_page: Vec<&str> = list
             .split(',')
             .map(|s| s.trim().trim_matches('"'))
             .filter(|s| !s.is_empty())
             .collect();
         let all: Vec<&str> = Scope::ALL.iter().map(|s| s.as_str()).collect();
-        assert_eq!(
-            on_page, all,
-            "page.html's ALL_SCOPES differs from Scope::ALL"
-        );
+        assert_eq!(on_page, all, "page.js's ALL_SCOPES differs from Scope::ALL");
     }
 }

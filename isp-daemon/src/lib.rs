@@ -35,6 +35,8 @@
 //! - `webhook_state` (below the daemon: configuration, ledger, outbox,
 //!   signing, schedule) and `webhooks` (above it: the public provider
 //!   routes, the admin routes, the delivery worker).
+//! - `upload` (pure: an uploaded package verified in memory) and `series`
+//!   (the metric ring the page charts), for the operator's page.
 
 #![deny(unsafe_code)]
 
@@ -52,7 +54,9 @@ pub mod peers;
 pub mod ratelimit;
 pub mod requests;
 pub mod scratch;
+pub mod series;
 pub mod standins;
+pub mod upload;
 pub mod webhook_state;
 pub mod webhooks;
 

@@ -15,8 +15,10 @@
 //! The methods live by job in `lifecycle`, `waiting`, `operations` and
 //! `views`; this file holds the state and the lookups they all share.
 
+mod catalog;
 mod lifecycle;
 mod operations;
+mod packages;
 mod views;
 mod waiting;
 

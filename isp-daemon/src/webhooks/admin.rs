@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::auth::{ApiRoute, Need};
 use crate::daemon::Daemon;
-use crate::error::{Problem, ProblemKind};
+use crate::error::Problem;
 use crate::keys::Scope;
 use crate::webhook_state::events::EVENT_TYPES;
 
@@ -48,14 +48,7 @@ struct Failure(Problem);
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
-        let status = match self.0.kind {
-            ProblemKind::BadRequest => StatusCode::BAD_REQUEST,
-            ProblemKind::Forbidden => StatusCode::FORBIDDEN,
-            ProblemKind::NotFound => StatusCode::NOT_FOUND,
-            ProblemKind::Conflict => StatusCode::CONFLICT,
-            ProblemKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
-            ProblemKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        };
+        let status = crate::api::status_of(self.0.kind);
         (status, Json(self.0)).into_response()
     }
 }

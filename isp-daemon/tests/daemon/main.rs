@@ -10,6 +10,7 @@ mod errors;
 mod flows;
 mod keys;
 mod lifecycle;
+mod packages;
 mod support;
 mod webhooks_in;
 mod webhooks_out;

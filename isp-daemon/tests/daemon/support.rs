@@ -88,6 +88,11 @@ impl Signer {
         self.public.to_base64()
     }
 
+    /// A minisign signature of `library` carrying `claims`.
+    pub(crate) fn sign_claims(&self, library: &[u8], claims: &SignedClaims) -> String {
+        self.sign(library, claims)
+    }
+
     fn sign(&self, library: &[u8], claims: &SignedClaims) -> String {
         minisign::sign(
             Some(&self.public),
@@ -105,6 +110,12 @@ impl Signer {
 pub(crate) fn signer() -> &'static Signer {
     static SIGNER: OnceLock<Signer> = OnceLock::new();
     SIGNER.get_or_init(Signer::new)
+}
+
+/// A second key the daemons do not trust.
+pub(crate) fn other_signer() -> &'static Signer {
+    static OTHER: OnceLock<Signer> = OnceLock::new();
+    OTHER.get_or_init(Signer::new)
 }
 
 /// The built library of a package.

@@ -180,13 +180,14 @@ pub fn router(daemon: Arc<Daemon>, token: AdminToken) -> Router {
     let api = auth::build(route_table(), &auth)
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
-        .layer(series)
         .with_state(state);
     Router::new()
         .route("/", get(page))
         .merge(inbound)
         .merge(operator::asset_routes())
         .nest("/api", api)
+        // `GET /api/metrics/series` reads the page's metric ring from here.
+        .layer(series)
         .fallback(no_route)
         .layer(middleware::map_response(json_errors))
 }

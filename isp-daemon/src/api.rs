@@ -95,9 +95,16 @@ impl IntoResponse for ApiError {
 type ApiResult = Result<Json<Value>, ApiError>;
 
 /// Runs blocking daemon work off the async threads.
+/// At most `limits::MAX_BLOCKING` at once, in the request's log span.
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, Problem> + Send + 'static,
 ) -> Result<T, ApiError> {
+    let permit = crate::limits::blocking_permit().await;
+    let span = tracing::Span::current();
+    let work = move || {
+        let _permit = permit;
+        span.in_scope(work)
+    };
     match tokio::task::spawn_blocking(work).await {
         Ok(result) => result.map_err(ApiError),
         Err(e) => Err(ApiError(Problem::internal(format!(
@@ -118,6 +125,8 @@ fn parse_body<T: DeserializeOwned>(body: &Bytes, what: &str) -> Result<T, ApiErr
 /// The admin API and page for `daemon`.
 pub fn router(daemon: Arc<Daemon>, token: AdminToken) -> Router {
     let state = AppState { daemon, token };
+    let auth = middleware::from_fn_with_state(state.clone(), require_token);
+    let prometheus = crate::scrape::routes(Arc::clone(&state.daemon)).layer(auth.clone());
     let api = Router::new()
         .route("/daemon", get(daemon_info))
         .route("/plugins", get(plugins))
@@ -147,13 +156,16 @@ pub fn router(daemon: Arc<Daemon>, token: AdminToken) -> Router {
         .route("/flows/tier-change", post(tier_change))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
-        .layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .layer(auth)
         .with_state(state);
     Router::new()
         .route("/", get(page))
         .nest("/api", api)
+        .merge(prometheus)
         .fallback(no_route)
+        .layer(crate::limits::body_timeout())
         .layer(middleware::map_response(json_errors))
+        .layer(middleware::from_fn(crate::telemetry::log_request))
 }
 
 /// The most an error answer's own text is read to rewrap it.
@@ -216,15 +228,13 @@ async fn json_errors(response: Response) -> Response {
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then lets
-/// requests in flight finish.
+/// requests in flight finish (with the guards of `limits`).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    crate::limits::serve(listener, router, shutdown).await
 }
 
 async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {

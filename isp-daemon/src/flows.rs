@@ -176,6 +176,8 @@ pub fn new_customer(daemon: &Daemon, request: &NewCustomer) -> Result<FlowReport
         .validate()
         .map_err(|e| Problem::unprocessable(e).tenant(&request.tenant))?;
     let tenant = request.tenant.as_str();
+    // Log lines of the plugins this flow calls carry the tenant (telemetry).
+    let _span = tracing::info_span!("flow", flow = "new-customer", tenant).entered();
     let currency = request.currency.to_lowercase();
     let mut report = FlowReport::new("new-customer", tenant);
     let created = CustomerCreated {
@@ -603,6 +605,8 @@ pub fn device_alert(daemon: &Daemon, request: &DeviceAlertRequest) -> Result<Flo
         .validate()
         .map_err(|e| Problem::unprocessable(e).tenant(&request.tenant))?;
     let tenant = request.tenant.as_str();
+    // Log lines of the plugins this flow calls carry the tenant (telemetry).
+    let _span = tracing::info_span!("flow", flow = "device-alert", tenant).entered();
     let mut report = FlowReport::new("device-alert", tenant);
     let alert = DeviceAlert {
         device: request.device.clone(),
@@ -661,6 +665,8 @@ pub fn change_tier(
     request: &TierChangeRequest,
 ) -> Result<FlowReport, Problem> {
     let tenant = request.tenant.as_str();
+    // Log lines of the plugins this flow calls carry the tenant (telemetry).
+    let _span = tracing::info_span!("flow", flow = "tier-change", tenant).entered();
     daemon.tier_of(tenant)?;
     let platform = daemon.platform().as_actor(actor);
     let change = platform

@@ -28,6 +28,9 @@
 //! - `demo`, `standins`, `peers`, `install`: the demo script, the Twilio and
 //!   Stripe stand-ins, the snmpd/sshd devices, `--plugins-from-build`.
 //! - `live`: `--watch`, hot reload of the plugin directories.
+//! - `scrape`: `GET /metrics` for Prometheus; `telemetry`: the log
+//!   subscriber and the request log; `limits`: the server loop's timeouts
+//!   and caps.
 
 #![deny(unsafe_code)]
 
@@ -38,10 +41,13 @@ pub mod demo;
 pub mod error;
 pub mod flows;
 pub mod install;
+pub mod limits;
 pub mod live;
 pub mod peers;
 pub mod requests;
+pub mod scrape;
 pub mod standins;
+pub mod telemetry;
 
 pub use config::Config;
 pub use daemon::{Daemon, StartOptions};

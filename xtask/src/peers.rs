@@ -47,6 +47,12 @@ const STRIPE_PYTHON: Peer = Peer {
     what: "Stripe's Python library (PyPI), the Stripe cross-check",
     needs_root: true,
 };
+const PROMETHEUS: Peer = Peer {
+    script: "install-prometheus.sh",
+    what: "Prometheus (Debian), which scrapes the daemon's /metrics in a test",
+    needs_root: true,
+};
+
 const PRISM: Peer = Peer {
     script: "install-prism.sh",
     what: "Prism and Twilio's OpenAPI description (npm), into the target directory",
@@ -54,7 +60,15 @@ const PRISM: Peer = Peer {
 };
 
 /// Everything `cargo xtask test` needs, in install order (npm before Prism).
-pub(crate) const TEST_PEERS: &[Peer] = &[NODE, CHROMIUM, NETWORK, OPENBAO, STRIPE_PYTHON, PRISM];
+pub(crate) const TEST_PEERS: &[Peer] = &[
+    NODE,
+    CHROMIUM,
+    NETWORK,
+    OPENBAO,
+    STRIPE_PYTHON,
+    PROMETHEUS,
+    PRISM,
+];
 
 /// What `cargo xtask demo` needs for the network-automation flows: the
 /// devices the daemon starts on 127.0.0.1 (snmpd, sshd).

@@ -13,8 +13,10 @@
 //! - Plugins stop in reverse dependency order, each tenant's request kept.
 //!
 //! The methods live by job in `lifecycle`, `waiting`, `operations` and
-//! `views`; this file holds the state and the lookups they all share.
+//! `views` (which lists plugins through `discovered`, the discovery
+//! cache); this file holds the state and the lookups they all share.
 
+mod discovered;
 mod lifecycle;
 mod operations;
 mod views;
@@ -28,7 +30,6 @@ use std::sync::{Mutex, PoisonError, RwLock};
 use anyhow::{bail, Context, Result};
 use plugin_api::category::Contract;
 use plugin_api::{communication, network_automation, payment};
-use plugin_host::discovery::discover;
 use plugin_host::package::graph::DependencyGraph;
 use plugin_host::package::identity::EmbeddedIdentity;
 use plugin_host::package::manifest::Manifest;
@@ -108,6 +109,8 @@ pub struct Daemon {
     devices: Devices,
     admin: AdminSecret,
     manifests: RwLock<BTreeMap<String, Manifest>>,
+    /// What discovery learned, for the read paths (see `discovered`).
+    discovered: discovered::DiscoveryCache,
     waiting: Mutex<Waiting>,
     startup: Vec<String>,
     stopping: AtomicBool,

@@ -7,7 +7,7 @@ impl Daemon {
     /// The installed plugins with their discovered manifests, and the
     /// problems found while scanning the plugin directories.
     pub fn plugins_overview(&self) -> Value {
-        let found = discover(&self.dirs, &identity_of);
+        let found = self.discovered.current(&self.dirs);
         let statuses = self.host.statuses();
         let available: Vec<Value> = found
             .plugins
@@ -63,8 +63,7 @@ impl Daemon {
                 value
             })
             .collect();
-        let problems: Vec<String> = found.problems.iter().map(ToString::to_string).collect();
-        json!({ "available": available, "installed": installed, "problems": problems })
+        json!({ "available": available, "installed": installed, "problems": found.problems })
     }
 
     /// One tenant: tier, every installed plugin's state for it, its
@@ -157,8 +156,8 @@ impl Daemon {
 
     /// The dependency graph of the installed plugins, resolved now.
     pub fn graph(&self) -> (Value, String) {
-        let found = discover(&self.dirs, &identity_of);
-        let manifests: Vec<Manifest> = found.plugins.into_iter().map(|p| p.manifest).collect();
+        let found = self.discovered.current(&self.dirs);
+        let manifests: Vec<Manifest> = found.plugins.iter().map(|p| p.manifest.clone()).collect();
         let api = semver_of(plugin_api::API_VERSION);
         let resolution = DependencyGraph::resolve(&manifests, &api);
         let mut graph = resolution.to_json();
@@ -188,8 +187,8 @@ impl Daemon {
     /// The order to stop the loaded plugins in: the reverse of the
     /// dependency order, then any others (newest first).
     pub fn stop_order(&self) -> Vec<String> {
-        let found = discover(&self.dirs, &identity_of);
-        let manifests: Vec<Manifest> = found.plugins.into_iter().map(|p| p.manifest).collect();
+        let found = self.discovered.current(&self.dirs);
+        let manifests: Vec<Manifest> = found.plugins.iter().map(|p| p.manifest.clone()).collect();
         let resolution = DependencyGraph::resolve(&manifests, &semver_of(plugin_api::API_VERSION));
         let loaded = self.host.plugin_ids();
         let mut order: Vec<String> = resolution

@@ -7,4 +7,7 @@ mod api;
 mod browser;
 mod flows;
 mod lifecycle;
+mod limits;
+mod logs;
+mod metrics;
 mod support;

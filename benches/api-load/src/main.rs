@@ -5,6 +5,8 @@
 //! idle, during and after each run. `cargo xtask bench api-load` builds
 //! what it needs and runs it; it exits non-zero when a request failed.
 
+#![deny(unsafe_code)]
+
 mod load;
 
 use std::io::{BufRead, BufReader};

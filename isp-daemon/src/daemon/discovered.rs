@@ -16,6 +16,7 @@
 //! - One scan at a time: concurrent requests that find the cache stale
 //!   wait for the one scan instead of each reading every library (which is
 //!   how 64 concurrent `GET /api/plugins` grew the daemon to 1.8 GB).
+//!   Test: `discovered::tests::concurrent_readers_of_a_stale_cache_share_one_scan`.
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
@@ -207,6 +208,27 @@ mod tests {
         assert_eq!(cache.reads.load(Ordering::Relaxed), 1);
         assert_eq!(first.problems.len(), 1, "{:?}", first.problems);
         assert!(first.problems[0].contains("alpha"), "{:?}", first.problems);
+    }
+
+    #[test]
+    fn concurrent_readers_of_a_stale_cache_share_one_scan() {
+        let dir = tempfile::tempdir().expect("dir");
+        for id in ["alpha", "beta", "gamma"] {
+            install(dir.path(), id, b"not an ELF file");
+        }
+        let cache = DiscoveryCache::default();
+        let dirs = vec![dir.path().to_owned()];
+        let barrier = std::sync::Barrier::new(16);
+        std::thread::scope(|scope| {
+            for _ in 0..16 {
+                scope.spawn(|| {
+                    barrier.wait();
+                    cache.current(&dirs)
+                });
+            }
+        });
+        // One scan read each library once, however many asked at once.
+        assert_eq!(cache.reads.load(Ordering::Relaxed), 3);
     }
 
     #[test]

@@ -9,7 +9,9 @@
 //!   keeps its single set of counters. Test: `daemon::metrics::
 //!   prometheus_scrapes_plugin_and_tenant_series` (a real Prometheus).
 //! - A scrape never calls into a plugin (no health check): it reads
-//!   counters and states only, so a hung plugin cannot hang the scrape.
+//!   counters and states only. It does wait for a lifecycle step in
+//!   progress (a plugin's state is read under its lifecycle lock), so it
+//!   runs on a blocking thread, never on the async workers.
 //!
 //! Series (all prefixed `plugkit_`; `plugin` is the plugin id):
 //! - `plugin_calls_total`, `plugin_errors_total`, `plugin_panics_total`,
@@ -360,7 +362,16 @@ pub fn routes(daemon: Arc<Daemon>) -> Router {
 }
 
 async fn scrape(State(daemon): State<Arc<Daemon>>) -> Response {
-    match render(&daemon) {
+    // A plugin's state is read under its lifecycle lock, which a lifecycle
+    // step (activation, say) holds while the plugin works: wait for it on a
+    // blocking thread, never on the async workers.
+    let permit = crate::limits::blocking_permit().await;
+    let rendered = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        render(&daemon)
+    })
+    .await;
+    match rendered.unwrap_or(Err(std::fmt::Error)) {
         Ok(text) => (
             [(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE))],
             text,
@@ -369,7 +380,8 @@ async fn scrape(State(daemon): State<Arc<Daemon>>) -> Response {
         Err(_) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             Json(Problem::internal(
-                "the metrics could not be encoded; report this as a bug",
+                "the metrics could not be read or encoded; see the daemon's log and report \
+                 this as a bug",
             )),
         )
             .into_response(),

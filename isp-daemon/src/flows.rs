@@ -171,6 +171,18 @@ fn fire<T: Serialize>(daemon: &Daemon, report: &mut FlowReport, hook: &str, payl
 
 /// Runs the new-customer flow.
 pub fn new_customer(daemon: &Daemon, request: &NewCustomer) -> Result<FlowReport, Problem> {
+    counted(daemon, run_new_customer(daemon, request))
+}
+
+/// Counts a finished flow for `GET /metrics` (see `flow_stats`).
+fn counted(daemon: &Daemon, report: Result<FlowReport, Problem>) -> Result<FlowReport, Problem> {
+    if let Ok(report) = &report {
+        daemon.flow_stats().record(report);
+    }
+    report
+}
+
+fn run_new_customer(daemon: &Daemon, request: &NewCustomer) -> Result<FlowReport, Problem> {
     let tier = daemon.tier_of(&request.tenant)?;
     request
         .validate()
@@ -600,6 +612,10 @@ fn ssh_provision(
 
 /// Runs the device-alert flow.
 pub fn device_alert(daemon: &Daemon, request: &DeviceAlertRequest) -> Result<FlowReport, Problem> {
+    counted(daemon, run_device_alert(daemon, request))
+}
+
+fn run_device_alert(daemon: &Daemon, request: &DeviceAlertRequest) -> Result<FlowReport, Problem> {
     daemon.tier_of(&request.tenant)?;
     request
         .validate()
@@ -660,6 +676,14 @@ pub fn device_alert(daemon: &Daemon, request: &DeviceAlertRequest) -> Result<Flo
 
 /// Runs the tier-change flow as `actor`.
 pub fn change_tier(
+    daemon: &Daemon,
+    actor: &str,
+    request: &TierChangeRequest,
+) -> Result<FlowReport, Problem> {
+    counted(daemon, run_change_tier(daemon, actor, request))
+}
+
+fn run_change_tier(
     daemon: &Daemon,
     actor: &str,
     request: &TierChangeRequest,

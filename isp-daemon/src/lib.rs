@@ -30,7 +30,7 @@
 //! - `live`: `--watch`, hot reload of the plugin directories.
 //! - `scrape`: `GET /metrics` for Prometheus; `telemetry`: the log
 //!   subscriber and the request log; `limits`: the server loop's timeouts
-//!   and caps.
+//!   and caps; `flow_stats`: flow outcomes by tenant.
 
 #![deny(unsafe_code)]
 
@@ -39,6 +39,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod error;
+pub mod flow_stats;
 pub mod flows;
 pub mod install;
 pub mod limits;

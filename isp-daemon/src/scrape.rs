@@ -27,6 +27,10 @@
 //!   in a child process.
 //! - `plugin_custom{name}`: values the plugin recorded itself.
 //! - `tenant_info{tenant,tier}` 1 for every tenant.
+//! - `flow_runs_total{flow,tenant,outcome="reached"|"missed"}` and
+//!   `flow_steps_total{flow,tenant,plugin,outcome}`: the ISP flows by
+//!   tenant, and each step by the plugin (or `hooks`, `platform`, `isp`)
+//!   that took it, from `flow_stats`.
 
 use std::sync::Arc;
 
@@ -67,6 +71,8 @@ struct PluginSample {
 struct Sample {
     plugins: Vec<PluginSample>,
     tenants: Vec<(String, String)>,
+    flow_runs: Vec<(String, String, bool, u64)>,
+    flow_steps: Vec<(String, String, String, &'static str, u64)>,
 }
 
 impl Sample {
@@ -93,6 +99,8 @@ impl Sample {
         Self {
             plugins,
             tenants: daemon.platform().tenants(),
+            flow_runs: daemon.flow_stats().runs(),
+            flow_steps: daemon.flow_stats().steps(),
         }
     }
 }
@@ -338,6 +346,40 @@ impl Collector for Sample {
                 (
                     vec![("tenant", tenant.as_str()), ("tier", tier.as_str())],
                     ConstGauge::new(1i64),
+                )
+            }),
+        )?;
+        family(
+            e,
+            "flow_runs",
+            "ISP flows run, by tenant and whether they reached their goal.",
+            None,
+            self.flow_runs.iter().map(|(flow, tenant, ok, n)| {
+                let outcome = if *ok { "reached" } else { "missed" };
+                (
+                    vec![
+                        ("flow", flow.as_str()),
+                        ("tenant", tenant.as_str()),
+                        ("outcome", outcome),
+                    ],
+                    ConstCounter::new(*n),
+                )
+            }),
+        )?;
+        family(
+            e,
+            "flow_steps",
+            "Steps of the ISP flows by tenant and actor (a plugin id, hooks, platform or isp) and outcome.",
+            None,
+            self.flow_steps.iter().map(|(flow, tenant, actor, outcome, n)| {
+                (
+                    vec![
+                        ("flow", flow.as_str()),
+                        ("tenant", tenant.as_str()),
+                        ("plugin", actor.as_str()),
+                        ("outcome", *outcome),
+                    ],
+                    ConstCounter::new(*n),
                 )
             }),
         )?;

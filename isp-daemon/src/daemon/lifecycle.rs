@@ -196,6 +196,7 @@ impl Daemon {
             admin,
             manifests: RwLock::new(BTreeMap::new()),
             discovered: Default::default(),
+            flow_stats: Default::default(),
             waiting: Mutex::new(waiting),
             startup,
             stopping: AtomicBool::new(false),

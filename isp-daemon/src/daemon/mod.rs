@@ -111,6 +111,7 @@ pub struct Daemon {
     manifests: RwLock<BTreeMap<String, Manifest>>,
     /// What discovery learned, for the read paths (see `discovered`).
     discovered: discovered::DiscoveryCache,
+    flow_stats: crate::flow_stats::FlowStats,
     waiting: Mutex<Waiting>,
     startup: Vec<String>,
     stopping: AtomicBool,
@@ -183,6 +184,11 @@ impl Daemon {
     /// The configuration the daemon runs with.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// How the flows went, by tenant (for `GET /metrics`).
+    pub fn flow_stats(&self) -> &crate::flow_stats::FlowStats {
+        &self.flow_stats
     }
 
     /// The stand-ins it started.

@@ -1,6 +1,7 @@
 //! `GET /metrics` scraped by a real Prometheus server (Debian's package,
 //! started on 127.0.0.1 by the test with its own configuration): the
-//! series for a plugin and a tenant appear with the values the host counts.
+//! series for a plugin and a tenant appear with the values the host and
+//! the daemon's flow statistics count.
 
 use std::time::Duration;
 
@@ -57,6 +58,22 @@ fn prometheus_scrapes_plugin_and_tenant_series() {
     let stripe = d.daemon.host().metrics("stripe").expect("stripe metrics");
     assert!(stripe.calls > 0, "the flow called stripe: {stripe:?}");
 
+    // Stripe's steps in the two reports, as the daemon counted them.
+    let stripe_steps = d
+        .daemon
+        .flow_stats()
+        .steps()
+        .into_iter()
+        .filter(|(flow, tenant, actor, outcome, _)| {
+            flow == "new-customer"
+                && tenant == "acme-fiber"
+                && actor == "stripe"
+                && *outcome == "done"
+        })
+        .map(|s| s.4)
+        .sum::<u64>();
+    assert!(stripe_steps >= 2, "each flow charged through stripe");
+
     let target = d.base.trim_start_matches("http://");
     let prometheus = Prometheus::scraping(target, "/metrics", TOKEN).expect("Prometheus starts");
 
@@ -95,6 +112,17 @@ fn prometheus_scrapes_plugin_and_tenant_series() {
             1.0,
         ),
         ("plugkit_plugin_up{plugin=\"twilio\"}".to_owned(), 1.0),
+        // Per tenant: the two flows, and Stripe's charge step in each.
+        (
+            "plugkit_flow_runs_total{flow=\"new-customer\",tenant=\"acme-fiber\",outcome=\"reached\"}"
+                .to_owned(),
+            2.0,
+        ),
+        (
+            "plugkit_flow_steps_total{flow=\"new-customer\",tenant=\"acme-fiber\",plugin=\"stripe\",outcome=\"done\"}"
+                .to_owned(),
+            stripe_steps as f64,
+        ),
     ];
     let mut last = String::new();
     let seen = wait_until(

@@ -4,13 +4,12 @@
 //! plugin call, so the call path keeps its single set of counters.
 //!
 //! Invariant: every flow the daemon runs (API, demo) is counted once when
-//! its report is complete (see `flows`). Test:
+//! its report is complete (`flows::counted`); this module knows nothing of
+//! the flows themselves (no import of `flows`). Test:
 //! `flow_stats::tests::a_report_counts_its_run_and_each_step`.
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
-
-use crate::flows::{FlowReport, Outcome};
 
 /// A step's key: `(flow, tenant, actor, outcome)`.
 type StepKey = (String, String, String, &'static str);
@@ -22,36 +21,33 @@ pub struct FlowStats {
     runs: Mutex<BTreeMap<(String, String, bool), u64>>,
 }
 
-/// A step outcome's label value.
-pub fn outcome_name(outcome: Outcome) -> &'static str {
-    match outcome {
-        Outcome::Done => "done",
-        Outcome::Skipped => "skipped",
-        Outcome::Vetoed => "vetoed",
-        Outcome::Failed => "failed",
-    }
-}
-
 impl FlowStats {
-    /// Counts a finished flow and each of its steps.
-    pub fn record(&self, report: &FlowReport) {
-        let mut steps = self.steps.lock().unwrap_or_else(PoisonError::into_inner);
-        for step in &report.steps {
-            *steps
+    /// Counts a finished run of `flow` for `tenant`, whether it reached its
+    /// goal, and each step as `(actor, outcome)`.
+    pub fn record<'a>(
+        &self,
+        flow: &str,
+        tenant: &str,
+        reached: bool,
+        steps: impl IntoIterator<Item = (&'a str, &'static str)>,
+    ) {
+        let mut counted = self.steps.lock().unwrap_or_else(PoisonError::into_inner);
+        for (actor, outcome) in steps {
+            *counted
                 .entry((
-                    report.flow.to_owned(),
-                    report.tenant.clone(),
-                    step.actor.clone(),
-                    outcome_name(step.outcome),
+                    flow.to_owned(),
+                    tenant.to_owned(),
+                    actor.to_owned(),
+                    outcome,
                 ))
                 .or_default() += 1;
         }
-        drop(steps);
+        drop(counted);
         *self
             .runs
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .entry((report.flow.to_owned(), report.tenant.clone(), report.ok))
+            .entry((flow.to_owned(), tenant.to_owned(), reached))
             .or_default() += 1;
     }
 
@@ -79,36 +75,14 @@ impl FlowStats {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flows::Step;
-
-    fn report(tenant: &str, steps: &[(&str, Outcome)]) -> FlowReport {
-        let steps: Vec<Step> = steps
-            .iter()
-            .map(|(actor, outcome)| Step {
-                actor: (*actor).to_owned(),
-                outcome: *outcome,
-                message: String::new(),
-            })
-            .collect();
-        FlowReport {
-            flow: "new-customer",
-            tenant: tenant.to_owned(),
-            ok: !steps
-                .iter()
-                .any(|s| matches!(s.outcome, Outcome::Failed | Outcome::Vetoed)),
-            steps,
-        }
-    }
 
     #[test]
     fn a_report_counts_its_run_and_each_step() {
         let stats = FlowStats::default();
-        stats.record(&report(
-            "acme",
-            &[("stripe", Outcome::Done), ("twilio", Outcome::Done)],
-        ));
-        stats.record(&report("acme", &[("stripe", Outcome::Failed)]));
-        stats.record(&report("corner", &[("stripe", Outcome::Skipped)]));
+        let flow = "new-customer";
+        stats.record(flow, "acme", true, [("stripe", "done"), ("twilio", "done")]);
+        stats.record(flow, "acme", false, [("stripe", "failed")]);
+        stats.record(flow, "corner", true, [("stripe", "skipped")]);
         let step = |tenant: &str, actor: &str, outcome: &str| {
             stats
                 .steps()
@@ -122,8 +96,8 @@ mod tests {
         assert_eq!(step("corner", "stripe", "skipped"), Some(1));
         assert_eq!(step("corner", "twilio", "done"), None);
         let runs = stats.runs();
-        assert!(runs.contains(&("new-customer".to_owned(), "acme".to_owned(), true, 1)));
-        assert!(runs.contains(&("new-customer".to_owned(), "acme".to_owned(), false, 1)));
-        assert!(runs.contains(&("new-customer".to_owned(), "corner".to_owned(), true, 1)));
+        assert!(runs.contains(&(flow.to_owned(), "acme".to_owned(), true, 1)));
+        assert!(runs.contains(&(flow.to_owned(), "acme".to_owned(), false, 1)));
+        assert!(runs.contains(&(flow.to_owned(), "corner".to_owned(), true, 1)));
     }
 }

@@ -177,7 +177,18 @@ pub fn new_customer(daemon: &Daemon, request: &NewCustomer) -> Result<FlowReport
 /// Counts a finished flow for `GET /metrics` (see `flow_stats`).
 fn counted(daemon: &Daemon, report: Result<FlowReport, Problem>) -> Result<FlowReport, Problem> {
     if let Ok(report) = &report {
-        daemon.flow_stats().record(report);
+        let steps = report.steps.iter().map(|s| {
+            let outcome = match s.outcome {
+                Outcome::Done => "done",
+                Outcome::Skipped => "skipped",
+                Outcome::Vetoed => "vetoed",
+                Outcome::Failed => "failed",
+            };
+            (s.actor.as_str(), outcome)
+        });
+        daemon
+            .flow_stats()
+            .record(report.flow, &report.tenant, report.ok, steps);
     }
     report
 }

@@ -79,13 +79,14 @@ impl Daemon {
             .get(tenant)
             .cloned()
             .unwrap_or_default();
+        // Read under the lock rather than cloned: a read path costs what
+        // its answer costs.
         let manifests = self
             .manifests
             .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+            .unwrap_or_else(PoisonError::into_inner);
         let mut plugins = Vec::new();
-        for (id, manifest) in &manifests {
+        for (id, manifest) in manifests.iter() {
             let loaded = self.host.state(id).is_some();
             let active = self.host.plugin(id).is_ok_and(|h| h.is_active_for(tenant));
             let requested = view.plugins.iter().any(|p| &p.plugin == id);

@@ -63,6 +63,9 @@ struct Cli {
     /// [default: a token made up for this run, allowed everywhere]
     #[arg(long = "credential")]
     credentials: Vec<String>,
+    /// The daemon's log level (RUST_LOG); `info` logs a line per request.
+    #[arg(long, default_value = "warn")]
+    daemon_log: String,
     /// Extra arguments for the daemon (after `--`).
     #[arg(last = true)]
     daemon_args: Vec<String>,
@@ -143,7 +146,7 @@ fn start_daemon(cli: &Cli, token: &str) -> Result<(Daemon, SocketAddr)> {
         .arg(state.path().join("state"))
         .args(&cli.daemon_args)
         .env("ISP_DAEMON_ADMIN_TOKEN", token)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", &cli.daemon_log)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     if let Some(runner) = &cli.runner {
@@ -235,8 +238,9 @@ async fn main() -> Result<()> {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle = rss_of(pid).context("reading the daemon's VmRSS")?;
     println!(
-        "api-load: daemon pid {pid} on {addr}, {} requests per endpoint from {} connections, \
-         {} credential(s); idle RSS {:.1} MB",
+        "api-load: daemon pid {pid} on {addr} (log level {}), {} requests per endpoint from {} \
+         connections, {} credential(s); idle RSS {:.1} MB",
+        cli.daemon_log,
         cli.requests,
         cli.connections,
         credentials.len(),

@@ -83,9 +83,16 @@ impl IntoResponse for ApiError {
 type ApiResult = Result<Json<Value>, ApiError>;
 
 /// Runs blocking daemon work off the async threads.
+/// At most `limits::MAX_BLOCKING` at once, in the request's log span.
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, Problem> + Send + 'static,
 ) -> Result<T, ApiError> {
+    let permit = crate::limits::blocking_permit().await;
+    let span = tracing::Span::current();
+    let work = move || {
+        let _permit = permit;
+        span.in_scope(work)
+    };
     match tokio::task::spawn_blocking(work).await {
         Ok(result) => result.map_err(ApiError),
         Err(e) => Err(ApiError(Problem::internal(format!(
@@ -158,16 +165,30 @@ fn route_table() -> Vec<ApiRoute<AppState>> {
     table
 }
 
-/// Each route of the table: method, path under `/api`, what it needs.
-pub fn routes() -> Vec<(Method, &'static str, Need)> {
-    route_table()
+/// The routes outside `/api` that need a credential: `GET /metrics`, the
+/// conventional path Prometheus scrapes (scope `metrics:read`).
+fn root_table() -> Vec<ApiRoute<AppState>> {
+    vec![ApiRoute::get(
+        "/metrics",
+        Need::Scope(Scope::MetricsRead),
+        crate::scrape::scrape,
+    )]
+}
+
+/// Every route that needs a credential: method, full path (`/api/...` and
+/// `/metrics`), what it needs.
+pub fn routes() -> Vec<(Method, String, Need)> {
+    let nested = route_table()
         .into_iter()
-        .map(|r| (r.method, r.path, r.need))
-        .collect()
+        .map(|r| (r.method, format!("/api{}", r.path), r.need));
+    let root = root_table()
+        .into_iter()
+        .map(|r| (r.method, r.path.to_owned(), r.need));
+    nested.chain(root).collect()
 }
 
 /// The admin API and page for `daemon`; `/api/keys` takes `token`, every
-/// other `/api` route an API key with the route's scope.
+/// other `/api` route and `/metrics` an API key with the route's scope.
 pub fn router(daemon: Arc<Daemon>, token: AdminToken) -> Router {
     let auth = Arc::new(AuthState {
         admin: token,
@@ -177,6 +198,7 @@ pub fn router(daemon: Arc<Daemon>, token: AdminToken) -> Router {
     let inbound = crate::webhooks::inbound::routes(Arc::clone(&daemon));
     let series = operator::start_series(&daemon);
     let state = AppState { daemon };
+    let root = auth::build(root_table(), &auth).with_state(state.clone());
     let api = auth::build(route_table(), &auth)
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
@@ -185,11 +207,14 @@ pub fn router(daemon: Arc<Daemon>, token: AdminToken) -> Router {
         .route("/", get(page))
         .merge(inbound)
         .merge(operator::asset_routes())
+        .merge(root)
         .nest("/api", api)
         // `GET /api/metrics/series` reads the page's metric ring from here.
         .layer(series)
         .fallback(no_route)
+        .layer(crate::limits::body_timeout())
         .layer(middleware::map_response(json_errors))
+        .layer(middleware::from_fn(crate::telemetry::log_request))
 }
 
 /// The most an error answer's own text is read to rewrap it.
@@ -252,15 +277,13 @@ async fn json_errors(response: Response) -> Response {
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then lets
-/// requests in flight finish.
+/// requests in flight finish (with the guards of `limits`).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    crate::limits::serve(listener, router, shutdown).await
 }
 
 async fn no_route() -> ApiError {
@@ -718,7 +741,10 @@ mod tests {
         }
         let mut seen = std::collections::BTreeSet::new();
         for (method, path, _) in routes() {
-            assert!(seen.insert((method.clone(), path)), "{method} {path} twice");
+            assert!(
+                seen.insert((method.clone(), path.clone())),
+                "{method} {path} twice"
+            );
         }
     }
 

@@ -239,6 +239,9 @@ async fn guard_route(State(g): State<Guard>, mut request: Request, next: Next) -
         }
         Err(refusal) => return unauthorized(&refusal.to_string()),
     };
+    // The request log's span (`telemetry`) names the key on every line,
+    // never its secret.
+    tracing::Span::current().record("key_id", &*caller.id);
     if !caller.scopes.contains(scope) {
         return forbidden(format!(
             "API key {} lacks the scope `{scope}` this route needs; ask the operator for a key \

@@ -37,6 +37,9 @@
 //!   routes, the admin routes, the delivery worker).
 //! - `upload` (pure: an uploaded package verified in memory) and `series`
 //!   (the metric ring the page charts), for the operator's page.
+//! - `scrape`: `GET /metrics` for Prometheus; `telemetry`: the log
+//!   subscriber and the request log; `limits`: the server loop's timeouts
+//!   and caps; `flow_stats`: flow outcomes by tenant.
 
 #![deny(unsafe_code)]
 
@@ -46,16 +49,20 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod error;
+pub mod flow_stats;
 pub mod flows;
 pub mod install;
 pub mod keys;
+pub mod limits;
 pub mod live;
 pub mod peers;
 pub mod ratelimit;
 pub mod requests;
+pub mod scrape;
 pub mod scratch;
 pub mod series;
 pub mod standins;
+pub mod telemetry;
 pub mod upload;
 pub mod webhook_state;
 pub mod webhooks;

@@ -79,6 +79,9 @@ struct Cli {
     /// error, warn, info, debug or trace [default: warn with --demo, else info; RUST_LOG wins].
     #[arg(long, value_name = "LEVEL")]
     log_level: Option<String>,
+    /// text or json (one JSON object per line, with the plugin and tenant of each line).
+    #[arg(long, value_name = "FORMAT", default_value = "text")]
+    log_format: isp_daemon::telemetry::LogFormat,
 }
 
 fn main() -> ExitCode {
@@ -104,12 +107,7 @@ fn init_tracing(cli: &Cli) {
         .or_else(|| cli.log_level.clone())
         .unwrap_or_else(|| default.to_owned());
     let filter = level.parse::<LevelFilter>().unwrap_or(LevelFilter::INFO);
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_max_level(filter)
-        .with_target(false)
-        .init();
+    isp_daemon::telemetry::init(filter, cli.log_format, std::io::stderr().is_terminal());
 }
 
 /// `path` made absolute against the current directory.

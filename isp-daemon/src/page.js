@@ -7,7 +7,7 @@ const SVG = "http://www.w3.org/2000/svg";
 
 // Every scope (isp-daemon/src/keys/scope.rs; a unit test keeps this list whole).
 const ALL_SCOPES = ["plugins:read", "plugins:write", "tenants:read", "tenants:write",
-  "config:write", "audit:read", "webhooks:manage", "flows:run"];
+  "config:write", "audit:read", "webhooks:manage", "flows:run", "metrics:read"];
 
 // An API key is used as it is; anything else is taken for the admin token
 // and traded for a 12-hour session key (the admin token only manages keys).

@@ -90,10 +90,12 @@ enum Command {
     /// `cargo xtask bench side-by-side` instead runs the stand-alone
     /// comparison with wasmtime, Extism, Lua and a Unix socket
     /// (`benches/side-by-side`, its own workspace; the first build is long).
+    /// `cargo xtask bench api-load` load-tests the release daemon's read
+    /// endpoints (`-- --help` lists its options).
     Bench {
         /// Only benchmarks whose name contains this; `side-by-side` for the comparison.
         filter: Option<String>,
-        /// Extra arguments for the side-by-side binary (after `--`), e.g. `--rounds 100`.
+        /// Extra arguments for the side-by-side or api-load binary (after `--`), e.g. `--rounds 100`.
         #[arg(last = true)]
         args: Vec<String>,
     },
@@ -249,8 +251,9 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Tidy { bless } => tidy::run(&tidy::workspace_root(), bless),
         Command::Bench { filter, args } => match filter.as_deref() {
             Some(bench::SIDE_BY_SIDE) => bench::side_by_side(&args),
+            Some(bench::API_LOAD) => bench::api_load(&args),
             _ if !args.is_empty() => {
-                anyhow::bail!("arguments after `--` are for `cargo xtask bench side-by-side` only")
+                anyhow::bail!("arguments after `--` are for `cargo xtask bench side-by-side` or `api-load` only")
             }
             filter => bench::run(filter),
         },

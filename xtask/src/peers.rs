@@ -52,6 +52,12 @@ const STANDARDWEBHOOKS: Peer = Peer {
     what: "the Standard Webhooks reference library (PyPI), the outbound webhook check",
     needs_root: true,
 };
+const PROMETHEUS: Peer = Peer {
+    script: "install-prometheus.sh",
+    what: "Prometheus (Debian), which scrapes the daemon's /metrics in a test",
+    needs_root: true,
+};
+
 const PRISM: Peer = Peer {
     script: "install-prism.sh",
     what: "Prism and Twilio's OpenAPI description (npm), into the target directory",
@@ -66,6 +72,7 @@ pub(crate) const TEST_PEERS: &[Peer] = &[
     OPENBAO,
     STRIPE_PYTHON,
     STANDARDWEBHOOKS,
+    PROMETHEUS,
     PRISM,
 ];
 

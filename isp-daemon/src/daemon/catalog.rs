@@ -61,7 +61,7 @@ impl Daemon {
     /// directory (`"kind": "plugin-directory"`); a registry catalog is
     /// another entry of `sources` with its own `kind`.
     pub fn catalog(&self) -> Value {
-        let found = discover(&self.dirs, &identity_of);
+        let found = self.discovered.current(&self.dirs);
         let sources: Vec<Value> = self
             .dirs
             .iter()

@@ -208,6 +208,8 @@ impl Daemon {
             devices,
             admin,
             manifests: RwLock::new(BTreeMap::new()),
+            discovered: Default::default(),
+            flow_stats: Default::default(),
             waiting: Mutex::new(waiting),
             startup,
             stopping: AtomicBool::new(false),
@@ -239,7 +241,7 @@ impl Daemon {
 
     /// Registers every started plugin's manifest with the platform.
     pub(super) fn register_started(&self, lines: &mut Vec<String>) -> Result<()> {
-        let found = discover(&self.dirs, &identity_of);
+        let found = self.discovered.scan(&self.dirs);
         let mut manifests = self
             .manifests
             .write()

@@ -13,9 +13,11 @@
 //! - Plugins stop in reverse dependency order, each tenant's request kept.
 //!
 //! The methods live by job in `lifecycle`, `waiting`, `operations` and
-//! `views`; this file holds the state and the lookups they all share.
+//! `views` (which lists plugins through `discovered`, the discovery
+//! cache); this file holds the state and the lookups they all share.
 
 mod catalog;
+mod discovered;
 mod lifecycle;
 mod operations;
 mod packages;
@@ -30,7 +32,6 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use anyhow::{bail, Context, Result};
 use plugin_api::category::Contract;
 use plugin_api::{communication, network_automation, payment};
-use plugin_host::discovery::discover;
 use plugin_host::package::graph::DependencyGraph;
 use plugin_host::package::identity::EmbeddedIdentity;
 use plugin_host::package::manifest::Manifest;
@@ -114,6 +115,9 @@ pub struct Daemon {
     keys: Arc<KeyStore>,
     limits: Arc<RateLimits>,
     manifests: RwLock<BTreeMap<String, Manifest>>,
+    /// What discovery learned, for the read paths (see `discovered`).
+    discovered: discovered::DiscoveryCache,
+    flow_stats: crate::flow_stats::FlowStats,
     waiting: Mutex<Waiting>,
     startup: Vec<String>,
     stopping: AtomicBool,
@@ -187,6 +191,11 @@ impl Daemon {
     /// The configuration the daemon runs with.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// How the flows went, by tenant (for `GET /metrics`).
+    pub fn flow_stats(&self) -> &crate::flow_stats::FlowStats {
+        &self.flow_stats
     }
 
     /// The stand-ins it started.

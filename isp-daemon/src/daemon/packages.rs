@@ -279,7 +279,7 @@ impl Daemon {
             );
             return Err(problem);
         }
-        let found = discover(&self.dirs, &identity_of);
+        let found = self.discovered.scan(&self.dirs);
         let folder = found
             .plugins
             .iter()

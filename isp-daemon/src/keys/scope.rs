@@ -25,11 +25,13 @@ pub enum Scope {
     WebhooksManage,
     /// Run the ISP flows.
     FlowsRun,
+    /// Scrape `GET /metrics` (Prometheus), and nothing else.
+    MetricsRead,
 }
 
 impl Scope {
     /// Every scope, in a stable order.
-    pub const ALL: [Scope; 8] = [
+    pub const ALL: [Scope; 9] = [
         Scope::PluginsRead,
         Scope::PluginsWrite,
         Scope::TenantsRead,
@@ -38,6 +40,7 @@ impl Scope {
         Scope::AuditRead,
         Scope::WebhooksManage,
         Scope::FlowsRun,
+        Scope::MetricsRead,
     ];
 
     /// The text form, e.g. `plugins:read`.
@@ -51,6 +54,7 @@ impl Scope {
             Scope::AuditRead => "audit:read",
             Scope::WebhooksManage => "webhooks:manage",
             Scope::FlowsRun => "flows:run",
+            Scope::MetricsRead => "metrics:read",
         }
     }
 

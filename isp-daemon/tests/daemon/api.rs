@@ -37,7 +37,7 @@ fn every_api_route_answers_401_without_the_bearer_token_and_changes_nothing() {
         .map_or(0, Vec::len);
     // Every route of the scope table, the key routes included.
     for (method, path, _) in isp_daemon::api::routes() {
-        let (method, path) = (method.as_str(), crate::keys::concrete(path));
+        let (method, path) = (method.as_str(), crate::keys::concrete(&path));
         let body = (method != "GET" && method != "DELETE").then_some("{}");
         for token in [None, Some("wrong-token"), Some("")] {
             let answer = d.request(method, &path, token, body);

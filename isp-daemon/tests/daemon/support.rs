@@ -33,7 +33,7 @@ pub(crate) const TOKEN_ID: &str = "key_testharness";
 
 /// Writes [`TOKEN`] as key `key_testharness` into `state_dir/api-keys.json`
 /// unless the file exists (a restart keeps what the daemon wrote).
-fn seed_all_scope_key(state_dir: &Path) {
+pub(crate) fn seed_all_scope_key(state_dir: &Path) {
     use sha2::Digest as _;
     let path = state_dir.join(isp_daemon::keys::KEYS_FILE);
     if path.exists() {

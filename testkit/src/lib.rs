@@ -11,5 +11,6 @@ pub mod ansible;
 pub mod openbao;
 pub mod prism;
 pub mod process;
+pub mod registry;
 pub mod snmpd;
 pub mod sshd;

@@ -53,8 +53,22 @@ const PRISM: Peer = Peer {
     needs_root: false,
 };
 
+const DOCKER_REGISTRY: Peer = Peer {
+    script: "install-docker-registry.sh",
+    what: "the OCI registry docker-registry (Debian), for plugin provisioning",
+    needs_root: true,
+};
+
 /// Everything `cargo xtask test` needs, in install order (npm before Prism).
-pub(crate) const TEST_PEERS: &[Peer] = &[NODE, CHROMIUM, NETWORK, OPENBAO, STRIPE_PYTHON, PRISM];
+pub(crate) const TEST_PEERS: &[Peer] = &[
+    NODE,
+    CHROMIUM,
+    NETWORK,
+    OPENBAO,
+    STRIPE_PYTHON,
+    PRISM,
+    DOCKER_REGISTRY,
+];
 
 /// What `cargo xtask demo` needs for the network-automation flows: the
 /// devices the daemon starts on 127.0.0.1 (snmpd, sshd).

@@ -145,6 +145,9 @@ pub fn router(daemon: Arc<Daemon>, token: AdminToken) -> Router {
         .route("/flows/new-customer", post(new_customer))
         .route("/flows/device-alert", post(device_alert))
         .route("/flows/tier-change", post(tier_change))
+        .merge(crate::provisioning::routes(|s: &AppState| {
+            Arc::clone(&s.daemon)
+        }))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(middleware::from_fn_with_state(state.clone(), require_token))

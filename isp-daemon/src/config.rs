@@ -48,6 +48,9 @@ pub struct Config {
     /// The demo script.
     #[serde(default)]
     pub demo: DemoConfig,
+    /// Plugins from an OCI registry by subscription tier (`crate::provisioning`).
+    #[serde(default)]
+    pub provisioning: Option<crate::provisioning::ProvisioningConfig>,
     /// Relative paths are relative to this folder.
     #[serde(skip)]
     pub base_dir: PathBuf,

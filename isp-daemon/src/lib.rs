@@ -40,6 +40,7 @@ pub mod flows;
 pub mod install;
 pub mod live;
 pub mod peers;
+pub mod provisioning;
 pub mod requests;
 pub mod standins;
 

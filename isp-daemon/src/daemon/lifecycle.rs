@@ -196,6 +196,7 @@ impl Daemon {
             admin,
             manifests: RwLock::new(BTreeMap::new()),
             waiting: Mutex::new(waiting),
+            provisioning: Default::default(),
             startup,
             stopping: AtomicBool::new(false),
             watching: AtomicBool::new(false),

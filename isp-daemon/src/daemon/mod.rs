@@ -112,6 +112,7 @@ pub struct Daemon {
     startup: Vec<String>,
     stopping: AtomicBool,
     pub(crate) watching: AtomicBool,
+    pub(crate) provisioning: crate::provisioning::Provisioning,
     // Dropped last: the host's private copies and the temporary state.
     _runtime_dir: tempfile::TempDir,
     _state_tmp: Option<tempfile::TempDir>,
@@ -236,6 +237,10 @@ impl Daemon {
             .unwrap_or_else(PoisonError::into_inner)
             .get(plugin)
             .map(|m| m.required_tier.clone())
+    }
+
+    pub(crate) fn record_audit(&self, entry: AuditEntry) {
+        self.audit_entry(entry);
     }
 
     fn audit_entry(&self, entry: AuditEntry) {

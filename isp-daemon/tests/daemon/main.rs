@@ -7,4 +7,5 @@ mod api;
 mod browser;
 mod flows;
 mod lifecycle;
+mod provisioning;
 mod support;

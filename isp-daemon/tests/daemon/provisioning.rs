@@ -164,7 +164,6 @@ fn a_plugin_that_fails_its_start_is_rolled_back_and_reported() {
     let daemon = TestDaemon::start_with(provisioned(&registry, "pro", &operator), None);
     daemon.post_empty("/api/provisioning/refresh").expect(200);
     assert_eq!(version_of(&daemon, "reloadable").as_deref(), Some("1.0.0"));
-    let lock_before = lock_text(&daemon);
 
     // 2.0.0 is signed and verifies, but fails in initialize.
     let broken = format!(
@@ -184,17 +183,11 @@ fn a_plugin_that_fails_its_start_is_rolled_back_and_reported() {
         "{why}"
     );
     assert_eq!(version_of(&daemon, "reloadable").as_deref(), Some("1.0.0"));
+    let lock = daemon.get("/api/provisioning").expect(200)["lock"].clone();
     assert_eq!(
-        lock_text(&daemon)
-            .replace("\"catalog_serial\": 2", "\"catalog_serial\": 1")
-            .lines()
-            .filter(|l| !l.contains("catalog_digest"))
-            .collect::<Vec<_>>(),
-        lock_before
-            .lines()
-            .filter(|l| !l.contains("catalog_digest"))
-            .collect::<Vec<_>>(),
-        "the lock still pins 1.0.0"
+        lock["plugins"]["reloadable"]["digest"],
+        v1.as_str(),
+        "the lock still pins 1.0.0: {lock}"
     );
     let linked =
         std::fs::read_link(daemon.dir.path().join("provisioned/reloadable")).expect("link");
@@ -294,4 +287,106 @@ fn three_daemons_converge_on_one_lock_and_swap_together() {
         fleet.iter().all(|d| lock_text(d) == first),
         "the fleet's lock files differ"
     );
+
+    // A broken version (signed, verifies, fails in initialize): all three roll back and say so.
+    let broken = format!(
+        "{}[config.fail_in]\ntype = \"string\"\ndefault = \"initialize\"\ndescription = \"test knob\"\n",
+        reloadable_manifest("1.0.0")
+    );
+    let v3 = operator.publish(
+        &remote,
+        &broken,
+        &std::fs::read(library("fixture-reload-v1")).expect("v1"),
+    );
+    operator.publish_catalog(
+        &remote,
+        &catalog(3, &[("pro", &[("reloadable", "1.0.0", &v3)])]),
+    );
+    for daemon in &fleet {
+        let answer = daemon.post_empty("/api/provisioning/refresh").expect(200);
+        assert_eq!(answer["failures"][0]["plugin"], "reloadable", "{answer}");
+        assert_eq!(version_of(daemon, "reloadable").as_deref(), Some("2.0.0"));
+        let lock = daemon.get("/api/provisioning").expect(200)["lock"].clone();
+        assert_eq!(
+            lock["plugins"]["reloadable"]["digest"],
+            v2.as_str(),
+            "{lock}"
+        );
+        assert_eq!(lock["catalog_serial"], 3);
+    }
+    let first = lock_text(&fleet[0]);
+    assert!(
+        fleet.iter().all(|d| lock_text(d) == first),
+        "the fleet's lock files differ"
+    );
+
+    // The registry stops: every refresh fails, every daemon serves 2.0.0 on.
+    let mut registry = registry;
+    registry.stop();
+    for daemon in &fleet {
+        daemon
+            .post_empty("/api/provisioning/refresh")
+            .expect_error(500, "keep serving");
+        let answer = daemon
+            .daemon
+            .host()
+            .plugin("reloadable")
+            .and_then(|p| p.invoke("fleet", "version", b""))
+            .expect("still serving");
+        assert_eq!(String::from_utf8_lossy(&answer), "2.0.0");
+    }
+}
+
+#[test]
+fn a_tampered_blob_is_reported_by_plugin_in_the_api_and_audit_and_the_last_set_serves() {
+    let registry = Registry::start().expect("registry");
+    let remote = remote(&registry);
+    let operator = Operator::new();
+    let v1 = operator.publish(
+        &remote,
+        &reloadable_manifest("1.0.0"),
+        &std::fs::read(library("fixture-reload-v1")).expect("v1"),
+    );
+    operator.publish_catalog(
+        &remote,
+        &catalog(1, &[("pro", &[("reloadable", "1.0.0", &v1)])]),
+    );
+    let daemon = TestDaemon::start_with(provisioned(&registry, "pro", &operator), None);
+    daemon.post_empty("/api/provisioning/refresh").expect(200);
+    let v2 = operator.publish(
+        &remote,
+        &reloadable_manifest("2.0.0"),
+        &std::fs::read(library("fixture-reload-v2")).expect("v2"),
+    );
+    let (manifest, _) = remote
+        .pull_manifest(
+            &plugin_host::package::oci::plugin_repository("reloadable"),
+            &v2,
+            plugin_host::package::oci::PLUGIN_ARTIFACT_TYPE,
+        )
+        .expect("manifest");
+    let blob = registry.blob_path(&manifest.layers[1].digest);
+    let mut bytes = std::fs::read(&blob).expect("blob");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    std::fs::write(&blob, bytes).expect("tamper");
+    operator.publish_catalog(
+        &remote,
+        &catalog(2, &[("pro", &[("reloadable", "2.0.0", &v2)])]),
+    );
+    let answer = daemon.post_empty("/api/provisioning/refresh").expect(200);
+    let why = answer["failures"][0]["error"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("plugin `reloadable` 2.0.0") && why.contains("digest mismatch"),
+        "{why}"
+    );
+    assert_eq!(version_of(&daemon, "reloadable").as_deref(), Some("1.0.0"));
+    let status = daemon.get("/api/provisioning").expect(200);
+    assert_eq!(
+        status["lock"]["plugins"]["reloadable"]["digest"],
+        v1.as_str(),
+        "{status}"
+    );
+    let audit = daemon.get("/api/audit").expect(200).to_string();
+    assert!(audit.contains("digest mismatch"), "{audit}");
 }

@@ -114,6 +114,22 @@ impl Daemon {
                 Problem::internal("[provisioning] has no plugin_dir and [plugins] dirs is empty")
             })?,
         };
+        // The daemon starts and reloads only what its plugin directories hold.
+        if !self.plugin_dirs().iter().any(|d| d == &plugin_dir) {
+            return Err(Problem::new(
+                ProblemKind::Conflict,
+                format!(
+                    "[provisioning] plugin_dir {} is not one of [plugins] dirs ({}), so the daemon \
+                     would never load what it installs; add it to [plugins] dirs or drop plugin_dir",
+                    plugin_dir.display(),
+                    self.plugin_dirs()
+                        .iter()
+                        .map(|d| d.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
         let options = Options {
             registry: RegistryConfig {
                 url: section.registry.clone(),
@@ -308,10 +324,23 @@ pub fn spawn_periodic(daemon: Arc<Daemon>) {
     let Some(section) = daemon.config().provisioning.clone() else {
         return;
     };
-    let interval = section
+    let interval = match section
         .refresh_interval
         .as_deref()
-        .and_then(|t| humantime::parse_duration(t).ok());
+        .map(humantime::parse_duration)
+    {
+        None => None,
+        Some(Ok(every)) => Some(every),
+        Some(Err(e)) => {
+            tracing::error!(
+                target: "provisioning",
+                "[provisioning] refresh_interval {:?} is not a duration such as \"5m\" ({e}); \
+                 refreshing only at start and on POST /api/provisioning/refresh",
+                section.refresh_interval
+            );
+            None
+        }
+    };
     let spawned = std::thread::Builder::new()
         .name("provisioning".to_owned())
         .spawn(move || loop {
@@ -372,4 +401,35 @@ async fn run(work: impl FnOnce() -> Result<Value, Problem> + Send + 'static) -> 
         ProblemKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     };
     (status, Json(problem)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Config;
+    use std::path::Path;
+
+    #[test]
+    fn the_provisioning_section_parses_and_refuses_unknown_keys() {
+        let base = crate::config::EMBEDDED;
+        let config = Config::parse(
+            &format!(
+                "{base}\n[provisioning]\nregistry = \"http://127.0.0.1:5000\"\ntier = \"pro\"\n\
+                 refresh_interval = \"5m\"\npassword = \"${{env:REGISTRY_PASSWORD}}\"\n"
+            ),
+            Path::new("."),
+        )
+        .expect("parses");
+        let section = config.provisioning.expect("section");
+        assert_eq!(section.tier, "pro");
+        assert_eq!(section.refresh_interval.as_deref(), Some("5m"));
+        let error = Config::parse(
+            &format!("{base}\n[provisioning]\nregistry = \"x\"\ntier = \"pro\"\nurl = \"y\"\n"),
+            Path::new("."),
+        )
+        .expect_err("unknown key");
+        assert!(
+            format!("{error:#}").contains("unknown field `url`"),
+            "{error:#}"
+        );
+    }
 }

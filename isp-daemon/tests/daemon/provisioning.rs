@@ -390,3 +390,73 @@ fn a_tampered_blob_is_reported_by_plugin_in_the_api_and_audit_and_the_last_set_s
     let audit = daemon.get("/api/audit").expect(200).to_string();
     assert!(audit.contains("digest mismatch"), "{audit}");
 }
+
+#[test]
+fn the_periodic_refresh_picks_up_a_new_catalog_on_its_own() {
+    let registry = Registry::start().expect("registry");
+    let remote = remote(&registry);
+    let operator = Operator::new();
+    let v1 = operator.publish(
+        &remote,
+        &reloadable_manifest("1.0.0"),
+        &std::fs::read(library("fixture-reload-v1")).expect("v1"),
+    );
+    let v2 = operator.publish(
+        &remote,
+        &reloadable_manifest("2.0.0"),
+        &std::fs::read(library("fixture-reload-v2")).expect("v2"),
+    );
+    operator.publish_catalog(
+        &remote,
+        &catalog(1, &[("pro", &[("reloadable", "1.0.0", &v1)])]),
+    );
+    let periodic = provisioned(&registry, "pro", &operator);
+    let daemon = TestDaemon::start_with(
+        |config: &mut Config| {
+            periodic(config);
+            if let Some(p) = config.provisioning.as_mut() {
+                p.refresh_interval = Some("200ms".to_owned());
+            }
+        },
+        None,
+    );
+    isp_daemon::provisioning::spawn_periodic(std::sync::Arc::clone(&daemon.daemon));
+    let serving = |version: &str| {
+        plugkit_testkit::process::wait_until(
+            &format!("reloadable {version} serving"),
+            std::time::Duration::from_secs(30),
+            None,
+            || version_of(&daemon, "reloadable").as_deref() == Some(version),
+        )
+    };
+    serving("1.0.0").expect("the first refresh runs at start");
+    operator.publish_catalog(
+        &remote,
+        &catalog(2, &[("pro", &[("reloadable", "2.0.0", &v2)])]),
+    );
+    serving("2.0.0").expect("the next interval picks up serial 2");
+    // The status is recorded when the refresh that swapped ends.
+    plugkit_testkit::process::wait_until(
+        "the refresh of serial 2 recorded",
+        std::time::Duration::from_secs(30),
+        None,
+        || daemon.get("/api/provisioning").json()["last_refresh"]["report"]["catalog_serial"] == 2,
+    )
+    .expect("recorded");
+    let status = daemon.get("/api/provisioning").expect(200);
+    assert_eq!(status["refresh_interval"], "200ms");
+    assert_eq!(status["last_refresh"]["ok"], true, "{status}");
+}
+
+#[test]
+fn provisioning_routes_say_when_it_is_not_configured_and_need_the_token() {
+    let daemon = TestDaemon::start();
+    daemon
+        .get("/api/provisioning")
+        .expect_error(409, "add a [provisioning] section");
+    daemon
+        .post_empty("/api/provisioning/refresh")
+        .expect_error(409, "add a [provisioning] section");
+    let answer = daemon.request("POST", "/api/provisioning/refresh", None, None);
+    assert_eq!(answer.status, 401, "{}", answer.text);
+}

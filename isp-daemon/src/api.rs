@@ -162,6 +162,7 @@ fn route_table() -> Vec<ApiRoute<AppState>> {
     ];
     table.extend(crate::webhooks::admin::route_table());
     table.extend(operator::route_table());
+    table.extend(crate::provisioning::route_table());
     table
 }
 

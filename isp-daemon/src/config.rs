@@ -54,6 +54,9 @@ pub struct Config {
     /// Webhooks in and out.
     #[serde(default)]
     pub webhooks: crate::webhook_state::WebhooksConfig,
+    /// Plugins from an OCI registry by subscription tier (`crate::provisioning`).
+    #[serde(default)]
+    pub provisioning: Option<crate::provisioning::ProvisioningConfig>,
     /// Relative paths are relative to this folder.
     #[serde(skip)]
     pub base_dir: PathBuf,

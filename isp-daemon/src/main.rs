@@ -274,6 +274,8 @@ async fn serve_and_run(cli: Cli, config: Config, devices: Devices, say: Say) -> 
     }
     let _delivery = isp_daemon::webhooks::start_delivery(&daemon)
         .context("starting the webhook delivery thread")?;
+    // [provisioning]: refresh from the registry now and every refresh_interval.
+    isp_daemon::provisioning::spawn_periodic(Arc::clone(&daemon));
 
     let server = match tokio::net::TcpListener::bind(listen).await {
         Ok(listener) => {

@@ -12,5 +12,6 @@ pub mod openbao;
 pub mod prism;
 pub mod process;
 pub mod prometheus;
+pub mod registry;
 pub mod snmpd;
 pub mod sshd;

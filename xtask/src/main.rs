@@ -17,6 +17,7 @@ mod install;
 mod keys;
 mod list;
 mod locations;
+mod oci;
 mod package;
 mod peers;
 mod remove;
@@ -205,6 +206,44 @@ enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// Builds, signs and pushes a plugin to an OCI registry as one artifact
+    /// tagged by its version; prints its digest.
+    Publish {
+        /// Plugin id, package name, or plugin crate folder.
+        plugin: String,
+        /// The registry [default: $PLUGKIT_REGISTRY], e.g. http://127.0.0.1:5000.
+        #[arg(long, value_name = "URL")]
+        registry: Option<String>,
+        /// The repository [default: plugkit/plugins/<id>].
+        #[arg(long, value_name = "NAME")]
+        repository: Option<String>,
+        #[arg(long)]
+        release: bool,
+    },
+    /// Pins, signs (operator key) and pushes an entitlement catalog (TOML).
+    PublishCatalog {
+        catalog: PathBuf,
+        /// The registry [default: $PLUGKIT_REGISTRY].
+        #[arg(long, value_name = "URL")]
+        registry: Option<String>,
+    },
+    /// Installs the plugins a tier includes from the registry's signed catalog
+    /// and writes plugkit.lock.
+    Provision {
+        #[arg(long)]
+        tier: String,
+        /// The registry [default: $PLUGKIT_REGISTRY].
+        #[arg(long, value_name = "URL")]
+        registry: Option<String>,
+        #[command(flatten)]
+        dir: PluginDirArg,
+        /// A trusted public key (.pub file or base64); default: the development key and config/trusted-keys.
+        #[arg(long, value_name = "KEY")]
+        trusted_key: Vec<String>,
+        /// Print the report and the lock as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Creates the development signing key (outside the repository).
     Keygen {
         /// Replace an existing key.
@@ -310,6 +349,33 @@ fn run(command: Command) -> anyhow::Result<()> {
             trusted_key,
             release,
         } => validate::run(&path, &trusted_key, release),
+        Command::Publish {
+            plugin,
+            registry,
+            repository,
+            release,
+        } => oci::publish(
+            &plugin,
+            oci::registry(registry)?,
+            repository.as_deref(),
+            release,
+        ),
+        Command::PublishCatalog { catalog, registry } => {
+            oci::publish_catalog(&catalog, oci::registry(registry)?)
+        }
+        Command::Provision {
+            tier,
+            registry,
+            dir,
+            trusted_key,
+            json,
+        } => oci::provision(
+            &tier,
+            oci::registry(registry)?,
+            locations::plugin_dir(dir.plugin_dir),
+            &trusted_key,
+            json,
+        ),
         Command::Keygen { force } => keys::keygen(force),
         Command::Sign { package } => sign::sign(&package),
         Command::Verify {

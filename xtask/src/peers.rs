@@ -64,6 +64,12 @@ const PRISM: Peer = Peer {
     needs_root: false,
 };
 
+const DOCKER_REGISTRY: Peer = Peer {
+    script: "install-docker-registry.sh",
+    what: "the OCI registry docker-registry (Debian), for plugin provisioning",
+    needs_root: true,
+};
+
 /// Everything `cargo xtask test` needs, in install order (npm before Prism).
 pub(crate) const TEST_PEERS: &[Peer] = &[
     NODE,
@@ -74,6 +80,7 @@ pub(crate) const TEST_PEERS: &[Peer] = &[
     STANDARDWEBHOOKS,
     PROMETHEUS,
     PRISM,
+    DOCKER_REGISTRY,
 ];
 
 /// What `cargo xtask demo` needs for the network-automation flows: the

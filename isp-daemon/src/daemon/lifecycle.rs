@@ -211,6 +211,7 @@ impl Daemon {
             discovered: Default::default(),
             flow_stats: Default::default(),
             waiting: Mutex::new(waiting),
+            provisioning: Default::default(),
             startup,
             stopping: AtomicBool::new(false),
             watching: AtomicBool::new(false),

@@ -123,6 +123,7 @@ pub struct Daemon {
     stopping: AtomicBool,
     pub(crate) watching: AtomicBool,
     webhooks: crate::webhook_state::Webhooks,
+    pub(crate) provisioning: crate::provisioning::Provisioning,
     // Dropped last: the host's private copies and the temporary state.
     _runtime_dir: tempfile::TempDir,
     _state_tmp: Option<tempfile::TempDir>,

@@ -14,6 +14,7 @@ mod limits;
 mod logs;
 mod metrics;
 mod packages;
+mod provisioning;
 mod support;
 mod webhooks_in;
 mod webhooks_out;

@@ -61,18 +61,8 @@ impl From<Problem> for ApiError {
     }
 }
 
-/// The HTTP status of a problem of `kind`: the one mapping every route uses.
-pub(crate) fn status_of(kind: ProblemKind) -> StatusCode {
-    match kind {
-        ProblemKind::BadRequest => StatusCode::BAD_REQUEST,
-        ProblemKind::Forbidden => StatusCode::FORBIDDEN,
-        ProblemKind::NotFound => StatusCode::NOT_FOUND,
-        ProblemKind::Conflict => StatusCode::CONFLICT,
-        ProblemKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
-        ProblemKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        ProblemKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-    }
-}
+/// The HTTP status of a problem of `kind` (see [`crate::error::status_of`]).
+pub(crate) use crate::error::status_of;
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {

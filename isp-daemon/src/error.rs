@@ -257,3 +257,17 @@ impl From<HostError> for Problem {
         }
     }
 }
+
+/// The HTTP status of a problem of `kind`: the one mapping every route uses.
+pub(crate) fn status_of(kind: ProblemKind) -> axum::http::StatusCode {
+    use axum::http::StatusCode;
+    match kind {
+        ProblemKind::BadRequest => StatusCode::BAD_REQUEST,
+        ProblemKind::Forbidden => StatusCode::FORBIDDEN,
+        ProblemKind::NotFound => StatusCode::NOT_FOUND,
+        ProblemKind::Conflict => StatusCode::CONFLICT,
+        ProblemKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+        ProblemKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ProblemKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}

@@ -395,7 +395,7 @@ async fn run(work: impl FnOnce() -> Result<Value, Problem> + Send + 'static) -> 
         Ok(Err(p)) => p,
         Err(e) => Problem::internal(format!("the request's worker failed: {e}")),
     };
-    let status = crate::api::status_of(problem.kind);
+    let status = crate::error::status_of(problem.kind);
     (status, Json(problem)).into_response()
 }
 

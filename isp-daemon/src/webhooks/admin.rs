@@ -48,7 +48,7 @@ struct Failure(Problem);
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
-        let status = crate::api::status_of(self.0.kind);
+        let status = crate::error::status_of(self.0.kind);
         (status, Json(self.0)).into_response()
     }
 }

@@ -71,7 +71,7 @@ struct Cli {
     daemon_args: Vec<String>,
 }
 
-/// The daemon's resident memory in bytes, from /proc/<pid>/status.
+/// The daemon's resident memory in bytes, from `/proc/<pid>/status`.
 fn rss_of(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;

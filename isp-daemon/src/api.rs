@@ -23,10 +23,10 @@ use axum::middleware;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::answer::{blocking, parse_body, ApiError, ApiResult};
 use crate::auth::{self, ApiRoute, AuthState, Need};
 use crate::daemon::Daemon;
 use crate::error::{Problem, ProblemKind};
@@ -51,53 +51,6 @@ impl axum::extract::FromRef<AppState> for Arc<Daemon> {
     fn from_ref(state: &AppState) -> Self {
         Arc::clone(&state.daemon)
     }
-}
-
-struct ApiError(Problem);
-
-impl From<Problem> for ApiError {
-    fn from(problem: Problem) -> Self {
-        Self(problem)
-    }
-}
-
-/// The HTTP status of a problem of `kind` (see [`crate::error::status_of`]).
-pub(crate) use crate::error::status_of;
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (status_of(self.0.kind), Json(self.0)).into_response()
-    }
-}
-
-type ApiResult = Result<Json<Value>, ApiError>;
-
-/// Runs blocking daemon work off the async threads.
-/// At most `limits::MAX_BLOCKING` at once, in the request's log span.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, Problem> + Send + 'static,
-) -> Result<T, ApiError> {
-    let permit = crate::limits::blocking_permit().await;
-    let span = tracing::Span::current();
-    let work = move || {
-        let _permit = permit;
-        span.in_scope(work)
-    };
-    match tokio::task::spawn_blocking(work).await {
-        Ok(result) => result.map_err(ApiError),
-        Err(e) => Err(ApiError(Problem::internal(format!(
-            "the request's worker failed: {e}"
-        )))),
-    }
-}
-
-/// Parses a JSON body; a malformed one is a 400 naming the problem.
-fn parse_body<T: DeserializeOwned>(body: &Bytes, what: &str) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| {
-        ApiError(Problem::bad_request(format!(
-            "the body is not a valid {what}: {e}"
-        )))
-    })
 }
 
 /// Every `/api` route with what it needs: the one table the API router is

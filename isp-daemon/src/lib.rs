@@ -43,6 +43,7 @@
 
 #![deny(unsafe_code)]
 
+mod answer;
 pub mod api;
 pub mod auth;
 pub mod config;

@@ -21,8 +21,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::extract::{FromRef, State};
-use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
+use axum::Extension;
 use plugin_host::package::signature::TrustPolicy;
 use plugin_host::tenancy::{
     resolve_secret_reference, AuditAction, AuditEntry, AuditOutcome, Environment,
@@ -377,26 +376,18 @@ where
         ApiRoute::get(
             "/provisioning",
             Need::Scope(Scope::PluginsRead),
-            |State(d): State<Arc<Daemon>>| async move { run(move || d.provisioning_status()).await },
+            |State(d): State<Arc<Daemon>>| async move {
+                crate::answer::blocking_json(move || d.provisioning_status()).await
+            },
         ),
         ApiRoute::post(
             "/provisioning/refresh",
             Need::Scope(Scope::PluginsWrite),
             |State(d): State<Arc<Daemon>>, Extension(caller): Extension<Caller>| async move {
-                run(move || d.refresh_provisioning(&caller.id)).await
+                crate::answer::blocking_json(move || d.refresh_provisioning(&caller.id)).await
             },
         ),
     ]
-}
-
-async fn run(work: impl FnOnce() -> Result<Value, Problem> + Send + 'static) -> Response {
-    let problem = match tokio::task::spawn_blocking(work).await {
-        Ok(Ok(v)) => return Json(v).into_response(),
-        Ok(Err(p)) => p,
-        Err(e) => Problem::internal(format!("the request's worker failed: {e}")),
-    };
-    let status = crate::error::status_of(problem.kind);
-    (status, Json(problem)).into_response()
 }
 
 #[cfg(test)]

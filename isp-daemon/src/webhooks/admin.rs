@@ -14,9 +14,9 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::answer::{blocking_json, parse_body, ApiError, ApiResult};
 use crate::auth::{ApiRoute, Need};
 use crate::daemon::Daemon;
-use crate::error::Problem;
 use crate::keys::Scope;
 use crate::webhook_state::events::EVENT_TYPES;
 
@@ -44,45 +44,16 @@ where
     ]
 }
 
-struct Failure(Problem);
-
-impl IntoResponse for Failure {
-    fn into_response(self) -> Response {
-        let status = crate::error::status_of(self.0.kind);
-        (status, Json(self.0)).into_response()
-    }
-}
-
-type Answer = Result<Json<Value>, Failure>;
-
-/// Runs file work off the async threads.
-async fn blocking(work: impl FnOnce() -> Result<Value, Problem> + Send + 'static) -> Answer {
-    match tokio::task::spawn_blocking(work).await {
-        Ok(result) => result.map(Json).map_err(Failure),
-        Err(e) => Err(Failure(Problem::internal(format!(
-            "the request's worker failed: {e}"
-        )))),
-    }
-}
-
-fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes, what: &str) -> Result<T, Failure> {
-    serde_json::from_slice(body).map_err(|e| {
-        Failure(Problem::bad_request(format!(
-            "the body is not a valid {what}: {e}"
-        )))
-    })
-}
-
-async fn inbound(State(d): State<Arc<Daemon>>) -> Answer {
-    blocking(move || Ok(d.webhooks().ledger().view())).await
+async fn inbound(State(d): State<Arc<Daemon>>) -> ApiResult {
+    blocking_json(move || Ok(d.webhooks().ledger().view())).await
 }
 
 async fn event_types() -> Json<Value> {
     Json(Value::from(EVENT_TYPES.to_vec()))
 }
 
-async fn list(State(d): State<Arc<Daemon>>) -> Answer {
-    blocking(move || Ok(d.webhooks().outbox().list())).await
+async fn list(State(d): State<Arc<Daemon>>) -> ApiResult {
+    blocking_json(move || Ok(d.webhooks().outbox().list())).await
 }
 
 /// `POST /api/webhooks/endpoints`.
@@ -98,12 +69,12 @@ struct NewEndpoint {
     secret: Option<String>,
 }
 
-async fn create(State(d): State<Arc<Daemon>>, body: Bytes) -> Result<Response, Failure> {
-    let new: NewEndpoint = parse(
+async fn create(State(d): State<Arc<Daemon>>, body: Bytes) -> Result<Response, ApiError> {
+    let new: NewEndpoint = parse_body(
         &body,
         "endpoint ({\"id\", \"url\", \"events\"?, \"secret\"?})",
     )?;
-    let created = blocking(move || {
+    let created = blocking_json(move || {
         d.webhooks().outbox().create(
             &new.id,
             &new.url,
@@ -115,12 +86,12 @@ async fn create(State(d): State<Arc<Daemon>>, body: Bytes) -> Result<Response, F
     Ok((StatusCode::CREATED, created).into_response())
 }
 
-async fn show(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> Answer {
-    blocking(move || d.webhooks().outbox().get(&id)).await
+async fn show(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> ApiResult {
+    blocking_json(move || d.webhooks().outbox().get(&id)).await
 }
 
-async fn delete(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> Answer {
-    blocking(move || d.webhooks().outbox().delete(&id)).await
+async fn delete(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> ApiResult {
+    blocking_json(move || d.webhooks().outbox().delete(&id)).await
 }
 
 #[derive(Deserialize, Default)]
@@ -131,22 +102,22 @@ struct Rotation {
     grace_secs: Option<u64>,
 }
 
-async fn rotate(State(d): State<Arc<Daemon>>, Path(id): Path<String>, body: Bytes) -> Answer {
+async fn rotate(State(d): State<Arc<Daemon>>, Path(id): Path<String>, body: Bytes) -> ApiResult {
     let rotation: Rotation = if body.iter().all(u8::is_ascii_whitespace) {
         Rotation::default()
     } else {
-        parse(&body, "rotation ({\"grace_secs\"?})")?
+        parse_body(&body, "rotation ({\"grace_secs\"?})")?
     };
     let grace = rotation.grace_secs.unwrap_or(86_400);
-    blocking(move || d.webhooks().outbox().rotate(&id, grace)).await
+    blocking_json(move || d.webhooks().outbox().rotate(&id, grace)).await
 }
 
-async fn enable(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> Answer {
-    blocking(move || d.webhooks().outbox().set_disabled(&id, None)).await
+async fn enable(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> ApiResult {
+    blocking_json(move || d.webhooks().outbox().set_disabled(&id, None)).await
 }
 
-async fn disable(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> Answer {
-    blocking(move || {
+async fn disable(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> ApiResult {
+    blocking_json(move || {
         d.webhooks()
             .outbox()
             .set_disabled(&id, Some("disabled by an operator".to_owned()))
@@ -165,13 +136,13 @@ async fn deliveries(
     State(d): State<Arc<Daemon>>,
     Path(id): Path<String>,
     Query(limit): Query<Limit>,
-) -> Answer {
+) -> ApiResult {
     let limit = limit.limit.unwrap_or(100);
-    blocking(move || d.webhooks().outbox().log(&id, limit)).await
+    blocking_json(move || d.webhooks().outbox().log(&id, limit)).await
 }
 
-async fn outbox(State(d): State<Arc<Daemon>>) -> Answer {
-    blocking(move || {
+async fn outbox(State(d): State<Arc<Daemon>>) -> ApiResult {
+    blocking_json(move || {
         Ok(Value::from(
             d.webhooks()
                 .outbox()
@@ -184,8 +155,8 @@ async fn outbox(State(d): State<Arc<Daemon>>) -> Answer {
     .await
 }
 
-async fn dead_letters(State(d): State<Arc<Daemon>>) -> Answer {
-    blocking(move || {
+async fn dead_letters(State(d): State<Arc<Daemon>>) -> ApiResult {
+    blocking_json(move || {
         Ok(Value::from(
             d.webhooks()
                 .outbox()
@@ -198,6 +169,6 @@ async fn dead_letters(State(d): State<Arc<Daemon>>) -> Answer {
     .await
 }
 
-async fn replay(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> Answer {
-    blocking(move || d.webhooks().outbox().replay(&id)).await
+async fn replay(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> ApiResult {
+    blocking_json(move || d.webhooks().outbox().replay(&id)).await
 }

@@ -83,7 +83,12 @@ pub(crate) const HOST_ROOT_EXPORTS: &[&str] = &[
 
 /// Modules that do no IO: tested with plain values.
 pub(crate) const PURE_MODULES: &[&str] = &[
-    "plugin-package/src/manifest.rs",
+    "plugin-package/src/manifest/mod.rs",
+    "plugin-package/src/manifest/config.rs",
+    "plugin-package/src/manifest/error.rs",
+    "plugin-package/src/manifest/raw.rs",
+    "plugin-package/src/manifest/validate.rs",
+    "plugin-package/src/manifest/vocabulary.rs",
     "plugin-package/src/graph/mod.rs",
     "plugin-package/src/graph/bench.rs",
     "plugin-package/src/graph/export.rs",

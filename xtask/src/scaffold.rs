@@ -239,7 +239,7 @@ serde_json = "1"
         let manifest = format!(
             r#"# Manifest of plugin `{id}`: what the host reads before it loads the library.
 # Every field is documented on `plugin_package::manifest::Manifest` (plugkit's
-# plugin-package/src/manifest.rs). `id` is read into the code by
+# plugin-package/src/manifest/). `id` is read into the code by
 # `plugin_api::manifest_id!()`, and `version` must equal Cargo.toml's: the build
 # fails otherwise, and the host checks the library embeds both.
 # `isolation = "process"` would make a sandboxed child process this plugin's minimum.

@@ -10,7 +10,9 @@
 //!
 //! Invariants:
 //! - the only places besides `loader` with `unsafe`: `shm`, `sandbox`,
-//!   `process` (fork/exec, pidfd, waitid) — each block says why it holds;
+//!   `runner`, this file (the memfd) and `process::{spawn, generation}`
+//!   (fork/exec, pidfd, waitid), each named in tidy's list — each block
+//!   says why it holds;
 //! - the child never sees a path to the plugin: it gets a sealed memfd;
 //! - a failure of the process (crash, deadline, OOM, exit, garbage) reaches
 //!   the caller as its own `HostError` variant (see `stash`).

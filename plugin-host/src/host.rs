@@ -108,6 +108,10 @@ pub(crate) struct Slot {
     /// Mirror of the lifecycle's tenant set for the call path, copied on
     /// write so a handle can keep a snapshot and check it without locking.
     pub(crate) active_tenants: RwLock<Arc<BTreeSet<String>>>,
+    /// Bumped after every change to `active_tenants` and every swap of
+    /// `current`: fast-path handles compare it to the value they checked
+    /// at, and look again only when it moved (see `fast`).
+    pub(crate) epoch: std::sync::atomic::AtomicU64,
     /// The configuration each active tenant was activated with, for reloads.
     pub(crate) tenant_configs: Mutex<BTreeMap<String, String>>,
     /// The version serving calls; swapped whole by a reload.
@@ -342,6 +346,7 @@ impl Host {
             source: RwLock::new(path.to_owned()),
             lifecycle: Mutex::new(Lifecycle::new()),
             active_tenants: RwLock::new(Arc::new(BTreeSet::new())),
+            epoch: std::sync::atomic::AtomicU64::new(0),
             tenant_configs: Mutex::new(BTreeMap::new()),
             current: RwLock::new(Arc::new(loaded)),
             metrics: PluginMetrics::default(),
@@ -635,6 +640,7 @@ impl Host {
             next.insert(tenant.to_owned());
             *active = Arc::new(next);
         }
+        slot.bump_epoch();
         self.inner.invalidate_dispatch();
         Ok(())
     }
@@ -649,6 +655,7 @@ impl Host {
             next.remove(tenant);
             *active = Arc::new(next);
         }
+        slot.bump_epoch();
         slot.tenant_configs.lock().remove(tenant);
         self.inner.invalidate_dispatch();
         self.step(
@@ -1234,6 +1241,12 @@ impl Inner {
 }
 
 impl Slot {
+    /// Tells fast-path handles that tenants or the serving version changed.
+    pub(crate) fn bump_epoch(&self) {
+        self.epoch
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+
     fn status(&self) -> PluginStatus {
         let (state, tenants, failure) = {
             let life = self.lifecycle.lock();
@@ -1278,8 +1291,8 @@ fn extensions_of(loaded: &LoadedPlugin) -> Vec<&'static str> {
 /// version loaded; take a fresh one per request so reloads are picked up.
 #[derive(Clone)]
 pub struct PluginHandle {
-    slot: Arc<Slot>,
-    loaded: Arc<LoadedPlugin>,
+    pub(crate) slot: Arc<Slot>,
+    pub(crate) loaded: Arc<LoadedPlugin>,
     /// The tenants the plugin was active for when the handle was taken: a
     /// call for any other tenant is refused before it reaches the plugin.
     tenants: Arc<BTreeSet<String>>,
@@ -1294,6 +1307,12 @@ impl PluginHandle {
     /// What the library says about itself.
     pub fn identity(&self) -> &PluginIdentity {
         &self.loaded.identity
+    }
+
+    /// A plugin error as the host error a call returns, counted.
+    #[cold]
+    pub(crate) fn fail_call(&self, error: &PluginError) -> HostError {
+        self.fail(error)
     }
 
     #[cold]

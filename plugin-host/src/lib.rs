@@ -19,6 +19,7 @@
 
 pub mod discovery;
 mod error;
+pub mod fast;
 mod hooks;
 mod host;
 pub mod isolation;

@@ -438,7 +438,7 @@ pub(crate) fn guard<T>(f: impl FnOnce() -> Result<T>) -> RResult<T, PluginError>
 }
 
 #[cold]
-fn panicked(payload: Box<dyn Any + Send>) -> PluginError {
+pub(crate) fn panicked(payload: Box<dyn Any + Send>) -> PluginError {
     PluginError::Panicked {
         message: panic_message(&*payload).into(),
     }

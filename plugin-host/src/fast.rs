@@ -51,7 +51,7 @@ use abi_stable::std_types::RResult;
 use abi_stable::type_layout::TypeLayout;
 use abi_stable::StableAbi;
 use plugin_api::abi::PluginError;
-use plugin_api::fast::{self as table_abi, BytesRef, FastCallTable, OutBuf, StrRef};
+use plugin_api::fast::{self as table_abi, BytesRef, CallArgs, FastCallTable, OutBuf, StrRef};
 
 use crate::error::{Call, HostError};
 use crate::host::{PluginHandle, Slot};
@@ -427,27 +427,25 @@ unsafe fn call_table(
     let vec = std::ptr::from_mut(out);
     // SAFETY: `vec` is `out`, alive and unaliased for this call.
     let (ptr, cap) = unsafe { ((*vec).as_mut_ptr(), (*vec).capacity()) };
-    let mut buf = OutBuf {
-        ptr,
-        len: 0,
-        cap,
-        ctx: vec.cast::<c_void>(),
-        grow,
-    };
     let mut error = MaybeUninit::<PluginError>::uninit();
+    let mut args = CallArgs {
+        method,
+        name: StrRef::new(name),
+        tenant: StrRef::new(tenant),
+        input: BytesRef::new(input),
+        out: OutBuf {
+            ptr,
+            len: 0,
+            cap,
+            ctx: vec.cast::<c_void>(),
+            grow,
+        },
+        error: error.as_mut_ptr(),
+    };
     // SAFETY: the table's own `plugin`, live borrowed values, a valid
     // buffer and error storage (the contract of `FastCallTable::call`).
-    let status = unsafe {
-        (table.call)(
-            table.plugin,
-            method,
-            StrRef::new(name),
-            StrRef::new(tenant),
-            BytesRef::new(input),
-            &mut buf,
-            error.as_mut_ptr(),
-        )
-    };
+    let status = unsafe { (table.call)(table.plugin, &mut args) };
+    let buf = &args.out;
     match status {
         table_abi::STATUS_OK if buf.len <= buf.cap => {
             // SAFETY: the plugin wrote `buf.len` bytes into the `Vec`'s

@@ -2,6 +2,8 @@
 //! test run, and a log capture that records what plugins wrote through the
 //! host.
 
+pub mod oci;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;

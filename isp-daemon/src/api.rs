@@ -1,10 +1,10 @@
 //! The admin HTTP API (axum) and the admin page.
 //!
-//! Every `/api` route needs `Authorization: Bearer <token>`, compared in
-//! constant time (as SHA-256 digests, so the length is not revealed
-//! either); without it the answer is 401. `GET /` serves the admin page,
-//! which holds no data of its own: it calls the API with the token the
-//! operator gives it.
+//! Every `/api` route is an entry of `route_table()` with the scope it
+//! needs: an API key holding that scope (see `auth` and `keys`), or, for
+//! `/api/keys`, the admin token. `GET /` serves the admin page, which holds
+//! no data of its own: it calls the API with the key the operator gives it,
+//! or a session key it makes with the admin token.
 //!
 //! Every error is a JSON body `{"error": "...", "tenant"?, "plugin"?}` with
 //! a 4xx status for bad input and 5xx for failures. Handlers run the
@@ -13,58 +13,44 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde::de::DeserializeOwned;
-use serde_json::Value;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
+mod keys_api;
 
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::auth::{self, ApiRoute, AuthState, Need};
 use crate::daemon::Daemon;
 use crate::error::{Problem, ProblemKind};
 use crate::flows::{self, DeviceAlertRequest, NewCustomer, TierChangeRequest};
+use crate::keys::{Caller, Scope};
+
+mod operator;
 
 /// The admin page, a single static file.
 const PAGE: &str = include_str!("page.html");
-/// Who the audit log names for changes made through the API.
-const ACTOR: &str = "admin-api";
 
-/// The admin token, kept only as a digest.
-#[derive(Clone)]
-pub struct AdminToken {
-    digest: [u8; 32],
-}
-
-impl AdminToken {
-    /// The token that grants access.
-    pub fn new(token: &str) -> Self {
-        Self {
-            digest: Sha256::digest(token.as_bytes()).into(),
-        }
-    }
-
-    /// Whether `presented` is the token, in time independent of both.
-    fn matches(&self, presented: &str) -> bool {
-        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-        digest.ct_eq(&self.digest).into()
-    }
-}
-
-impl std::fmt::Debug for AdminToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AdminToken(..)")
-    }
-}
+pub use crate::auth::AdminToken;
 
 #[derive(Clone)]
-struct AppState {
+pub(crate) struct AppState {
     daemon: Arc<Daemon>,
-    token: AdminToken,
+}
+
+/// Lets a handler take the daemon alone (`State<Arc<Daemon>>`), as the
+/// webhook routes do.
+impl axum::extract::FromRef<AppState> for Arc<Daemon> {
+    fn from_ref(state: &AppState) -> Self {
+        Arc::clone(&state.daemon)
+    }
 }
 
 struct ApiError(Problem);
@@ -75,16 +61,8 @@ impl From<Problem> for ApiError {
     }
 }
 
-fn status_of(kind: ProblemKind) -> StatusCode {
-    match kind {
-        ProblemKind::BadRequest => StatusCode::BAD_REQUEST,
-        ProblemKind::Forbidden => StatusCode::FORBIDDEN,
-        ProblemKind::NotFound => StatusCode::NOT_FOUND,
-        ProblemKind::Conflict => StatusCode::CONFLICT,
-        ProblemKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
-        ProblemKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-    }
-}
+/// The HTTP status of a problem of `kind` (see [`crate::error::status_of`]).
+pub(crate) use crate::error::status_of;
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -95,9 +73,16 @@ impl IntoResponse for ApiError {
 type ApiResult = Result<Json<Value>, ApiError>;
 
 /// Runs blocking daemon work off the async threads.
+/// At most `limits::MAX_BLOCKING` at once, in the request's log span.
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, Problem> + Send + 'static,
 ) -> Result<T, ApiError> {
+    let permit = crate::limits::blocking_permit().await;
+    let span = tracing::Span::current();
+    let work = move || {
+        let _permit = permit;
+        span.in_scope(work)
+    };
     match tokio::task::spawn_blocking(work).await {
         Ok(result) => result.map_err(ApiError),
         Err(e) => Err(ApiError(Problem::internal(format!(
@@ -115,45 +100,112 @@ fn parse_body<T: DeserializeOwned>(body: &Bytes, what: &str) -> Result<T, ApiErr
     })
 }
 
-/// The admin API and page for `daemon`.
-pub fn router(daemon: Arc<Daemon>, token: AdminToken) -> Router {
-    let state = AppState { daemon, token };
-    let api = Router::new()
-        .route("/daemon", get(daemon_info))
-        .route("/plugins", get(plugins))
-        .route("/plugins/{plugin}/reload", post(reload))
-        .route("/plugins/{plugin}/release", post(release_quarantine))
-        .route("/tenants", get(tenants))
-        .route("/tenants/{tenant}", get(tenant))
-        .route(
+/// Every `/api` route with what it needs: the one table the API router is
+/// built from (see `auth`). Paths are under `/api`.
+fn route_table() -> Vec<ApiRoute<AppState>> {
+    use Scope::*;
+    let scope = Need::Scope;
+    let mut table = vec![
+        ApiRoute::get("/daemon", scope(PluginsRead), daemon_info),
+        ApiRoute::get("/plugins", scope(PluginsRead), plugins),
+        ApiRoute::post("/plugins/{plugin}/reload", scope(PluginsWrite), reload),
+        ApiRoute::post(
+            "/plugins/{plugin}/release",
+            scope(PluginsWrite),
+            release_quarantine,
+        ),
+        ApiRoute::get("/tenants", scope(TenantsRead), tenants),
+        ApiRoute::get("/tenants/{tenant}", scope(TenantsRead), tenant),
+        ApiRoute::post(
             "/tenants/{tenant}/plugins/{plugin}/activate",
-            post(activate),
-        )
-        .route(
+            scope(TenantsWrite),
+            activate,
+        ),
+        ApiRoute::post(
             "/tenants/{tenant}/plugins/{plugin}/deactivate",
-            post(deactivate),
-        )
-        .route(
+            scope(TenantsWrite),
+            deactivate,
+        ),
+        ApiRoute::get(
             "/tenants/{tenant}/plugins/{plugin}/config",
-            get(get_config).put(put_config),
-        )
-        .route("/health", get(health))
-        .route("/metrics", get(metrics))
-        .route("/graph", get(graph_json))
-        .route("/graph.dot", get(graph_dot))
-        .route("/audit", get(audit))
-        .route("/flows/new-customer", post(new_customer))
-        .route("/flows/device-alert", post(device_alert))
-        .route("/flows/tier-change", post(tier_change))
+            scope(TenantsRead),
+            get_config,
+        ),
+        ApiRoute::put(
+            "/tenants/{tenant}/plugins/{plugin}/config",
+            scope(ConfigWrite),
+            put_config,
+        ),
+        ApiRoute::get("/health", scope(PluginsRead), health),
+        ApiRoute::get("/metrics", scope(PluginsRead), metrics),
+        ApiRoute::get("/graph", scope(PluginsRead), graph_json),
+        ApiRoute::get("/graph.dot", scope(PluginsRead), graph_dot),
+        ApiRoute::get("/audit", scope(AuditRead), audit),
+        ApiRoute::post("/flows/new-customer", scope(FlowsRun), new_customer),
+        ApiRoute::post("/flows/device-alert", scope(FlowsRun), device_alert),
+        ApiRoute::post("/flows/tier-change", scope(FlowsRun), tier_change),
+        ApiRoute::get("/keys", Need::AdminToken, keys_api::list),
+        ApiRoute::post("/keys", Need::AdminToken, keys_api::create),
+        ApiRoute::delete("/keys/{id}", Need::AdminToken, keys_api::revoke),
+        ApiRoute::post("/keys/{id}/revoke", Need::AdminToken, keys_api::revoke),
+        ApiRoute::post("/keys/{id}/rotate", Need::AdminToken, keys_api::rotate),
+    ];
+    table.extend(crate::webhooks::admin::route_table());
+    table.extend(operator::route_table());
+    table.extend(crate::provisioning::route_table());
+    table
+}
+
+/// The routes outside `/api` that need a credential: `GET /metrics`, the
+/// conventional path Prometheus scrapes (scope `metrics:read`).
+fn root_table() -> Vec<ApiRoute<AppState>> {
+    vec![ApiRoute::get(
+        "/metrics",
+        Need::Scope(Scope::MetricsRead),
+        crate::scrape::scrape,
+    )]
+}
+
+/// Every route that needs a credential: method, full path (`/api/...` and
+/// `/metrics`), what it needs.
+pub fn routes() -> Vec<(Method, String, Need)> {
+    let nested = route_table()
+        .into_iter()
+        .map(|r| (r.method, format!("/api{}", r.path), r.need));
+    let root = root_table()
+        .into_iter()
+        .map(|r| (r.method, r.path.to_owned(), r.need));
+    nested.chain(root).collect()
+}
+
+/// The admin API and page for `daemon`; `/api/keys` takes `token`, every
+/// other `/api` route and `/metrics` an API key with the route's scope.
+pub fn router(daemon: Arc<Daemon>, token: AdminToken) -> Router {
+    let auth = Arc::new(AuthState {
+        admin: token,
+        keys: Arc::clone(daemon.keys()),
+        limits: Arc::clone(daemon.rate_limits()),
+    });
+    let inbound = crate::webhooks::inbound::routes(Arc::clone(&daemon));
+    let series = operator::start_series(&daemon);
+    let state = AppState { daemon };
+    let root = auth::build(root_table(), &auth).with_state(state.clone());
+    let api = auth::build(route_table(), &auth)
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
-        .layer(middleware::from_fn_with_state(state.clone(), require_token))
         .with_state(state);
     Router::new()
         .route("/", get(page))
+        .merge(inbound)
+        .merge(operator::asset_routes())
+        .merge(root)
         .nest("/api", api)
+        // `GET /api/metrics/series` reads the page's metric ring from here.
+        .layer(series)
         .fallback(no_route)
+        .layer(crate::limits::body_timeout())
         .layer(middleware::map_response(json_errors))
+        .layer(middleware::from_fn(crate::telemetry::log_request))
 }
 
 /// The most an error answer's own text is read to rewrap it.
@@ -216,45 +268,13 @@ async fn json_errors(response: Response) -> Response {
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then lets
-/// requests in flight finish.
+/// requests in flight finish (with the guards of `limits`).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-}
-
-async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    match presented {
-        Some(token) if state.token.matches(token) => next.run(request).await,
-        Some(_) => unauthorized("the bearer token is not the admin token"),
-        None => unauthorized(
-            "this endpoint needs `Authorization: Bearer <admin token>`; the daemon printed \
-             where its token comes from when it started",
-        ),
-    }
-}
-
-fn unauthorized(message: &str) -> Response {
-    let mut response = (
-        StatusCode::UNAUTHORIZED,
-        Json(Problem::new(ProblemKind::BadRequest, message)),
-    )
-        .into_response();
-    response.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static("Bearer realm=\"isp-daemon\""),
-    );
-    response
+    crate::limits::serve(listener, router, shutdown).await
 }
 
 async fn no_route() -> ApiError {
@@ -280,7 +300,7 @@ async fn page() -> Response {
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
              connect-src 'self'",
         ),
     );
@@ -297,14 +317,22 @@ async fn plugins(State(s): State<AppState>) -> ApiResult {
         .map(Json)
 }
 
-async fn reload(State(s): State<AppState>, Path(plugin): Path<String>) -> ApiResult {
-    blocking(move || s.daemon.reload(ACTOR, &plugin))
+async fn reload(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(plugin): Path<String>,
+) -> ApiResult {
+    blocking(move || s.daemon.reload(&caller.id, &plugin))
         .await
         .map(Json)
 }
 
-async fn release_quarantine(State(s): State<AppState>, Path(plugin): Path<String>) -> ApiResult {
-    blocking(move || s.daemon.release_quarantine(ACTOR, &plugin))
+async fn release_quarantine(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(plugin): Path<String>,
+) -> ApiResult {
+    blocking(move || s.daemon.release_quarantine(&caller.id, &plugin))
         .await
         .map(Json)
 }
@@ -323,6 +351,7 @@ async fn tenant(State(s): State<AppState>, Path(tenant): Path<String>) -> ApiRes
 
 async fn activate(
     State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path((tenant, plugin)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult {
@@ -332,7 +361,7 @@ async fn activate(
         Some(parse_body(&body, "JSON object of configuration overrides")?)
     };
     blocking(move || {
-        s.daemon.activate(ACTOR, &tenant, &plugin, overrides)?;
+        s.daemon.activate(&caller.id, &tenant, &plugin, overrides)?;
         s.daemon.tenant_overview(&tenant)
     })
     .await
@@ -341,10 +370,11 @@ async fn activate(
 
 async fn deactivate(
     State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path((tenant, plugin)): Path<(String, String)>,
 ) -> ApiResult {
     blocking(move || {
-        s.daemon.deactivate(ACTOR, &tenant, &plugin)?;
+        s.daemon.deactivate(&caller.id, &tenant, &plugin)?;
         s.daemon.tenant_overview(&tenant)
     })
     .await
@@ -365,12 +395,15 @@ async fn get_config(
 
 async fn put_config(
     State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path((tenant, plugin)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult {
     let overrides: Value = parse_body(&body, "JSON object of configuration overrides")?;
     blocking(move || {
-        let view = s.daemon.update_config(ACTOR, &tenant, &plugin, overrides)?;
+        let view = s
+            .daemon
+            .update_config(&caller.id, &tenant, &plugin, overrides)?;
         serde_json::to_value(view).map_err(|e| Problem::internal(e.to_string()))
     })
     .await
@@ -405,34 +438,36 @@ async fn graph_dot(State(s): State<AppState>) -> Result<Response, ApiError> {
         .into_response())
 }
 
-/// `limit=N` from a query string; anything else is a 400.
-fn parse_limit(query: Option<&str>) -> Result<Option<usize>, Problem> {
-    let mut limit = None;
-    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-        match pair.split_once('=') {
-            Some(("limit", n)) => {
-                limit = Some(n.parse::<usize>().map_err(|_| {
-                    Problem::bad_request(format!(
-                        "`limit` must be a whole number of entries, not {n:?}"
-                    ))
-                })?);
-            }
-            _ => {
-                return Err(Problem::bad_request(format!(
-                    "unknown query parameter {pair:?}; the audit log takes `limit=N`"
-                )))
-            }
-        }
-    }
-    Ok(limit)
+/// The audit log's query: `limit=N`, the newest N entries.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    limit: Option<usize>,
 }
 
-async fn audit(State(s): State<AppState>, RawQuery(query): RawQuery) -> ApiResult {
-    let limit = parse_limit(query.as_deref()).map_err(ApiError)?;
-    blocking(move || s.daemon.audit(limit)).await.map(Json)
+/// A query string that does not fit the route's parameters, as a 400
+/// naming the parameter (axum's message names it) and what the route takes.
+fn bad_query(rejection: &QueryRejection, takes: &str) -> ApiError {
+    ApiError(Problem::bad_request(format!(
+        "the query string is not valid here: {}; this route takes {takes}",
+        rejection.body_text()
+    )))
 }
 
-fn report_json(report: flows::FlowReport) -> Result<Value, Problem> {
+async fn audit(
+    State(s): State<AppState>,
+    query: Result<Query<AuditQuery>, QueryRejection>,
+) -> ApiResult {
+    let Query(query) = query.map_err(|e| bad_query(&e, "`limit=N` (a whole number of entries)"))?;
+    blocking(move || s.daemon.audit(query.limit))
+        .await
+        .map(Json)
+}
+
+/// A flow's report as the answer, after announcing it to webhook endpoints
+/// as run by `actor` (the API key's id).
+fn report_json(daemon: &Daemon, actor: &str, report: flows::FlowReport) -> Result<Value, Problem> {
+    crate::webhooks::flow_completed(daemon, actor, &report);
     let lines = report.lines();
     let mut value = serde_json::to_value(report).map_err(|e| Problem::internal(e.to_string()))?;
     if let Value::Object(map) = &mut value {
@@ -441,29 +476,60 @@ fn report_json(report: flows::FlowReport) -> Result<Value, Problem> {
     Ok(value)
 }
 
-async fn new_customer(State(s): State<AppState>, body: Bytes) -> ApiResult {
+async fn new_customer(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> ApiResult {
     let request: NewCustomer = parse_body(&body, "new customer")?;
-    blocking(move || report_json(flows::new_customer(&s.daemon, &request)?))
-        .await
-        .map(Json)
+    blocking(move || {
+        report_json(
+            &s.daemon,
+            &caller.id,
+            flows::new_customer(&s.daemon, &request)?,
+        )
+    })
+    .await
+    .map(Json)
 }
 
-async fn device_alert(State(s): State<AppState>, body: Bytes) -> ApiResult {
+async fn device_alert(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> ApiResult {
     let request: DeviceAlertRequest = parse_body(&body, "device alert")?;
-    blocking(move || report_json(flows::device_alert(&s.daemon, &request)?))
-        .await
-        .map(Json)
+    blocking(move || {
+        report_json(
+            &s.daemon,
+            &caller.id,
+            flows::device_alert(&s.daemon, &request)?,
+        )
+    })
+    .await
+    .map(Json)
 }
 
-async fn tier_change(State(s): State<AppState>, body: Bytes) -> ApiResult {
+async fn tier_change(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> ApiResult {
     let request: TierChangeRequest = parse_body(&body, "tier change")?;
-    blocking(move || report_json(flows::change_tier(&s.daemon, ACTOR, &request)?))
-        .await
-        .map(Json)
+    blocking(move || {
+        report_json(
+            &s.daemon,
+            &caller.id,
+            flows::change_tier(&s.daemon, &caller.id, &request)?,
+        )
+    })
+    .await
+    .map(Json)
 }
 
 #[cfg(test)]
 mod tests {
+    use axum::extract::Request;
     use tower::ServiceExt as _;
 
     use super::*;
@@ -472,7 +538,13 @@ mod tests {
 
     const TOKEN: &str = "api-unit-test-token";
 
-    /// The router of a daemon with no plugins and no stand-ins.
+    thread_local! {
+        /// The all-scope key of this thread's [`bare_router`].
+        static KEY: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    }
+
+    /// The router of a daemon with no plugins and no stand-ins, and the
+    /// secret of an API key with every scope.
     fn bare_router() -> (Router, tempfile::TempDir) {
         let dir = tempfile::tempdir().expect("temporary folder");
         let mut config = Config::embedded().expect("embedded configuration");
@@ -490,6 +562,18 @@ mod tests {
             ..StartOptions::default()
         };
         let daemon = Daemon::start(config, options).expect("daemon");
+        let key = daemon
+            .keys()
+            .create(
+                crate::keys::NewKey {
+                    name: "unit test".to_owned(),
+                    scopes: Scope::ALL.to_vec(),
+                    expires_in_secs: None,
+                },
+                1,
+            )
+            .expect("key");
+        KEY.with(|k| *k.borrow_mut() = key.secret);
         (router(Arc::new(daemon), AdminToken::new(TOKEN)), dir)
     }
 
@@ -506,7 +590,10 @@ mod tests {
         let request = Request::builder()
             .method(axum::http::Method::from_bytes(method).expect("method"))
             .uri(path)
-            .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+            .header(
+                header::AUTHORIZATION,
+                format!("Bearer {}", KEY.with(|k| k.borrow().clone())),
+            )
             .body(axum::body::Body::from(body))
             .expect("request");
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -594,36 +681,77 @@ mod tests {
     }
 
     #[test]
-    fn only_the_token_itself_matches() {
-        let token = AdminToken::new("s3cret-token");
-        assert!(token.matches("s3cret-token"));
-        for wrong in [
-            "",
-            "s3cret",
-            "s3cret-token ",
-            "S3CRET-TOKEN",
-            "s3cret-tokenx",
+    fn a_bad_audit_query_is_a_json_400_naming_the_parameter() {
+        let (router, _dir) = bare_router();
+        for (path, part) in [
+            ("/api/audit?limit=many", "limit"),
+            ("/api/audit?limit=-1", "limit"),
+            ("/api/audit?since=yesterday", "since"),
         ] {
-            assert!(!token.matches(wrong), "{wrong:?}");
+            check_error(&router, b"GET", path, Vec::new(), 400, part);
         }
-        assert_eq!(format!("{token:?}"), "AdminToken(..)");
+    }
+
+    /// The scope walk in `tests/daemon/keys.rs` covers the table; this keeps
+    /// every `/api` route in it: the `/api` router is `auth::build` of the
+    /// table plus the two fallbacks, nested once, and no other `.route` in
+    /// this file is under `/api` (public routes such as provider webhooks
+    /// live beside it, outside `/api`).
+    #[test]
+    fn the_api_router_is_built_only_from_the_scope_table() {
+        let source = include_str!("api.rs");
+        let code = source.split("#[cfg(test)]").next().unwrap_or_default();
+        let api = code
+            .split_once("let api = ")
+            .and_then(|(_, rest)| rest.split_once(';'))
+            .map(|(statement, _)| statement)
+            .expect("router() builds `let api = ...;`");
+        let calls: Vec<&str> = api
+            .split('.')
+            .skip(1)
+            .map(|c| c.split('(').next().unwrap_or_default().trim())
+            .collect();
+        assert_eq!(
+            calls,
+            ["fallback", "method_not_allowed_fallback", "with_state"],
+            "the /api router is auth::build(route_table(), ..) and nothing else: {api}"
+        );
+        assert!(
+            api.starts_with("auth::build(route_table(), &auth)"),
+            "{api}"
+        );
+        assert_eq!(code.matches(".nest(").count(), 1);
+        assert!(code.contains(r#".nest("/api", api)"#));
+        for (i, _) in code.match_indices(".route(") {
+            let path = code[i + ".route(".len()..].trim_start();
+            assert!(
+                !path.starts_with("\"/api"),
+                "an /api route outside the scope table: {}",
+                &code[i..(i + 80).min(code.len())]
+            );
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (method, path, _) in routes() {
+            assert!(
+                seen.insert((method.clone(), path.clone())),
+                "{method} {path} twice"
+            );
+        }
     }
 
     #[test]
-    fn the_audit_query_takes_only_a_limit() {
-        let check = |query: Option<&str>, expected: Result<Option<usize>, &str>| match (
-            parse_limit(query),
-            expected,
-        ) {
-            (Ok(got), Ok(want)) => assert_eq!(got, want, "{query:?}"),
-            (Err(got), Err(part)) => assert!(got.error.contains(part), "{got}"),
-            (got, want) => panic!("{query:?}: got {got:?}, expected {want:?}"),
-        };
-        check(None, Ok(None));
-        check(Some(""), Ok(None));
-        check(Some("limit=5"), Ok(Some(5)));
-        check(Some("limit=-1"), Err("whole number"));
-        check(Some("limit=many"), Err("whole number"));
-        check(Some("since=yesterday"), Err("unknown query parameter"));
+    fn the_page_asks_for_every_scope_in_a_session_key() {
+        let list = operator::SCRIPT
+            .split_once("const ALL_SCOPES = [")
+            .and_then(|(_, rest)| rest.split_once("];"))
+            .map(|(list, _)| list)
+            .expect("page.js has ALL_SCOPES");
+        let on_page: Vec<&str> = list
+            .split(',')
+            .map(|s| s.trim().trim_matches('"'))
+            .filter(|s| !s.is_empty())
+            .collect();
+        let all: Vec<&str> = Scope::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(on_page, all, "page.js's ALL_SCOPES differs from Scope::ALL");
     }
 }

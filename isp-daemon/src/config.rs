@@ -39,6 +39,9 @@ pub struct Config {
     pub tiers: Option<Vec<String>>,
     /// The admin API.
     pub admin: AdminConfig,
+    /// Rate limits of API keys, by scope (`[rate_limits]`).
+    #[serde(default)]
+    pub rate_limits: crate::ratelimit::RateLimitConfig,
     /// The API stand-ins.
     #[serde(default)]
     pub standins: StandinsConfig,
@@ -48,6 +51,12 @@ pub struct Config {
     /// The demo script.
     #[serde(default)]
     pub demo: DemoConfig,
+    /// Webhooks in and out.
+    #[serde(default)]
+    pub webhooks: crate::webhook_state::WebhooksConfig,
+    /// Plugins from an OCI registry by subscription tier (`crate::provisioning`).
+    #[serde(default)]
+    pub provisioning: Option<crate::provisioning::ProvisioningConfig>,
     /// Relative paths are relative to this folder.
     #[serde(skip)]
     pub base_dir: PathBuf,

@@ -44,6 +44,7 @@ pub fn run(daemon: &Daemon, say: &dyn Fn(&str)) -> Vec<FlowReport> {
                 for line in report.lines() {
                     say(&line);
                 }
+                crate::webhooks::flow_completed(daemon, "demo", &report);
                 reports.push(report);
             }
             Err(problem) => say(&format!("[isp] {}: FAILED: {problem}", step.tenant())),

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use plugin_host::tenancy::ConfigError;
+use plugin_host::tenancy::{ConfigError, ConfigProblem};
 use plugin_host::{Call, HostError, PlatformError};
 use serde::Serialize;
 
@@ -21,6 +21,8 @@ pub enum ProblemKind {
     Conflict,
     /// The request is well-formed but its content is refused (422).
     Unprocessable,
+    /// The request body is over the route's limit (413).
+    PayloadTooLarge,
     /// The daemon or a plugin failed (500).
     Internal,
 }
@@ -39,6 +41,31 @@ pub struct Problem {
     /// The plugin concerned, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plugin: Option<String>,
+    /// What else the answer lists, flattened into the JSON body (boxed:
+    /// most problems have none, and every `Result` stays small).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<Box<ProblemDetail>>,
+}
+
+/// The lists some problems carry besides their message.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ProblemDetail {
+    /// Per-field errors of a refused configuration: each names the key and
+    /// says, in the words of `error`, what is wrong with it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FieldError>,
+    /// The installed plugins that depend on the one a refused removal names.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dependents: Vec<String>,
+}
+
+/// One configuration key's problem: `{"field": "<key>", "error": "..."}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// The configuration key.
+    pub field: String,
+    /// What is wrong with it and what to do (the same sentence as in `error`).
+    pub error: String,
 }
 
 impl Problem {
@@ -49,7 +76,14 @@ impl Problem {
             error: error.into(),
             tenant: None,
             plugin: None,
+            detail: None,
         }
+    }
+
+    /// The same problem, listing the plugins that depend on the one it names.
+    pub fn dependents(mut self, dependents: Vec<String>) -> Self {
+        self.detail.get_or_insert_with(Default::default).dependents = dependents;
+        self
     }
 
     /// The same problem, naming `tenant`.
@@ -166,7 +200,44 @@ impl From<PlatformError> for Problem {
             error: message,
             tenant: tenant.cloned(),
             plugin: plugin.map(str::to_owned),
+            detail: Some(field_errors(&error))
+                .filter(|f| !f.is_empty())
+                .map(|fields| {
+                    Box::new(ProblemDetail {
+                        fields,
+                        dependents: Vec::new(),
+                    })
+                }),
         }
+    }
+}
+
+/// The keys a platform error is about, each with its own sentence.
+fn field_errors(error: &PlatformError) -> Vec<FieldError> {
+    let field = |key: &str, error: String| FieldError {
+        field: key.to_owned(),
+        error,
+    };
+    match error {
+        PlatformError::Config(ConfigError::Invalid { problems, .. }) => problems
+            .iter()
+            .filter_map(|problem| {
+                let key = match problem {
+                    ConfigProblem::UnknownKey { key, .. }
+                    | ConfigProblem::WrongType { key, .. }
+                    | ConfigProblem::Missing { key, .. }
+                    | ConfigProblem::PlaintextSecret { key }
+                    | ConfigProblem::OutOfRange { key, .. }
+                    | ConfigProblem::BadReference { key, .. } => key,
+                    _ => return None,
+                };
+                Some(field(key, problem.to_string()))
+            })
+            .collect(),
+        PlatformError::Secret { key, .. } | PlatformError::SecretType { key, .. } => {
+            vec![field(key, error.to_string())]
+        }
+        _ => Vec::new(),
     }
 }
 
@@ -182,6 +253,21 @@ impl From<HostError> for Problem {
             error: error.to_string(),
             tenant: None,
             plugin,
+            detail: None,
         }
+    }
+}
+
+/// The HTTP status of a problem of `kind`: the one mapping every route uses.
+pub(crate) fn status_of(kind: ProblemKind) -> axum::http::StatusCode {
+    use axum::http::StatusCode;
+    match kind {
+        ProblemKind::BadRequest => StatusCode::BAD_REQUEST,
+        ProblemKind::Forbidden => StatusCode::FORBIDDEN,
+        ProblemKind::NotFound => StatusCode::NOT_FOUND,
+        ProblemKind::Conflict => StatusCode::CONFLICT,
+        ProblemKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+        ProblemKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ProblemKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

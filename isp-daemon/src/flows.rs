@@ -171,11 +171,36 @@ fn fire<T: Serialize>(daemon: &Daemon, report: &mut FlowReport, hook: &str, payl
 
 /// Runs the new-customer flow.
 pub fn new_customer(daemon: &Daemon, request: &NewCustomer) -> Result<FlowReport, Problem> {
+    counted(daemon, run_new_customer(daemon, request))
+}
+
+/// Counts a finished flow for `GET /metrics` (see `flow_stats`).
+fn counted(daemon: &Daemon, report: Result<FlowReport, Problem>) -> Result<FlowReport, Problem> {
+    if let Ok(report) = &report {
+        let steps = report.steps.iter().map(|s| {
+            let outcome = match s.outcome {
+                Outcome::Done => "done",
+                Outcome::Skipped => "skipped",
+                Outcome::Vetoed => "vetoed",
+                Outcome::Failed => "failed",
+            };
+            (s.actor.as_str(), outcome)
+        });
+        daemon
+            .flow_stats()
+            .record(report.flow, &report.tenant, report.ok, steps);
+    }
+    report
+}
+
+fn run_new_customer(daemon: &Daemon, request: &NewCustomer) -> Result<FlowReport, Problem> {
     let tier = daemon.tier_of(&request.tenant)?;
     request
         .validate()
         .map_err(|e| Problem::unprocessable(e).tenant(&request.tenant))?;
     let tenant = request.tenant.as_str();
+    // Log lines of the plugins this flow calls carry the tenant (telemetry).
+    let _span = tracing::info_span!("flow", flow = "new-customer", tenant).entered();
     let currency = request.currency.to_lowercase();
     let mut report = FlowReport::new("new-customer", tenant);
     let created = CustomerCreated {
@@ -598,11 +623,17 @@ fn ssh_provision(
 
 /// Runs the device-alert flow.
 pub fn device_alert(daemon: &Daemon, request: &DeviceAlertRequest) -> Result<FlowReport, Problem> {
+    counted(daemon, run_device_alert(daemon, request))
+}
+
+fn run_device_alert(daemon: &Daemon, request: &DeviceAlertRequest) -> Result<FlowReport, Problem> {
     daemon.tier_of(&request.tenant)?;
     request
         .validate()
         .map_err(|e| Problem::unprocessable(e).tenant(&request.tenant))?;
     let tenant = request.tenant.as_str();
+    // Log lines of the plugins this flow calls carry the tenant (telemetry).
+    let _span = tracing::info_span!("flow", flow = "device-alert", tenant).entered();
     let mut report = FlowReport::new("device-alert", tenant);
     let alert = DeviceAlert {
         device: request.device.clone(),
@@ -660,7 +691,17 @@ pub fn change_tier(
     actor: &str,
     request: &TierChangeRequest,
 ) -> Result<FlowReport, Problem> {
+    counted(daemon, run_change_tier(daemon, actor, request))
+}
+
+fn run_change_tier(
+    daemon: &Daemon,
+    actor: &str,
+    request: &TierChangeRequest,
+) -> Result<FlowReport, Problem> {
     let tenant = request.tenant.as_str();
+    // Log lines of the plugins this flow calls carry the tenant (telemetry).
+    let _span = tracing::info_span!("flow", flow = "tier-change", tenant).entered();
     daemon.tier_of(tenant)?;
     let platform = daemon.platform().as_actor(actor);
     let change = platform

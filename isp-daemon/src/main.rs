@@ -79,6 +79,9 @@ struct Cli {
     /// error, warn, info, debug or trace [default: warn with --demo, else info; RUST_LOG wins].
     #[arg(long, value_name = "LEVEL")]
     log_level: Option<String>,
+    /// text or json (one JSON object per line, with the plugin and tenant of each line).
+    #[arg(long, value_name = "FORMAT", default_value = "text")]
+    log_format: isp_daemon::telemetry::LogFormat,
 }
 
 fn main() -> ExitCode {
@@ -104,12 +107,7 @@ fn init_tracing(cli: &Cli) {
         .or_else(|| cli.log_level.clone())
         .unwrap_or_else(|| default.to_owned());
     let filter = level.parse::<LevelFilter>().unwrap_or(LevelFilter::INFO);
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_max_level(filter)
-        .with_target(false)
-        .init();
+    isp_daemon::telemetry::init(filter, cli.log_format, std::io::stderr().is_terminal());
 }
 
 /// `path` made absolute against the current directory.
@@ -274,6 +272,10 @@ async fn serve_and_run(cli: Cli, config: Config, devices: Devices, say: Say) -> 
     for line in daemon.startup_lines() {
         say(line);
     }
+    let _delivery = isp_daemon::webhooks::start_delivery(&daemon)
+        .context("starting the webhook delivery thread")?;
+    // [provisioning]: refresh from the registry now and every refresh_interval.
+    isp_daemon::provisioning::spawn_periodic(Arc::clone(&daemon));
 
     let server = match tokio::net::TcpListener::bind(listen).await {
         Ok(listener) => {
@@ -291,6 +293,7 @@ async fn serve_and_run(cli: Cli, config: Config, devices: Devices, say: Say) -> 
                     "[admin] admin page: http://{addr}/ (log in with the configured admin token)"
                 ));
             }
+            say("[admin] the admin token manages API keys (POST /api/keys); every other route takes a key with its scope");
             let router = api::router(Arc::clone(&daemon), AdminToken::new(secret.token()));
             let mut stopped = stop_rx.clone();
             let shutdown = async move {

@@ -620,6 +620,8 @@ impl Host {
 
     /// Activates the plugin for `tenant` with its resolved configuration (a JSON object).
     pub fn activate(&self, id: &str, tenant: &str, config_json: &str) -> Result<(), HostError> {
+        // The plugin's log lines while it activates name the tenant.
+        let _span = tracing::info_span!("activate", tenant).entered();
         let slot = self.inner.slot(id)?;
         let activation = TenantActivation {
             tenant: tenant.into(),
@@ -647,6 +649,7 @@ impl Host {
 
     /// Deactivates the plugin for `tenant`.
     pub fn deactivate(&self, id: &str, tenant: &str) -> Result<(), HostError> {
+        let _span = tracing::info_span!("deactivate", tenant).entered();
         let slot = self.inner.slot(id)?;
         // New calls for this tenant stop first; calls in flight finish.
         {

@@ -159,6 +159,7 @@ impl PluginMetrics {
             rollbacks: self.rollbacks.load(Relaxed),
             latency_p50_ns: quantile(&counts, 0.50),
             latency_p99_ns: quantile(&counts, 0.99),
+            latency_buckets: counts,
             last_error: self.last_error.lock().clone(),
             custom: self.custom.lock().clone(),
         }
@@ -203,6 +204,12 @@ pub struct MetricsSnapshot {
     pub latency_p50_ns: Option<u64>,
     /// 99th percentile call latency (bucket upper bound), sampled.
     pub latency_p99_ns: Option<u64>,
+    /// The sampled calls by latency: entry `i` counts those that took at
+    /// least `2^i` ns and less than `2^(i+1)` ns (the first also counts
+    /// below 1 ns). Left out of the JSON form; the daemon's Prometheus
+    /// endpoint exports it as a histogram.
+    #[serde(skip)]
+    pub latency_buckets: Vec<u64>,
     /// The last error message.
     pub last_error: Option<String>,
     /// Values the plugin recorded itself.

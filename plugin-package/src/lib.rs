@@ -23,10 +23,12 @@
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod catalog;
 pub mod folder;
 pub mod graph;
 pub mod identity;
 pub mod manifest;
 pub mod minisig;
+pub mod oci;
 pub mod read;
 pub mod signature;

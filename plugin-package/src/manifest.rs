@@ -8,6 +8,10 @@
 //!
 //! Form of the fields that have more than one reasonable spelling:
 //! - `[dependencies]`: `other = "^1.2"` or `other = { version = "^1.2", optional = true }`.
+//! - `[config.<key>]`: `type`, `required`, `default`, `sensitive`,
+//!   `description`, and for `integer`/`float` keys `min` and `max`
+//!   (inclusive; a value outside is refused when a tenant's configuration is
+//!   built).
 //! - `[conflicts]`: a table from plugin id to the version range it conflicts
 //!   with, `legacy-sms = "*"` for every version. The table (rather than a
 //!   list of ids) mirrors `[dependencies]` and lets a plugin conflict only
@@ -307,6 +311,10 @@ pub struct ConfigKey {
     pub sensitive: bool,
     /// Help text for operators; empty when absent.
     pub description: String,
+    /// The smallest allowed value of an `integer` or `float` key (`min`).
+    pub min: Option<f64>,
+    /// The largest allowed value of an `integer` or `float` key (`max`).
+    pub max: Option<f64>,
 }
 
 impl ConfigKey {
@@ -701,6 +709,10 @@ struct RawConfigKey {
     sensitive: bool,
     #[serde(default)]
     description: String,
+    #[serde(default)]
+    min: Option<Spanned<f64>>,
+    #[serde(default)]
+    max: Option<Spanned<f64>>,
 }
 
 /// Deserializes a string through `parse`. The error is raised inside the
@@ -992,6 +1004,60 @@ impl RawManifest {
                     );
                 }
             }
+            let numeric = matches!(raw.value_type, ConfigType::Integer | ConfigType::Float);
+            for bound in [&raw.min, &raw.max].into_iter().flatten() {
+                if !numeric {
+                    problems.report(
+                        bound.span(),
+                        format!(
+                            "config key `{key_name}` is of type {} and only integer and float \
+                             keys take `min`/`max`; remove them",
+                            raw.value_type
+                        ),
+                    );
+                } else if !bound.get_ref().is_finite() {
+                    problems.report(
+                        bound.span(),
+                        format!("`min`/`max` of config key `{key_name}` must be a finite number"),
+                    );
+                }
+            }
+            if let (Some(min), Some(max)) = (&raw.min, &raw.max) {
+                if min.get_ref() > max.get_ref() {
+                    problems.report(
+                        max.span(),
+                        format!(
+                            "config key `{key_name}` has `max` {} below `min` {}; swap them",
+                            max.get_ref(),
+                            min.get_ref()
+                        ),
+                    );
+                }
+            }
+            if let Some(default) = &raw.default {
+                let value = match default.get_ref() {
+                    toml::Value::Integer(i) => Some(*i as f64),
+                    toml::Value::Float(f) => Some(*f),
+                    _ => None,
+                };
+                let below = raw
+                    .min
+                    .as_ref()
+                    .is_some_and(|m| value.is_some_and(|v| v < *m.get_ref()));
+                let above = raw
+                    .max
+                    .as_ref()
+                    .is_some_and(|m| value.is_some_and(|v| v > *m.get_ref()));
+                if below || above {
+                    problems.report(
+                        default.span(),
+                        format!(
+                            "the default of config key `{key_name}` is outside its `min`/`max`; \
+                             change the default or the bounds"
+                        ),
+                    );
+                }
+            }
             keys.insert(
                 name.into_inner(),
                 ConfigKey {
@@ -1000,6 +1066,8 @@ impl RawManifest {
                     default: raw.default.map(Spanned::into_inner),
                     sensitive: raw.sensitive,
                     description: raw.description,
+                    min: raw.min.map(Spanned::into_inner),
+                    max: raw.max.map(Spanned::into_inner),
                 },
             );
         }
@@ -1167,6 +1235,32 @@ default = ["us1"]
     }
 
     #[test]
+    fn numeric_config_keys_take_inclusive_bounds() {
+        let parse = |extra: &str| Manifest::parse(&minimal_with(extra), Path::new("plugin.toml"));
+        let manifest =
+            parse("[config.calls]\ntype = \"integer\"\nmin = 1\nmax = 60\ndefault = 10\n")
+                .expect("bounds parse");
+        let calls = manifest.config.get("calls").expect("key");
+        assert_eq!((calls.min, calls.max), (Some(1.0), Some(60.0)));
+        let refused = |extra: &str, part: &str| {
+            let error = parse(extra).expect_err("refused").to_string();
+            assert!(error.contains(part), "{error}");
+        };
+        refused(
+            "[config.name]\ntype = \"string\"\nmin = 1\n",
+            "only integer and float keys take `min`/`max`",
+        );
+        refused(
+            "[config.ratio]\ntype = \"float\"\nmin = 1.5\nmax = 0.5\n",
+            "has `max` 0.5 below `min` 1.5",
+        );
+        refused(
+            "[config.calls]\ntype = \"integer\"\nmax = 5\ndefault = 10\n",
+            "is outside its `min`/`max`",
+        );
+    }
+
+    #[test]
     fn minimal_manifest_gets_defaults() {
         let manifest = Manifest::parse(MINIMAL, Path::new("plugin.toml")).unwrap();
         assert_eq!(manifest.category, Category::CUSTOM);
@@ -1217,7 +1311,8 @@ default = ["us1"]
         check(
             &minimal_with("[config.port]\ntyp = \"integer\"\n"),
             "plugins/demo/plugin.toml:8:1: unknown field `typ`, expected one of `type`, \
-             `required`, `default`, `sensitive`, `description`; fix this entry of the plugin manifest.",
+             `required`, `default`, `sensitive`, `description`, `min`, `max`; fix this entry of the \
+             plugin manifest.",
         );
     }
 

@@ -11,5 +11,7 @@ pub mod ansible;
 pub mod openbao;
 pub mod prism;
 pub mod process;
+pub mod prometheus;
+pub mod registry;
 pub mod snmpd;
 pub mod sshd;

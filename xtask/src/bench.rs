@@ -3,6 +3,8 @@
 //! print its ratios to the baseline it measured in the same run.
 //! `cargo xtask bench side-by-side` runs the stand-alone comparison with
 //! other plugin systems (`benches/side-by-side`, a workspace of its own).
+//! `cargo xtask bench api-load` load-tests the release daemon's read
+//! endpoints (`benches/api-load`).
 
 use anyhow::{bail, Context, Result};
 
@@ -69,6 +71,68 @@ pub(crate) fn side_by_side(args: &[String]) -> Result<()> {
             manifest.display(),
             plugin.display()
         );
+    }
+    Ok(())
+}
+
+/// The filter that selects the admin API's load test.
+pub(crate) const API_LOAD: &str = "api-load";
+
+/// The plugins the load test installs: the three reference plugins, built
+/// with the dev profile as `cargo xtask demo` installs them (the larger
+/// libraries are the harder case for the read paths).
+const API_LOAD_PLUGINS: [&str; 3] = [
+    "plugkit-twilio",
+    "plugkit-stripe",
+    "plugkit-network-automation",
+];
+
+/// Builds the reference plugins, the release daemon and the load
+/// generator (`benches/api-load`), then runs it; `args` go to it.
+pub(crate) fn api_load(args: &[String]) -> Result<()> {
+    eprintln!("xtask: building the reference plugins (dev profile)");
+    let names = API_LOAD_PLUGINS.map(String::from);
+    let built = artifacts::build(&names, false)?;
+    let runner = built.get(artifacts::RUNNER).cloned();
+    let list = artifacts::target_dir()?.join("plugkit-artifacts-api-load.json");
+    std::fs::write(&list, serde_json::to_vec_pretty(&built)?)
+        .with_context(|| format!("writing {}", list.display()))?;
+    eprintln!("xtask: building isp-daemon and api-load (release)");
+    let output = artifacts::cargo()
+        .current_dir(artifacts::workspace_root())
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "isp-daemon",
+            "-p",
+            "plugkit-api-load",
+            "--message-format=json-render-diagnostics",
+        ])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("running cargo build --release -p isp-daemon -p plugkit-api-load")?;
+    if !output.status.success() {
+        bail!("building the release daemon failed (see the compiler output above)");
+    }
+    let daemon = crate::demo::executable(&output.stdout, "isp-daemon")
+        .context("cargo reported no isp-daemon executable")?;
+    let load = crate::demo::executable(&output.stdout, "api-load")
+        .context("cargo reported no api-load executable")?;
+    let mut cmd = std::process::Command::new(&load);
+    cmd.arg("--daemon")
+        .arg(&daemon)
+        .arg("--artifacts")
+        .arg(&list);
+    if let Some(runner) = runner {
+        cmd.arg("--runner").arg(runner);
+    }
+    let status = cmd
+        .args(args)
+        .status()
+        .with_context(|| format!("running {}", load.display()))?;
+    if !status.success() {
+        bail!("the load test failed (see above)");
     }
     Ok(())
 }

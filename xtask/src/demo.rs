@@ -87,7 +87,7 @@ pub(crate) fn run(plugin_dir: Option<PathBuf>, extra: &[String]) -> Result<()> {
 }
 
 /// The path of binary `name` from cargo's JSON messages.
-fn executable(stdout: &[u8], name: &str) -> Option<PathBuf> {
+pub(crate) fn executable(stdout: &[u8], name: &str) -> Option<PathBuf> {
     stdout
         .split(|b| *b == b'\n')
         .filter_map(|line| serde_json::from_slice::<serde_json::Value>(line).ok())

@@ -45,6 +45,21 @@ impl SigningKey {
     }
 }
 
+impl SigningKey {
+    /// Signs `bytes` with `comment` as the trusted comment (a catalog); returns the `.minisig` text.
+    pub(crate) fn sign_text(&self, bytes: &[u8], comment: &str) -> Result<String> {
+        let signature = minisign::sign(
+            Some(&self.public),
+            &self.secret,
+            Cursor::new(bytes),
+            Some(comment),
+            Some(&format!("plugkit catalog signature by key {}", self.key_id)),
+        )
+        .map_err(|e| anyhow!("signing failed: {e}"))?;
+        Ok(signature.into_string())
+    }
+}
+
 /// `cargo xtask keygen`.
 pub(crate) fn keygen(force: bool) -> Result<()> {
     let dir = locations::key_dir()?;

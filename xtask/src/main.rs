@@ -17,6 +17,7 @@ mod install;
 mod keys;
 mod list;
 mod locations;
+mod oci;
 mod package;
 mod peers;
 mod remove;
@@ -90,10 +91,12 @@ enum Command {
     /// `cargo xtask bench side-by-side` instead runs the stand-alone
     /// comparison with wasmtime, Extism, Lua and a Unix socket
     /// (`benches/side-by-side`, its own workspace; the first build is long).
+    /// `cargo xtask bench api-load` load-tests the release daemon's read
+    /// endpoints (`-- --help` lists its options).
     Bench {
         /// Only benchmarks whose name contains this; `side-by-side` for the comparison.
         filter: Option<String>,
-        /// Extra arguments for the side-by-side binary (after `--`), e.g. `--rounds 100`.
+        /// Extra arguments for the side-by-side or api-load binary (after `--`), e.g. `--rounds 100`.
         #[arg(last = true)]
         args: Vec<String>,
     },
@@ -203,6 +206,44 @@ enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// Builds, signs and pushes a plugin to an OCI registry as one artifact
+    /// tagged by its version; prints its digest.
+    Publish {
+        /// Plugin id, package name, or plugin crate folder.
+        plugin: String,
+        /// The registry [default: $PLUGKIT_REGISTRY], e.g. http://127.0.0.1:5000.
+        #[arg(long, value_name = "URL")]
+        registry: Option<String>,
+        /// The repository [default: plugkit/plugins/<id>].
+        #[arg(long, value_name = "NAME")]
+        repository: Option<String>,
+        #[arg(long)]
+        release: bool,
+    },
+    /// Pins, signs (operator key) and pushes an entitlement catalog (TOML).
+    PublishCatalog {
+        catalog: PathBuf,
+        /// The registry [default: $PLUGKIT_REGISTRY].
+        #[arg(long, value_name = "URL")]
+        registry: Option<String>,
+    },
+    /// Installs the plugins a tier includes from the registry's signed catalog
+    /// and writes plugkit.lock.
+    Provision {
+        #[arg(long)]
+        tier: String,
+        /// The registry [default: $PLUGKIT_REGISTRY].
+        #[arg(long, value_name = "URL")]
+        registry: Option<String>,
+        #[command(flatten)]
+        dir: PluginDirArg,
+        /// A trusted public key (.pub file or base64); default: the development key and config/trusted-keys.
+        #[arg(long, value_name = "KEY")]
+        trusted_key: Vec<String>,
+        /// Print the report and the lock as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Creates the development signing key (outside the repository).
     Keygen {
         /// Replace an existing key.
@@ -249,8 +290,9 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Tidy { bless } => tidy::run(&tidy::workspace_root(), bless),
         Command::Bench { filter, args } => match filter.as_deref() {
             Some(bench::SIDE_BY_SIDE) => bench::side_by_side(&args),
+            Some(bench::API_LOAD) => bench::api_load(&args),
             _ if !args.is_empty() => {
-                anyhow::bail!("arguments after `--` are for `cargo xtask bench side-by-side` only")
+                anyhow::bail!("arguments after `--` are for `cargo xtask bench side-by-side` or `api-load` only")
             }
             filter => bench::run(filter),
         },
@@ -307,6 +349,33 @@ fn run(command: Command) -> anyhow::Result<()> {
             trusted_key,
             release,
         } => validate::run(&path, &trusted_key, release),
+        Command::Publish {
+            plugin,
+            registry,
+            repository,
+            release,
+        } => oci::publish(
+            &plugin,
+            oci::registry(registry)?,
+            repository.as_deref(),
+            release,
+        ),
+        Command::PublishCatalog { catalog, registry } => {
+            oci::publish_catalog(&catalog, oci::registry(registry)?)
+        }
+        Command::Provision {
+            tier,
+            registry,
+            dir,
+            trusted_key,
+            json,
+        } => oci::provision(
+            &tier,
+            oci::registry(registry)?,
+            locations::plugin_dir(dir.plugin_dir),
+            &trusted_key,
+            json,
+        ),
         Command::Keygen { force } => keys::keygen(force),
         Command::Sign { package } => sign::sign(&package),
         Command::Verify {

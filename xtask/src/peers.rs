@@ -47,14 +47,41 @@ const STRIPE_PYTHON: Peer = Peer {
     what: "Stripe's Python library (PyPI), the Stripe cross-check",
     needs_root: true,
 };
+const STANDARDWEBHOOKS: Peer = Peer {
+    script: "install-standardwebhooks.sh",
+    what: "the Standard Webhooks reference library (PyPI), the outbound webhook check",
+    needs_root: true,
+};
+const PROMETHEUS: Peer = Peer {
+    script: "install-prometheus.sh",
+    what: "Prometheus (Debian), which scrapes the daemon's /metrics in a test",
+    needs_root: true,
+};
+
 const PRISM: Peer = Peer {
     script: "install-prism.sh",
     what: "Prism and Twilio's OpenAPI description (npm), into the target directory",
     needs_root: false,
 };
 
+const DOCKER_REGISTRY: Peer = Peer {
+    script: "install-docker-registry.sh",
+    what: "the OCI registry docker-registry (Debian), for plugin provisioning",
+    needs_root: true,
+};
+
 /// Everything `cargo xtask test` needs, in install order (npm before Prism).
-pub(crate) const TEST_PEERS: &[Peer] = &[NODE, CHROMIUM, NETWORK, OPENBAO, STRIPE_PYTHON, PRISM];
+pub(crate) const TEST_PEERS: &[Peer] = &[
+    NODE,
+    CHROMIUM,
+    NETWORK,
+    OPENBAO,
+    STRIPE_PYTHON,
+    STANDARDWEBHOOKS,
+    PROMETHEUS,
+    PRISM,
+    DOCKER_REGISTRY,
+];
 
 /// What `cargo xtask demo` needs for the network-automation flows: the
 /// devices the daemon starts on 127.0.0.1 (snmpd, sshd).

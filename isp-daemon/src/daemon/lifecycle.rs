@@ -11,10 +11,9 @@ impl Daemon {
         let (state_dir, state_tmp) = match &config.state.dir {
             Some(dir) => (config.resolve(dir), None),
             None => {
-                let tmp = tempfile::Builder::new()
-                    .prefix("isp-daemon-state-")
-                    .tempdir()
+                let (tmp, notes) = crate::scratch::create("isp-daemon-state-")
                     .context("creating a temporary state directory")?;
+                startup.extend(notes.into_iter().map(|n| format!("[host] {n}")));
                 (tmp.path().to_owned(), Some(tmp))
             }
         };
@@ -83,10 +82,9 @@ impl Daemon {
             .unwrap_or_else(|| Devices::none("the daemon was started without demo devices"));
         env.extend(devices.env_overrides());
 
-        let runtime_dir = tempfile::Builder::new()
-            .prefix("isp-daemon-runtime-")
-            .tempdir()
+        let (runtime_dir, notes) = crate::scratch::create("isp-daemon-runtime-")
             .context("creating the host's runtime directory")?;
+        startup.extend(notes.into_iter().map(|n| format!("[host] {n}")));
         let mut host_config = HostConfig::with_runtime_dir(runtime_dir.path()).trust(trust.clone());
         host_config.isolation = config.plugins.isolation_policy();
         for (id, entry) in &config.plugins.isolation {
@@ -151,6 +149,15 @@ impl Daemon {
             .as_deref()
             .map(|d| config.resolve(d))
             .unwrap_or_else(|| state_dir.clone());
+        let webhooks =
+            crate::webhook_state::Webhooks::open(&config.webhooks, &state_dir, &|text| {
+                plugin_host::tenancy::resolve_secret_reference(
+                    text,
+                    &Environment::fixed(env.clone()),
+                )
+                .map(|s| s.expose_secret().to_owned())
+                .map_err(|e| e.to_string())
+            })?;
         let mut platform_config = PlatformConfig::new(&state_dir, config_dir);
         platform_config.tiers = tiers;
         platform_config.env = Environment::fixed(env);
@@ -184,7 +191,13 @@ impl Daemon {
             }
         };
 
+        // After the waiting file: a corrupt key file names itself and stops the start.
+        let keys = Arc::new(KeyStore::open(&state_dir)?);
+        let limits = Arc::new(RateLimits::new(&config.rate_limits).map_err(anyhow::Error::msg)?);
+
         let daemon = Daemon {
+            keys,
+            limits,
             config,
             host,
             platform,
@@ -195,10 +208,14 @@ impl Daemon {
             devices,
             admin,
             manifests: RwLock::new(BTreeMap::new()),
+            discovered: Default::default(),
+            flow_stats: Default::default(),
             waiting: Mutex::new(waiting),
+            provisioning: Default::default(),
             startup,
             stopping: AtomicBool::new(false),
             watching: AtomicBool::new(false),
+            webhooks,
             _runtime_dir: runtime_dir,
             _state_tmp: state_tmp,
         };
@@ -225,7 +242,7 @@ impl Daemon {
 
     /// Registers every started plugin's manifest with the platform.
     pub(super) fn register_started(&self, lines: &mut Vec<String>) -> Result<()> {
-        let found = discover(&self.dirs, &identity_of);
+        let found = self.discovered.scan(&self.dirs);
         let mut manifests = self
             .manifests
             .write()
@@ -322,6 +339,9 @@ impl Daemon {
         }
         for e in self.host.stop_all() {
             lines.push(format!("[host] stopping: {e}"));
+        }
+        if let Err(e) = self.keys.save_usage() {
+            lines.push(format!("[keys] the API keys' last use was not saved: {e}"));
         }
         let count = self.platform.audit().entries().map_or(0, |e| e.len());
         lines.push(format!(

@@ -13,22 +13,25 @@
 //! - Plugins stop in reverse dependency order, each tenant's request kept.
 //!
 //! The methods live by job in `lifecycle`, `waiting`, `operations` and
-//! `views`; this file holds the state and the lookups they all share.
+//! `views` (which lists plugins through `discovered`, the discovery
+//! cache); this file holds the state and the lookups they all share.
 
+mod catalog;
+mod discovered;
 mod lifecycle;
 mod operations;
+mod packages;
 mod views;
 mod waiting;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use anyhow::{bail, Context, Result};
 use plugin_api::category::Contract;
 use plugin_api::{communication, network_automation, payment};
-use plugin_host::discovery::discover;
 use plugin_host::package::graph::DependencyGraph;
 use plugin_host::package::identity::EmbeddedIdentity;
 use plugin_host::package::manifest::Manifest;
@@ -45,7 +48,9 @@ use serde_json::{json, Value};
 use crate::config::Config;
 use crate::error::{Problem, ProblemKind};
 use crate::install;
+use crate::keys::KeyStore;
 use crate::peers::Devices;
+use crate::ratelimit::RateLimits;
 use crate::standins::Standins;
 
 /// The daemon's own state file, beside the platform's.
@@ -107,11 +112,18 @@ pub struct Daemon {
     standins: Standins,
     devices: Devices,
     admin: AdminSecret,
+    keys: Arc<KeyStore>,
+    limits: Arc<RateLimits>,
     manifests: RwLock<BTreeMap<String, Manifest>>,
+    /// What discovery learned, for the read paths (see `discovered`).
+    discovered: discovered::DiscoveryCache,
+    flow_stats: crate::flow_stats::FlowStats,
     waiting: Mutex<Waiting>,
     startup: Vec<String>,
     stopping: AtomicBool,
     pub(crate) watching: AtomicBool,
+    webhooks: crate::webhook_state::Webhooks,
+    pub(crate) provisioning: crate::provisioning::Provisioning,
     // Dropped last: the host's private copies and the temporary state.
     _runtime_dir: tempfile::TempDir,
     _state_tmp: Option<tempfile::TempDir>,
@@ -182,6 +194,11 @@ impl Daemon {
         &self.config
     }
 
+    /// How the flows went, by tenant (for `GET /metrics`).
+    pub fn flow_stats(&self) -> &crate::flow_stats::FlowStats {
+        &self.flow_stats
+    }
+
     /// The stand-ins it started.
     pub fn standins(&self) -> &Standins {
         &self.standins
@@ -195,6 +212,21 @@ impl Daemon {
     /// The admin API's token.
     pub fn admin_secret(&self) -> &AdminSecret {
         &self.admin
+    }
+
+    /// The admin API's keys (`api-keys.json` in the state directory).
+    pub fn keys(&self) -> &Arc<KeyStore> {
+        &self.keys
+    }
+
+    /// The admin API's rate limits per key and scope.
+    pub fn rate_limits(&self) -> &Arc<RateLimits> {
+        &self.limits
+    }
+
+    /// Webhooks in and out (`webhooks`).
+    pub fn webhooks(&self) -> &crate::webhook_state::Webhooks {
+        &self.webhooks
     }
 
     /// The state directory.
@@ -238,7 +270,9 @@ impl Daemon {
             .map(|m| m.required_tier.clone())
     }
 
-    fn audit_entry(&self, entry: AuditEntry) {
+    /// Appends `entry` to the audit log; a failure is logged, not returned
+    /// (the change it records has happened).
+    pub fn audit_entry(&self, entry: AuditEntry) {
         if let Err(e) = self.platform.audit().append(&entry) {
             tracing::error!("cannot append to the audit log: {e}");
         }

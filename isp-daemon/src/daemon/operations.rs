@@ -145,7 +145,7 @@ impl Daemon {
     /// Reloads `plugin` from its folder in the plugin directories (or starts
     /// it, when it is installed but not running) and records it in the audit log.
     pub fn reload(&self, actor: &str, plugin: &str) -> Result<Value, Problem> {
-        let found = discover(&self.dirs, &identity_of);
+        let found = self.discovered.scan(&self.dirs);
         // A running plugin whose folder fails start-up's checks (a library of
         // another version than its manifest, say) is reloaded through the
         // same checks, so it is refused with start-up's words.
@@ -311,7 +311,7 @@ impl Daemon {
     /// activates it for the tenants that had asked for it and for those
     /// whose configured settings were waiting for it.
     pub(crate) fn adopt_new_plugin(&self, actor: &str, plugin: &str) -> Vec<String> {
-        let found = discover(&self.dirs, &identity_of);
+        let found = self.discovered.scan(&self.dirs);
         if let Some(p) = found.plugins.into_iter().find(|p| p.manifest.id == plugin) {
             self.adopt_manifest(&p.manifest);
         }
@@ -368,7 +368,7 @@ impl Daemon {
             ),
         };
         if report.swapped() {
-            let found = discover(&self.dirs, &identity_of);
+            let found = self.discovered.scan(&self.dirs);
             if let Some(p) = found
                 .plugins
                 .into_iter()

@@ -7,7 +7,7 @@ impl Daemon {
     /// The installed plugins with their discovered manifests, and the
     /// problems found while scanning the plugin directories.
     pub fn plugins_overview(&self) -> Value {
-        let found = discover(&self.dirs, &identity_of);
+        let found = self.discovered.current(&self.dirs);
         let statuses = self.host.statuses();
         let available: Vec<Value> = found
             .plugins
@@ -63,8 +63,7 @@ impl Daemon {
                 value
             })
             .collect();
-        let problems: Vec<String> = found.problems.iter().map(ToString::to_string).collect();
-        json!({ "available": available, "installed": installed, "problems": problems })
+        json!({ "available": available, "installed": installed, "problems": found.problems })
     }
 
     /// One tenant: tier, every installed plugin's state for it, its
@@ -80,13 +79,14 @@ impl Daemon {
             .get(tenant)
             .cloned()
             .unwrap_or_default();
+        // Read under the lock rather than cloned: a read path costs what
+        // its answer costs.
         let manifests = self
             .manifests
             .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+            .unwrap_or_else(PoisonError::into_inner);
         let mut plugins = Vec::new();
-        for (id, manifest) in &manifests {
+        for (id, manifest) in manifests.iter() {
             let loaded = self.host.state(id).is_some();
             let active = self.host.plugin(id).is_ok_and(|h| h.is_active_for(tenant));
             let requested = view.plugins.iter().any(|p| &p.plugin == id);
@@ -157,8 +157,8 @@ impl Daemon {
 
     /// The dependency graph of the installed plugins, resolved now.
     pub fn graph(&self) -> (Value, String) {
-        let found = discover(&self.dirs, &identity_of);
-        let manifests: Vec<Manifest> = found.plugins.into_iter().map(|p| p.manifest).collect();
+        let found = self.discovered.current(&self.dirs);
+        let manifests: Vec<Manifest> = found.plugins.iter().map(|p| p.manifest.clone()).collect();
         let api = semver_of(plugin_api::API_VERSION);
         let resolution = DependencyGraph::resolve(&manifests, &api);
         let mut graph = resolution.to_json();
@@ -188,8 +188,8 @@ impl Daemon {
     /// The order to stop the loaded plugins in: the reverse of the
     /// dependency order, then any others (newest first).
     pub fn stop_order(&self) -> Vec<String> {
-        let found = discover(&self.dirs, &identity_of);
-        let manifests: Vec<Manifest> = found.plugins.into_iter().map(|p| p.manifest).collect();
+        let found = self.discovered.current(&self.dirs);
+        let manifests: Vec<Manifest> = found.plugins.iter().map(|p| p.manifest.clone()).collect();
         let resolution = DependencyGraph::resolve(&manifests, &semver_of(plugin_api::API_VERSION));
         let loaded = self.host.plugin_ids();
         let mut order: Vec<String> = resolution

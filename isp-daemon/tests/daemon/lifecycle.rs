@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use plugkit_testkit::process::wait_until;
 
-use crate::support::{artifact_map, TOKEN};
+use crate::support::{artifact_map, ADMIN_TOKEN};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_isp-daemon");
 
@@ -263,7 +263,7 @@ fn sigterm_stops_plugins_in_reverse_dependency_order_keeps_the_audit_log_and_exi
     let (map_arg, state_arg) = (map.to_str().expect("utf-8"), state.to_str().expect("utf-8"));
     let mut daemon = Running::start(
         &serve_args(map_arg, state_arg),
-        &[("ISP_DAEMON_ADMIN_TOKEN", TOKEN)],
+        &[("ISP_DAEMON_ADMIN_TOKEN", ADMIN_TOKEN)],
     );
     let listening =
         daemon.wait_for_line("[admin] API listening on http://", Duration::from_secs(120));
@@ -272,16 +272,16 @@ fn sigterm_stops_plugins_in_reverse_dependency_order_keeps_the_audit_log_and_exi
         .nth(1)
         .and_then(|rest| rest.strip_suffix("/api"))
         .expect("an address");
-    // The API answers with the token from the environment.
+    // The API answers the token from the environment (which manages keys).
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
         .into();
     let answer = agent
-        .get(&format!("http://{base}/api/daemon"))
-        .header("Authorization", format!("Bearer {TOKEN}"))
+        .get(&format!("http://{base}/api/keys"))
+        .header("Authorization", format!("Bearer {ADMIN_TOKEN}"))
         .call()
-        .expect("GET /api/daemon");
+        .expect("GET /api/keys");
     assert_eq!(answer.status().as_u16(), 200);
 
     daemon.signal("TERM");
@@ -348,7 +348,7 @@ fn a_second_signal_forces_the_exit() {
     let mut daemon = Running::start(
         &serve_args(map_arg, state_arg),
         &[
-            ("ISP_DAEMON_ADMIN_TOKEN", TOKEN),
+            ("ISP_DAEMON_ADMIN_TOKEN", ADMIN_TOKEN),
             ("ISP_DAEMON_TEST_STALL_SHUTDOWN", "1"),
         ],
     );

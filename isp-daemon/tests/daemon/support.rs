@@ -19,8 +19,43 @@ use plugkit_testkit::process::workspace_root;
 use serde_json::Value;
 use tempfile::TempDir;
 
-/// The admin token of every in-process test daemon.
-pub(crate) const TOKEN: &str = "test-admin-token-5f2a9c";
+/// The admin token of every in-process test daemon: it only manages API keys.
+pub(crate) const ADMIN_TOKEN: &str = "test-admin-token-5f2a9c";
+
+/// An API key with every scope, which `get`, `post`, `put` and
+/// `post_empty` send. [`TestDaemon::start_in`] writes its digest into the
+/// daemon's key file before the daemon starts (as an operator restores
+/// `api-keys.json` from a backup), so it is a constant other tests can use.
+pub(crate) const TOKEN: &str = "ispk_TestHarnessAllScopes00000000014HHYey";
+
+/// The id of [`TOKEN`]'s key: the actor the audit log names for the helpers' changes.
+pub(crate) const TOKEN_ID: &str = "key_testharness";
+
+/// Writes [`TOKEN`] as key `key_testharness` into `state_dir/api-keys.json`
+/// unless the file exists (a restart keeps what the daemon wrote).
+pub(crate) fn seed_all_scope_key(state_dir: &Path) {
+    use sha2::Digest as _;
+    let path = state_dir.join(isp_daemon::keys::KEYS_FILE);
+    if path.exists() {
+        return;
+    }
+    std::fs::create_dir_all(state_dir).expect("state directory");
+    let digest: String = sha2::Sha256::digest(TOKEN.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let file = serde_json::json!({
+        "format": 1,
+        "keys": [{
+            "id": TOKEN_ID,
+            "name": "test harness (every scope)",
+            "scopes": isp_daemon::keys::Scope::ALL.map(|s| s.as_str()),
+            "created": 1_700_000_000u64,
+            "secrets": [{"sha256": digest, "hint": "ispk_…HYey", "created": 1_700_000_000u64}],
+        }],
+    });
+    std::fs::write(&path, serde_json::to_vec_pretty(&file).expect("json")).expect("key file");
+}
 
 /// The reference plugins: id, package, crate folder.
 pub(crate) const PLUGINS: [(&str, &str, &str); 3] = [
@@ -53,6 +88,11 @@ impl Signer {
         self.public.to_base64()
     }
 
+    /// A minisign signature of `library` carrying `claims`.
+    pub(crate) fn sign_claims(&self, library: &[u8], claims: &SignedClaims) -> String {
+        self.sign(library, claims)
+    }
+
     fn sign(&self, library: &[u8], claims: &SignedClaims) -> String {
         minisign::sign(
             Some(&self.public),
@@ -70,6 +110,12 @@ impl Signer {
 pub(crate) fn signer() -> &'static Signer {
     static SIGNER: OnceLock<Signer> = OnceLock::new();
     SIGNER.get_or_init(Signer::new)
+}
+
+/// A second key the daemons do not trust.
+pub(crate) fn other_signer() -> &'static Signer {
+    static OTHER: OnceLock<Signer> = OnceLock::new();
+    OTHER.get_or_init(Signer::new)
 }
 
 /// The built library of a package.
@@ -126,7 +172,7 @@ pub(crate) fn artifact_map(dir: &Path) -> PathBuf {
 }
 
 /// The embedded configuration, set up for a test in `dir`: signed plugins,
-/// state in `dir/state`, stand-ins on, token [`TOKEN`] from the environment.
+/// state in `dir/state`, stand-ins on, admin token [`ADMIN_TOKEN`] from the environment.
 pub(crate) fn test_config(dir: &Path) -> Config {
     let plugins = dir.join("plugins");
     if !plugins.exists() {
@@ -150,7 +196,7 @@ pub(crate) fn test_config(dir: &Path) -> Config {
 /// Start options with the test token and `devices`.
 pub(crate) fn test_options(devices: Option<Devices>) -> StartOptions {
     StartOptions {
-        env: [("ISP_TEST_ADMIN_TOKEN".to_owned(), TOKEN.to_owned())].into(),
+        env: [("ISP_TEST_ADMIN_TOKEN".to_owned(), ADMIN_TOKEN.to_owned())].into(),
         plugins_from_build: None,
         devices,
     }
@@ -227,6 +273,9 @@ impl TestDaemon {
     ) -> Self {
         let mut config = test_config(dir.path());
         change(&mut config);
+        if let Some(state_dir) = &config.state.dir {
+            seed_all_scope_key(state_dir);
+        }
         let daemon = Arc::new(Daemon::start(config, test_options(devices)).expect("daemon starts"));
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -238,7 +287,7 @@ impl TestDaemon {
             .expect("bind");
         let addr = listener.local_addr().expect("address");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let router = api::router(Arc::clone(&daemon), AdminToken::new(TOKEN));
+        let router = api::router(Arc::clone(&daemon), AdminToken::new(ADMIN_TOKEN));
         runtime.spawn(api::serve(listener, router, async move {
             let _ = stopped.await;
         }));
@@ -268,8 +317,12 @@ impl TestDaemon {
         let url = format!("{}{path}", self.base);
         let auth = token.map(|t| format!("Bearer {t}"));
         let result = match (method, body) {
-            ("GET", _) => {
-                let mut r = self.agent.get(&url);
+            ("GET" | "DELETE", _) => {
+                let mut r = if method == "GET" {
+                    self.agent.get(&url)
+                } else {
+                    self.agent.delete(&url)
+                };
                 if let Some(a) = &auth {
                     r = r.header("Authorization", a);
                 }
@@ -307,22 +360,22 @@ impl TestDaemon {
         }
     }
 
-    /// GET with the admin token.
+    /// GET with the all-scope key [`TOKEN`].
     pub(crate) fn get(&self, path: &str) -> Answer {
         self.request("GET", path, Some(TOKEN), None)
     }
 
-    /// POST of a JSON value with the admin token.
+    /// POST of a JSON value with the all-scope key [`TOKEN`].
     pub(crate) fn post(&self, path: &str, body: &Value) -> Answer {
         self.request("POST", path, Some(TOKEN), Some(&body.to_string()))
     }
 
-    /// POST without a body, with the admin token.
+    /// POST without a body, with the all-scope key [`TOKEN`].
     pub(crate) fn post_empty(&self, path: &str) -> Answer {
         self.request("POST", path, Some(TOKEN), None)
     }
 
-    /// PUT of a JSON value with the admin token.
+    /// PUT of a JSON value with the all-scope key [`TOKEN`].
     pub(crate) fn put(&self, path: &str, body: &Value) -> Answer {
         self.request("PUT", path, Some(TOKEN), Some(&body.to_string()))
     }

@@ -41,6 +41,9 @@ pub enum AuditAction {
     AddTenant,
     /// An isolated plugin was released from quarantine by an operator.
     ReleaseQuarantine,
+    /// An API key of an embedding service was created, rotated or revoked
+    /// (the detail says which key and what; never its secret).
+    ApiKey,
 }
 
 impl fmt::Display for AuditAction {
@@ -56,6 +59,7 @@ impl fmt::Display for AuditAction {
             Self::TierChange => "tier_change",
             Self::AddTenant => "add_tenant",
             Self::ReleaseQuarantine => "release_quarantine",
+            Self::ApiKey => "api_key",
         })
     }
 }

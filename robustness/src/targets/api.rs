@@ -33,6 +33,11 @@ fn start_daemon(state: &Path, artifacts: Option<&Path>) -> anyhow::Result<Daemon
     config.state.config_dir = Some(state.join("config"));
     config.admin.token = "${env:ROBUSTNESS_ADMIN_TOKEN}".to_owned();
     config.admin.generate_token_if_unset = false;
+    // A million requests from one key: the limiter is fuzzed, not the fuzzer limited.
+    config.rate_limits.default = isp_daemon::ratelimit::Limit {
+        per_second: 1e6,
+        burst: 1_000_000,
+    };
     let standins = if artifacts.is_some() {
         StandinMode::On
     } else {
@@ -136,7 +141,21 @@ pub(crate) fn api(workspace: &Path) -> anyhow::Result<Target> {
         .worker_threads(1)
         .enable_all()
         .build()?;
-    let bearer = format!("Bearer {TOKEN}");
+    // The admin token only manages keys: the requests carry a key with every scope.
+    let key = daemon
+        .keys()
+        .create(
+            isp_daemon::keys::NewKey {
+                name: "robustness api target".to_owned(),
+                scopes: isp_daemon::keys::Scope::ALL.to_vec(),
+                expires_in_secs: None,
+            },
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        )
+        .context("creating the target's API key")?;
+    let bearer = format!("Bearer {}", key.secret);
     // Most seeds leave the header field out (the token is then sent as
     // is), so most mutations land in request lines and bodies; the rest
     // carry it, to reach the token check with mutated headers.

@@ -84,6 +84,15 @@ pub enum ConfigProblem {
         /// The key.
         key: String,
     },
+    /// A number outside the key's `min`/`max`.
+    OutOfRange {
+        /// The key.
+        key: String,
+        /// Where it was set.
+        source: ConfigSource,
+        /// The allowed range in words: "between 1 and 60", "at least 0".
+        allowed: String,
+    },
     /// A string looks like a secret reference but is not a valid one.
     BadReference {
         /// The key.
@@ -149,6 +158,14 @@ impl fmt::Display for ConfigProblem {
                 "key `{key}` is sensitive and the tenant's overrides are stored on disk, so it \
                  must be a secret reference such as \"${{vault:path#key}}\", \"${{env:VAR}}\" or \
                  \"${{file:/path}}\", never the value itself"
+            ),
+            Self::OutOfRange {
+                key,
+                source,
+                allowed,
+            } => write!(
+                f,
+                "key `{key}` (set in {source}) must be {allowed}; write a value in that range"
             ),
             Self::BadReference {
                 key,

@@ -145,6 +145,23 @@ fn candidate(
             });
             return None;
         }
+        if let Some(number) = value.as_f64() {
+            let below = spec.min.is_some_and(|min| number < min);
+            let above = spec.max.is_some_and(|max| number > max);
+            if below || above {
+                problems.push(ConfigProblem::OutOfRange {
+                    key: key.to_owned(),
+                    source,
+                    allowed: match (spec.min, spec.max) {
+                        (Some(min), Some(max)) => format!("between {min} and {max}"),
+                        (Some(min), None) => format!("at least {min}"),
+                        (None, Some(max)) => format!("at most {max}"),
+                        (None, None) => "a number".to_owned(),
+                    },
+                });
+                return None;
+            }
+        }
     }
     Some(Entry {
         value,

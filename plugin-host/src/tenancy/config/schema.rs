@@ -25,6 +25,12 @@ pub(crate) struct KeySpec {
     pub(crate) default: Option<Value>,
     #[serde(default)]
     pub(crate) sensitive: bool,
+    /// The manifest's `min`, for integer and float keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) min: Option<f64>,
+    /// The manifest's `max`, for integer and float keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) max: Option<f64>,
 }
 
 /// A plugin's configuration schema with JSON defaults.
@@ -67,6 +73,8 @@ impl Schema {
                     required: key.required,
                     default,
                     sensitive: key.sensitive,
+                    min: key.min,
+                    max: key.max,
                 },
             );
         }

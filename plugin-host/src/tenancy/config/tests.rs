@@ -28,6 +28,8 @@ default = "hello"
 [config.port]
 type = "integer"
 default = 80
+min = 1
+max = 65535
 
 [config.ratio]
 type = "float"
@@ -160,6 +162,18 @@ fn every_problem_names_key_tenant_source_and_expected_type() {
          \"${file:/path}\", never the value itself\n  \
          key `on` (set in environment variable `PLUGKIT_DEMO_ON`) must be of type boolean, \
          found text that does not parse as one; write true or false",
+    );
+}
+
+#[test]
+fn numbers_outside_their_bounds_are_refused_with_the_range() {
+    check(
+        "port = 0\n",
+        json!({ "token": "${env:DEMO_TOKEN}" }),
+        &[],
+        "configuration of plugin `demo` for tenant `acme` has 1 problem; fix it and retry:\n  \
+         key `port` (set in config/plugins/demo.toml:1:8) must be between 1 and 65535; write a \
+         value in that range",
     );
 }
 

@@ -1,0 +1,113 @@
+//! Which events integrators get, and where they come from:
+//! - the audit log (`audit.jsonl`, appended and synced by the platform and
+//!   the daemon), read from a durable cursor: `plugin.installed`,
+//!   `plugin.removed`, `plugin.activated`, `plugin.deactivated`,
+//!   `plugin.failed` (an install or activation that failed),
+//!   `plugin.released`, `reload.swapped`, `reload.rolled_back`,
+//!   `tenant.tier_changed`, `tenant.config_changed`, `tenant.added`;
+//! - the host's plugin states: `plugin.failed` when a plugin enters the
+//!   failed state (a crash loop's quarantine, a failed start);
+//! - the flows: `flow.completed` with the flow's report.
+//!
+//! An audit line's message id is derived from its byte offset and content,
+//! so a line read twice (a crash between queuing and saving the cursor)
+//! is queued under the same `webhook-id`.
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+/// Every event type the daemon sends.
+pub const EVENT_TYPES: &[&str] = &[
+    "plugin.installed",
+    "plugin.removed",
+    "plugin.activated",
+    "plugin.deactivated",
+    "plugin.failed",
+    "plugin.released",
+    "reload.swapped",
+    "reload.rolled_back",
+    "tenant.tier_changed",
+    "tenant.config_changed",
+    "tenant.added",
+    "flow.completed",
+];
+
+/// The event type of an audit entry, or `None` for entries integrators
+/// are not told about (a refused request changed nothing).
+pub fn event_of_audit(entry: &Value) -> Option<&'static str> {
+    let action = entry.get("action")?.as_str()?;
+    let outcome = entry.get("outcome")?.as_str()?;
+    Some(match (action, outcome) {
+        ("install", "ok") => "plugin.installed",
+        ("install" | "activate", "failed") => "plugin.failed",
+        ("remove", "ok") => "plugin.removed",
+        ("activate", "ok") => "plugin.activated",
+        ("deactivate", "ok") => "plugin.deactivated",
+        ("reload", "ok") => "reload.swapped",
+        ("reload", "failed" | "refused") | ("rollback", _) => "reload.rolled_back",
+        ("tier_change", "ok") => "tenant.tier_changed",
+        ("config_change", "ok") => "tenant.config_changed",
+        ("add_tenant", "ok") => "tenant.added",
+        ("release_quarantine", "ok") => "plugin.released",
+        _ => return None,
+    })
+}
+
+/// The message id of the audit line at byte `offset`.
+pub fn audit_message_id(offset: u64, line: &str) -> String {
+    let digest = Sha256::digest(line.as_bytes());
+    let short: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("msg_audit_{offset}_{short}")
+}
+
+/// The event's data: the audit entry's fields.
+pub fn audit_data(entry: &Value) -> Value {
+    let field = |name: &str| entry.get(name).cloned().unwrap_or(Value::Null);
+    json!({
+        "time": field("time"), "actor": field("actor"), "tenant": field("tenant"),
+        "plugin": field("plugin"), "from_version": field("from_version"),
+        "to_version": field("to_version"), "action": field("action"),
+        "outcome": field("outcome"), "detail": field("detail"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audit_entries_become_the_events_integrators_care_about() {
+        let check = |action: &str, outcome: &str, expected: Option<&str>| {
+            let entry = json!({"action": action, "outcome": outcome});
+            assert_eq!(event_of_audit(&entry), expected, "{action} {outcome}");
+        };
+        check("install", "ok", Some("plugin.installed"));
+        check("activate", "ok", Some("plugin.activated"));
+        check("activate", "refused", None);
+        check("activate", "failed", Some("plugin.failed"));
+        check("deactivate", "ok", Some("plugin.deactivated"));
+        check("reload", "ok", Some("reload.swapped"));
+        check("reload", "failed", Some("reload.rolled_back"));
+        check("rollback", "ok", Some("reload.rolled_back"));
+        check("remove", "ok", Some("plugin.removed"));
+        check("tier_change", "ok", Some("tenant.tier_changed"));
+        check("tier_change", "refused", None);
+        check("something_new", "ok", None);
+        for event in [
+            "plugin.installed",
+            "reload.rolled_back",
+            "tenant.tier_changed",
+        ] {
+            assert!(EVENT_TYPES.contains(&event));
+        }
+    }
+
+    #[test]
+    fn an_audit_line_keeps_its_message_id() {
+        let a = audit_message_id(120, "{\"x\":1}");
+        assert_eq!(a, audit_message_id(120, "{\"x\":1}"));
+        assert_ne!(a, audit_message_id(121, "{\"x\":1}"));
+        assert_ne!(a, audit_message_id(120, "{\"x\":2}"));
+        assert!(a.starts_with("msg_audit_120_"));
+    }
+}

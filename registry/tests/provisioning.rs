@@ -1,0 +1,280 @@
+//! Provisioning against a real registry (Debian's docker-registry on
+//! 127.0.0.1, storage in a temp dir): publish, catalog refusals, tier
+//! upgrade/downgrade, tamper, bad signature, registry down. The plugin is
+//! the `reloadable` fixture at 1.0.0 and 2.0.0, signed by a test operator.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use plugin_package::catalog::{expires_in, CatalogError};
+use plugin_package::oci as layout;
+use plugkit_registry::lockfile::Lock;
+use plugkit_registry::provision::{self, fetch, Action, Options};
+use plugkit_registry::publish::publish_catalog;
+use plugkit_registry::{Error, RegistryConfig, Remote};
+use plugkit_testkit::registry::Registry;
+use plugkit_tests::artifacts;
+use plugkit_tests::oci::{catalog, catalog_expiring, reloadable_manifest, Operator};
+
+fn library(version: &str) -> Vec<u8> {
+    let package = if version.starts_with('1') {
+        "fixture-reload-v1"
+    } else {
+        "fixture-reload-v2"
+    };
+    std::fs::read(artifacts().library(package)).expect("library")
+}
+
+fn remote(registry: &Registry) -> Remote {
+    Remote::new(&config(registry)).expect("remote")
+}
+
+fn config(registry: &Registry) -> RegistryConfig {
+    RegistryConfig {
+        url: registry.url(),
+        credentials: None,
+    }
+}
+
+fn options(registry: &Registry, dir: &Path, tier: &str, operator: &Operator) -> Options {
+    Options {
+        registry: config(registry),
+        tier: tier.to_owned(),
+        plugin_dir: dir.join("plugins"),
+        accepted_file: dir.join("state/accepted-catalog.json"),
+        trusted_keys: vec![operator.public_line()],
+    }
+}
+
+/// Fetches and writes the lock, as `cargo xtask provision` does.
+fn provision(options: &Options) -> Result<provision::Report, Error> {
+    let lock_path = provision::lock_path(&options.plugin_dir);
+    let previous = Lock::read(&lock_path)?;
+    let (report, lock) = fetch(options, &previous, &mut |_| {})?;
+    lock.write(&lock_path)?;
+    Ok(report)
+}
+
+fn linked_version(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join("plugins/reloadable/plugin.toml")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("version = \""))
+        .map(|v| v.trim_end_matches('"').to_owned())
+}
+
+#[test]
+fn a_published_plugin_is_one_artifact_with_layers_annotations_and_a_version_tag() {
+    let registry = Registry::start().expect("registry");
+    let remote = remote(&registry);
+    let operator = Operator::new();
+    let digest = operator.publish(&remote, &reloadable_manifest("1.0.0"), &library("1.0.0"));
+    assert!(digest.starts_with("sha256:"), "{digest}");
+    let repository = layout::plugin_repository("reloadable");
+    assert_eq!(remote.resolve(&repository, "1.0.0").expect("tag"), digest);
+    let (manifest, pulled) = remote
+        .pull_manifest(&repository, &digest, layout::PLUGIN_ARTIFACT_TYPE)
+        .expect("manifest");
+    assert_eq!(pulled, digest);
+    assert_eq!(manifest.config.media_type, layout::EMPTY_CONFIG_MEDIA_TYPE);
+    let media: Vec<&str> = manifest
+        .layers
+        .iter()
+        .map(|l| l.media_type.as_str())
+        .collect();
+    assert_eq!(media, layout::PLUGIN_LAYERS);
+    let annotations = manifest.annotations.expect("annotations");
+    assert_eq!(annotations[layout::ANNOTATION_ID], "reloadable");
+    assert_eq!(annotations[layout::ANNOTATION_OCI_VERSION], "1.0.0");
+    assert_eq!(annotations[layout::ANNOTATION_CATEGORY], "custom");
+    assert_eq!(annotations[layout::ANNOTATION_REQUIRED_TIER], "free");
+    assert_eq!(annotations[layout::ANNOTATION_API], "^0.2");
+    // The wrong artifact type is refused by name.
+    let error = remote
+        .pull_manifest(&repository, &digest, layout::CATALOG_ARTIFACT_TYPE)
+        .expect_err("not a catalog");
+    assert!(error.to_string().contains("artifactType"), "{error}");
+}
+
+#[test]
+fn catalog_refusals_name_unsigned_unknown_key_rollback_and_freeze() {
+    let registry = Registry::start().expect("registry");
+    let remote = remote(&registry);
+    let operator = Operator::new();
+    let dir = tempfile::tempdir().expect("dir");
+    let options = options(&registry, dir.path(), "free", &operator);
+    let digest = operator.publish(&remote, &reloadable_manifest("1.0.0"), &library("1.0.0"));
+    let entry = [("reloadable", "1.0.0", digest.as_str())];
+
+    let unsigned = catalog(5, &[("free", &entry)]);
+    publish_catalog(&remote, unsigned.as_bytes(), None).expect("push unsigned");
+    let error = provision(&options).expect_err("unsigned");
+    assert_eq!(error, Error::Catalog(CatalogError::Unsigned));
+    assert!(error.to_string().contains("unsigned"), "{error}");
+
+    let stranger = Operator::new();
+    stranger.publish_catalog(&remote, &unsigned);
+    let error = provision(&options).expect_err("unknown key");
+    assert!(
+        matches!(error, Error::Catalog(CatalogError::UnknownKey { .. })),
+        "{error}"
+    );
+    assert!(error.to_string().contains("unknown key"), "{error}");
+
+    operator.publish_catalog(&remote, &unsigned);
+    let report = provision(&options).expect("serial 5 accepted");
+    assert_eq!(report.catalog_serial, 5);
+
+    operator.publish_catalog(&remote, &catalog(4, &[("free", &entry)]));
+    let error = provision(&options).expect_err("rollback");
+    assert_eq!(
+        error,
+        Error::Catalog(CatalogError::Rollback {
+            serial: 4,
+            accepted: 5
+        })
+    );
+    assert!(error.to_string().contains("rollback refused"), "{error}");
+
+    let past = expires_in(
+        SystemTime::now() - Duration::from_secs(7200),
+        Duration::from_secs(3600),
+    );
+    operator.publish_catalog(&remote, &catalog_expiring(6, past, &[("free", &entry)]));
+    let error = provision(&options).expect_err("expired");
+    assert!(
+        matches!(
+            error,
+            Error::Catalog(CatalogError::Expired { serial: 6, .. })
+        ),
+        "{error}"
+    );
+    assert!(error.to_string().contains("freeze refused"), "{error}");
+
+    // A refusal changed nothing: the plugin from serial 5 is still linked and pinned.
+    assert_eq!(linked_version(dir.path()).as_deref(), Some("1.0.0"));
+    let lock = Lock::read(&provision::lock_path(&options.plugin_dir)).expect("lock");
+    assert_eq!(lock.catalog_serial, 5);
+    assert_eq!(lock.plugins["reloadable"].digest, digest);
+}
+
+#[test]
+fn a_tier_upgrade_installs_a_downgrade_unlinks_and_an_upgrade_back_relinks_without_pulling() {
+    let mut registry = Registry::start().expect("registry");
+    let remote = remote(&registry);
+    let operator = Operator::new();
+    let dir = tempfile::tempdir().expect("dir");
+    let v1 = operator.publish(&remote, &reloadable_manifest("1.0.0"), &library("1.0.0"));
+    let v2 = operator.publish(&remote, &reloadable_manifest("2.0.0"), &library("2.0.0"));
+    let free: [(&str, &str, &str); 0] = [];
+    let pro = [("reloadable", "2.0.0", v2.as_str())];
+    let ent = [("reloadable", "1.0.0", v1.as_str())];
+    operator.publish_catalog(
+        &remote,
+        &catalog(1, &[("free", &free), ("pro", &pro), ("legacy", &ent)]),
+    );
+
+    let report = provision(&options(&registry, dir.path(), "free", &operator)).expect("free");
+    assert!(report.plugins.is_empty(), "{report:?}");
+    assert_eq!(linked_version(dir.path()), None);
+
+    let report = provision(&options(&registry, dir.path(), "pro", &operator)).expect("pro");
+    assert_eq!(report.plugins[0].action, Action::Installed, "{report:?}");
+    assert_eq!(linked_version(dir.path()).as_deref(), Some("2.0.0"));
+    let lock = Lock::read(&provision::lock_path(&dir.path().join("plugins"))).expect("lock");
+    let entry = &lock.plugins["reloadable"];
+    assert_eq!(
+        (entry.version.as_str(), entry.digest.as_str()),
+        ("2.0.0", v2.as_str())
+    );
+    assert_eq!(
+        entry.library_sha256,
+        plugin_package::signature::sha256_hex(&library("2.0.0"))
+    );
+
+    let report = provision(&options(&registry, dir.path(), "pro", &operator)).expect("again");
+    assert_eq!(report.plugins[0].action, Action::Unchanged);
+
+    let report = provision(&options(&registry, dir.path(), "free", &operator)).expect("down");
+    assert_eq!(report.plugins[0].action, Action::Dropped, "{report:?}");
+    assert_eq!(linked_version(dir.path()), None);
+    assert!(
+        dir.path().join("plugins").join(&entry.folder).is_dir(),
+        "files kept"
+    );
+
+    // Upgrade back with the registry stopped: relinked from the kept files.
+    registry.stop();
+    let error = provision(&options(&registry, dir.path(), "pro", &operator)).expect_err("down");
+    assert!(matches!(error, Error::Registry { .. }), "{error}");
+    registry.restart().expect("restart");
+    let report = provision(&options(&registry, dir.path(), "pro", &operator)).expect("back up");
+    assert_eq!(report.plugins[0].action, Action::Relinked, "{report:?}");
+    assert_eq!(report.plugins[0].pull_ms, 0.0);
+    assert_eq!(linked_version(dir.path()).as_deref(), Some("2.0.0"));
+}
+
+#[test]
+fn a_tampered_blob_and_a_bad_signature_are_refused_and_the_last_verified_set_stays() {
+    let registry = Registry::start().expect("registry");
+    let remote = remote(&registry);
+    let operator = Operator::new();
+    let dir = tempfile::tempdir().expect("dir");
+    let options = options(&registry, dir.path(), "pro", &operator);
+    let v1 = operator.publish(&remote, &reloadable_manifest("1.0.0"), &library("1.0.0"));
+    operator.publish_catalog(
+        &remote,
+        &catalog(1, &[("pro", &[("reloadable", "1.0.0", &v1)])]),
+    );
+    provision(&options).expect("v1");
+
+    // A 2.0.0 signed by a key the daemon does not trust: a signature failure.
+    let stranger = Operator::new();
+    let v2b = {
+        let manifest = reloadable_manifest("2.0.0").replace("reload fixture", "reload fixture b");
+        stranger.publish(&remote, &manifest, &library("2.0.0"))
+    };
+    operator.publish_catalog(
+        &remote,
+        &catalog(2, &[("pro", &[("reloadable", "2.0.0", &v2b)])]),
+    );
+    let report = provision(&options).expect("catalog fine");
+    let why = report.plugins[0].error.as_deref().unwrap_or_default();
+    assert!(
+        why.contains("plugin `reloadable` 2.0.0") && why.contains("signature check failed"),
+        "{why}"
+    );
+    assert_eq!(linked_version(dir.path()).as_deref(), Some("1.0.0"));
+
+    // 2.0.0 published, then its library blob altered in the registry's storage.
+    let v2 = operator.publish(&remote, &reloadable_manifest("2.0.0"), &library("2.0.0"));
+    let (manifest, _) = remote
+        .pull_manifest(
+            &layout::plugin_repository("reloadable"),
+            &v2,
+            layout::PLUGIN_ARTIFACT_TYPE,
+        )
+        .expect("manifest");
+    let blob = registry.blob_path(&manifest.layers[1].digest);
+    let mut bytes = std::fs::read(&blob).expect("blob");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&blob, &bytes).expect("tamper");
+    operator.publish_catalog(
+        &remote,
+        &catalog(3, &[("pro", &[("reloadable", "2.0.0", &v2)])]),
+    );
+    let report = provision(&options).expect("catalog fine");
+    let failed = &report.plugins[0];
+    assert_eq!(failed.action, Action::Failed);
+    let why = failed.error.as_deref().unwrap_or_default();
+    assert!(
+        why.contains("plugin `reloadable` 2.0.0") && why.contains("digest mismatch"),
+        "{why}"
+    );
+    assert_eq!(linked_version(dir.path()).as_deref(), Some("1.0.0"));
+    let lock = Lock::read(&provision::lock_path(&options.plugin_dir)).expect("lock");
+    assert_eq!(
+        lock.plugins["reloadable"].digest, v1,
+        "the lock keeps the verified version"
+    );
+}

@@ -626,6 +626,8 @@ pub struct __Extensions<P> {
     pub fast_by_name: Option<__ExportCategory<P>>,
     /// The fast call table over `FastService` (`fast_service` listed); wins.
     pub fast_native: Option<__ExportCategory<P>>,
+    /// The fast hook table (`hooks` listed).
+    pub fast_hooks: Option<__ExportCategory<P>>,
 }
 
 impl<P> Default for __Extensions<P> {
@@ -637,6 +639,7 @@ impl<P> Default for __Extensions<P> {
             categories: Vec::new(),
             fast_by_name: None,
             fast_native: None,
+            fast_hooks: None,
         }
     }
 }
@@ -670,6 +673,7 @@ pub fn __instantiate<P: Plugin>(
                 .categories
                 .iter()
                 .chain(extensions.fast_native.or(extensions.fast_by_name).iter())
+                .chain(extensions.fast_hooks.iter())
                 .map(|export| export(&plugin))
                 .collect(),
             base: BasePlugin_TO::from_ptr(plugin, TD_Opaque),
@@ -760,7 +764,10 @@ macro_rules! export_plugin {
             concat!("plugkit_root_module__", env!("CARGO_CRATE_NAME")),
         );
     };
-    (@ext $e:ident, $p:ty, hooks) => { $e.hooks = Some($crate::sdk::__hooks::<$p>); };
+    (@ext $e:ident, $p:ty, hooks) => {
+        $e.hooks = Some($crate::sdk::__hooks::<$p>);
+        $e.fast_hooks = Some($crate::fast_hooks::__export::<$p>);
+    };
     (@ext $e:ident, $p:ty, service) => {
         $e.service = Some($crate::sdk::__service::<$p>);
         $e.fast_by_name = Some($crate::fast::__export_by_name::<$p>);

@@ -383,33 +383,6 @@ fn table_of<'a>(slot: &Slot, loaded: &'a LoadedPlugin) -> Option<&'a FastCallTab
     Some(unsafe { &*object.object.cast_const().cast::<FastCallTable>() })
 }
 
-/// Grows the caller's `Vec` for the plugin (host code, host allocator).
-///
-/// # Safety
-/// `out` is the `OutBuf` `call_table` made, whose `ctx` is a live `Vec<u8>`.
-unsafe extern "C" fn grow(out: *mut OutBuf, needed: usize) -> bool {
-    // SAFETY: see the function's contract.
-    let (buf, vec) = unsafe { (&mut *out, &mut *buf_vec(out)) };
-    if buf.len > buf.cap {
-        return false;
-    }
-    // SAFETY: the plugin wrote `buf.len <= capacity` bytes (checked above).
-    unsafe { vec.set_len(buf.len) };
-    if vec.try_reserve(needed.saturating_sub(buf.len)).is_err() {
-        return false;
-    }
-    buf.ptr = vec.as_mut_ptr();
-    buf.cap = vec.capacity();
-    true
-}
-
-/// # Safety
-/// `out` is valid.
-unsafe fn buf_vec(out: *mut OutBuf) -> *mut Vec<u8> {
-    // SAFETY: see the function's contract.
-    unsafe { (*out).ctx.cast::<Vec<u8>>() }
-}
-
 /// One call through the table, the reply appended to `out` (empty).
 ///
 /// # Safety
@@ -438,7 +411,7 @@ unsafe fn call_table(
             len: 0,
             cap,
             ctx: vec.cast::<c_void>(),
-            grow,
+            grow: crate::reply_buf::grow,
         },
         error: error.as_mut_ptr(),
     };

@@ -10,14 +10,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use abi_stable::std_types::{RResult, RStr};
+use abi_stable::std_types::RResult;
 use parking_lot::{Mutex, RwLock};
-use plugin_api::abi::{HookCall, HookOutcome, PluginError, PluginInstance, TenantActivation};
+use plugin_api::abi::{PluginError, PluginInstance, TenantActivation};
 use plugin_api::category::{CategoryHost, Contract};
 use plugin_api::HealthStatus;
 use serde::Serialize;
 
 use crate::error::{Call, HostError};
+use crate::hook_call::{self, Delivery, HookRoute, Outcome};
 use crate::hooks::{self, HookKind, OrderingCycle, Subscription};
 use crate::lifecycle::{Lifecycle, PluginState, Transition};
 use crate::loader::{self, LoadedPlugin, Loader, PluginIdentity, UnloadStats};
@@ -168,7 +169,7 @@ pub(crate) struct Inner {
     /// lifecycle change, subscription change and reload swap.
     dispatch: RwLock<DispatchTables>,
     /// Bumped by every invalidation, so a table resolved before one is not cached after it.
-    dispatch_generation: std::sync::atomic::AtomicU64,
+    pub(crate) dispatch_generation: std::sync::atomic::AtomicU64,
     /// Plugins in the order they were loaded, for stopping in reverse.
     started: Mutex<Vec<String>>,
     /// The running live reloads' watch state (gone when they are dropped).
@@ -181,7 +182,7 @@ pub(crate) struct Inner {
 /// The plugin host. Cheap to clone; all clones share one registry.
 #[derive(Clone)]
 pub struct Host {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 /// A plugin's state for reports.
@@ -283,6 +284,8 @@ pub(crate) struct Target {
     kind: HookKind,
     slot: Arc<Slot>,
     loaded: Arc<LoadedPlugin>,
+    /// Its fast hook table in `loaded`, or its `HookHandler`.
+    route: HookRoute,
 }
 
 /// Counts from [`Host::emit`], which skips collecting names.
@@ -1059,11 +1062,13 @@ impl Inner {
             .iter()
             .filter_map(|sub| {
                 let (slot, loaded) = self.subscriber(&sub.plugin, tenant)?;
-                loaded.instance.hooks.is_some().then(|| Target {
+                let route = hook_call::route_for(&sub.plugin, &loaded)?;
+                Some(Target {
                     plugin: sub.plugin.clone(),
                     kind: sub.kind,
                     slot,
                     loaded,
+                    route,
                 })
             })
             .collect();
@@ -1083,7 +1088,7 @@ impl Inner {
         Ok(table)
     }
 
-    fn ordered(&self, hook: &str) -> Result<Arc<Vec<Subscription>>, OrderingCycle> {
+    pub(crate) fn ordered(&self, hook: &str) -> Result<Arc<Vec<Subscription>>, OrderingCycle> {
         if let Some(order) = self.hook_order.read().get(hook) {
             return Ok(order.clone());
         }
@@ -1102,7 +1107,11 @@ impl Inner {
     }
 
     /// The subscriber's current version, if it is active for the tenant.
-    fn subscriber(&self, plugin: &str, tenant: &str) -> Option<(Arc<Slot>, Arc<LoadedPlugin>)> {
+    pub(crate) fn subscriber(
+        &self,
+        plugin: &str,
+        tenant: &str,
+    ) -> Option<(Arc<Slot>, Arc<LoadedPlugin>)> {
         let slot = self.plugins.read().get(plugin).cloned()?;
         if !slot.active_tenants.read().contains(tenant) {
             return None;
@@ -1122,35 +1131,34 @@ impl Inner {
         let mut content_type = content_type.to_owned();
         let mut bytes = payload.to_vec();
         let mut ran = Vec::new();
+        let mut out = Vec::new();
         for sub in targets.iter().filter(|t| t.kind == HookKind::Filter) {
             let slot = &sub.slot;
-            let Some(handler) = sub.loaded.instance.hooks.as_ref().into_option() else {
-                continue;
-            };
-            let call = HookCall {
-                tenant: RStr::from_str(tenant),
-                hook: RStr::from_str(hook),
-                content_type: RStr::from_str(&content_type),
-                payload: bytes.as_slice().into(),
+            let call = Delivery {
+                tenant,
+                hook,
+                content_type: &content_type,
+                payload: &bytes,
             };
             slot.metrics.start_call();
-            let outcome = handler.on_hook(call);
+            let outcome = hook_call::deliver(&sub.loaded, sub.route, call, &mut out);
             ran.push(sub.plugin.clone());
             match outcome {
-                HookOutcome::Continue => {}
-                HookOutcome::Replace(new) => {
-                    content_type = new.content_type.to_string();
-                    bytes = new.bytes.to_vec();
+                Outcome::Continue => {}
+                Outcome::Replace { split } => {
+                    content_type = String::from_utf8_lossy(&out[..split]).into_owned();
+                    bytes = out[split..].to_vec();
                 }
-                HookOutcome::Veto(reason) => {
+                Outcome::Veto => {
+                    let reason = String::from_utf8_lossy(&out).into_owned();
                     tracing::info!(plugin = %sub.plugin, hook, tenant, "filter vetoed: {reason}");
                     return Err(FilterError::Vetoed {
                         hook: hook.to_owned(),
                         plugin: sub.plugin.clone(),
-                        reason: reason.to_string(),
+                        reason,
                     });
                 }
-                HookOutcome::Failed(error) => {
+                Outcome::Failed(error) => {
                     let message = slot.metrics.record_hook_error(&error);
                     tracing::error!(plugin = %sub.plugin, hook, tenant, "filter failed: {message}");
                     return Err(FilterError::Failed {
@@ -1219,19 +1227,18 @@ impl Inner {
         mut outcome: impl FnMut(&Target, Option<String>),
     ) -> Result<(), OrderingCycle> {
         let targets = self.targets(hook, tenant)?;
-        let call = HookCall {
-            tenant: RStr::from_str(tenant),
-            hook: RStr::from_str(hook),
-            content_type: RStr::from_str(content_type),
-            payload: payload.into(),
+        let call = Delivery {
+            tenant,
+            hook,
+            content_type,
+            payload,
         };
+        // Events ignore replies; a subscriber that writes one grows this once.
+        let mut out = Vec::new();
         for target in targets.iter().filter(|t| t.kind == HookKind::Event) {
-            let Some(handler) = target.loaded.instance.hooks.as_ref().into_option() else {
-                continue;
-            };
             target.slot.metrics.start_call();
-            match handler.on_hook(call) {
-                HookOutcome::Failed(error) => {
+            match hook_call::deliver(&target.loaded, target.route, call, &mut out) {
+                Outcome::Failed(error) => {
                     let message = target.slot.metrics.record_hook_error(&error);
                     tracing::warn!(plugin = %target.plugin, hook, tenant, "event subscriber failed: {message}");
                     outcome(target, Some(message));

@@ -49,6 +49,18 @@ pub(crate) const UNSAFE_ALLOWED: &[(&str, &str)] = &[
         "calls the plugin's fast call table by raw pointer and lends it the caller's buffer",
     ),
     (
+        "plugin-api/src/fast_hooks.rs",
+        "the fast hook table's `extern \"C\"` function takes raw pointers and writes into the host's buffer",
+    ),
+    (
+        "plugin-host/src/hook_call.rs",
+        "delivers hooks through the plugin's fast hook table by raw pointer, lending it a buffer",
+    ),
+    (
+        "plugin-host/src/reply_buf.rs",
+        "grows the caller's buffer a plugin writes its reply into, by raw pointer",
+    ),
+    (
         "robustness/src/engine.rs",
         "the robustness run's signal handler saves the input a crash came from",
     ),

@@ -5,13 +5,23 @@
 //! Two baselines: `direct_dyn_bare` does only the call's own work (an empty
 //! reply; a copy of the payload), so its ratio shows the plugin call's fixed
 //! costs; `direct_dyn` also repeats the fixture's method matching.
+//!
+//! Then the fast path (`plugin_host::fast`, issue 15), timed in interleaved
+//! turns against `Box<dyn>` doing the same work in the same run: add one to
+//! an 8-byte integer, sum a 1 KiB payload (both on `bench-arith`), and a
+//! typed category call (`communication.message_status` on fixture-good).
 
 use std::hint::black_box;
 use std::time::Instant;
 
 use criterion::{criterion_group, BenchmarkId, Criterion};
+use plugin_api::categories::*;
+use plugin_api::communication::{DeliveryStatus, MessageReceipt};
+use plugin_api::RString;
 use plugin_host::{Host, HostConfig, LoadOptions};
-use plugkit_bench::{format_ns, library, print_ratios, rss_bytes};
+use plugkit_bench::{
+    format_ns, interleaved, library, print_quantiles, print_ratios, rss_bytes, Batch,
+};
 
 /// The in-process baseline: the same signature as the plugin's service, and
 /// the same method dispatch as the fixture (`tests/fixtures/common/recording.rs`).
@@ -118,6 +128,157 @@ fn calls(c: &mut Criterion) {
     let _ = BenchmarkId::new("unused", 0);
 }
 
+/// The fast path's baseline: the same work through `Box<dyn>`, the reply
+/// written into the caller's buffer as the fast path writes it.
+trait DirectArith {
+    fn call(&self, input: &[u8], out: &mut Vec<u8>) -> Result<(), String>;
+}
+
+struct AddOne;
+
+impl DirectArith for AddOne {
+    #[inline(never)]
+    fn call(&self, input: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+        let n = u64::from_le_bytes(input.try_into().map_err(|_| "not 8 bytes".to_owned())?);
+        out.clear();
+        out.extend_from_slice(&n.wrapping_add(1).to_le_bytes());
+        Ok(())
+    }
+}
+
+struct Sum;
+
+impl DirectArith for Sum {
+    #[inline(never)]
+    fn call(&self, input: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+        out.clear();
+        out.extend_from_slice(&plugkit_bench_arith::sum(input).to_le_bytes());
+        Ok(())
+    }
+}
+
+/// The typed call's baseline: fixture-good's `message_status`, through `Box<dyn>`.
+trait DirectCommunication {
+    fn message_status(&self, tenant: &str, id: RString) -> Result<MessageReceipt, String>;
+}
+
+struct Good;
+
+impl DirectCommunication for Good {
+    #[inline(never)]
+    fn message_status(&self, tenant: &str, id: RString) -> Result<MessageReceipt, String> {
+        Ok(MessageReceipt {
+            provider_message_id: id,
+            status: DeliveryStatus::Delivered,
+            segments: 1,
+            error_code: None.into(),
+            error_message: Some(tenant.into()).into(),
+        })
+    }
+}
+
+fn batch<'a, T>(mut call: impl FnMut() -> T + 'a) -> Batch<'a> {
+    Box::new(move |n| {
+        let start = Instant::now();
+        for _ in 0..n {
+            black_box(call());
+        }
+        start.elapsed()
+    })
+}
+
+/// The fast path against `Box<dyn>` and `invoke`, p50/p99 in one run.
+fn fast_path() {
+    const ROUNDS: usize = 40;
+    const PER_ROUND: usize = 10;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let host = Host::new(HostConfig::with_runtime_dir(dir.path().join("rt"))).expect("host");
+    for package in ["plugkit-bench-arith", "fixture-good"] {
+        let id = host
+            .load(&library(package), LoadOptions::default())
+            .expect("load");
+        host.initialize(&id).expect("initialize");
+        host.activate(&id, "acme", "{}").expect("activate");
+    }
+    let arith = host.plugin("bench-arith").expect("handle");
+    let acme = arith.tenant("acme").expect("tenant");
+    let kib = vec![7u8; 1024];
+    for (label, method, input, direct) in [
+        (
+            "small call (add_one, 8 bytes in and out)",
+            "add_one",
+            &41u64.to_le_bytes()[..],
+            Box::new(AddOne) as Box<dyn DirectArith>,
+        ),
+        (
+            "1 KiB call (sum of the payload's bytes, 8 bytes out)",
+            "sum",
+            &kib[..],
+            Box::new(Sum),
+        ),
+    ] {
+        let direct = black_box(direct);
+        let mut fast = arith.method(method).expect("resolve");
+        let (mut out_direct, mut out_fast) = (Vec::with_capacity(64), Vec::with_capacity(64));
+        let names = [
+            "Box<dyn> into a reused buffer",
+            "plugkit fast path (MethodHandle::call_into)",
+            "plugkit invoke (by name, new Vec)",
+        ];
+        let stats = interleaved(
+            vec![
+                batch(|| {
+                    direct
+                        .call(black_box(input), &mut out_direct)
+                        .map(|()| out_direct.len())
+                }),
+                batch(|| {
+                    fast.call_into(&acme, black_box(input), &mut out_fast)
+                        .map(|()| out_fast.len())
+                }),
+                batch(|| {
+                    arith
+                        .invoke("acme", black_box(method), black_box(input))
+                        .map(|v| v.len())
+                }),
+            ],
+            ROUNDS,
+            PER_ROUND,
+        );
+        print_quantiles(label, &names, &stats);
+    }
+
+    let good = host.plugin("fixture-good").expect("handle");
+    let bound = good.bind("acme").expect("bind");
+    let direct: Box<dyn DirectCommunication> = black_box(Box::new(Good));
+    let names = [
+        "Box<dyn> message_status",
+        "plugkit typed call, tenant-bound (BoundPlugin)",
+        "plugkit typed call (PluginHandle)",
+    ];
+    let stats = interleaved(
+        vec![
+            batch(|| direct.message_status(black_box("acme"), RString::from("SM1"))),
+            batch(|| {
+                bound
+                    .communication()
+                    .and_then(|c| c.message_status(bound.tenant(), RString::from("SM1")))
+            }),
+            batch(|| {
+                good.communication()
+                    .and_then(|c| c.message_status(black_box("acme"), RString::from("SM1")))
+            }),
+        ],
+        ROUNDS,
+        PER_ROUND,
+    );
+    print_quantiles(
+        "typed category call (communication.message_status on fixture-good)",
+        &names,
+        &stats,
+    );
+}
+
 /// Loads are timed by hand: every load maps a new copy that is never
 /// unloaded, so criterion's thousands of iterations would measure the leak.
 fn load_time() {
@@ -183,5 +344,6 @@ fn main() {
             &rows,
         );
     }
+    fast_path();
     load_time();
 }

@@ -91,3 +91,81 @@ pub fn rss_bytes() -> u64 {
         })
         .map_or(0, |pages| pages * 4096)
 }
+
+/// Per-call timings of one contender, from batches: nanoseconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Quantiles {
+    /// Median of the batches' per-call times.
+    pub p50: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Fastest batch.
+    pub min: f64,
+}
+
+/// Runs `calls` calls and returns how long they took (the loop lives inside
+/// the closure, so the call under test is not behind a virtual call).
+pub type Batch<'a> = Box<dyn FnMut(u64) -> std::time::Duration + 'a>;
+
+/// Times contenders in turns: each batch takes ~50 µs (the clock's cost is
+/// then negligible), and every round gives each contender `per_round`
+/// batches, so the load of a shared machine spreads over all of them and
+/// their ratios come from one run. The same sampler as
+/// `benches/side-by-side/src/timing.rs`.
+pub fn interleaved(batches: Vec<Batch<'_>>, rounds: usize, per_round: usize) -> Vec<Quantiles> {
+    use std::time::{Duration, Instant};
+    const TARGET: Duration = Duration::from_micros(50);
+    let mut runners: Vec<(Batch<'_>, u64, Vec<f64>)> = batches
+        .into_iter()
+        .map(|mut run| {
+            let warm_until = Instant::now() + Duration::from_millis(50);
+            let mut calls = 1u64;
+            loop {
+                let took = run(calls);
+                if took >= TARGET && Instant::now() >= warm_until {
+                    break;
+                }
+                if took < TARGET {
+                    calls = calls.saturating_mul(2);
+                }
+            }
+            let per_call = run(calls).as_nanos() as f64 / calls as f64;
+            let batch = ((TARGET.as_nanos() as f64 / per_call).ceil() as u64).max(1);
+            (run, batch, Vec::with_capacity(rounds * per_round))
+        })
+        .collect();
+    for _ in 0..rounds {
+        for (run, batch, samples) in &mut runners {
+            for _ in 0..per_round {
+                samples.push(run(*batch).as_nanos() as f64 / *batch as f64);
+            }
+        }
+    }
+    runners
+        .into_iter()
+        .map(|(_, _, mut s)| {
+            s.sort_by(f64::total_cmp);
+            let at = |q: f64| s[((s.len() - 1) as f64 * q).round() as usize];
+            Quantiles {
+                p50: at(0.5),
+                p99: at(0.99),
+                min: s[0],
+            }
+        })
+        .collect()
+}
+
+/// Prints contenders' p50/p99 with each p50's ratio to the first row's.
+pub fn print_quantiles(title: &str, names: &[&str], stats: &[Quantiles]) {
+    println!("\n== {title} (p50 ratio to {}) ==", names[0]);
+    let base = stats[0].p50;
+    for (name, s) in names.iter().zip(stats) {
+        println!(
+            "  {name:<52} p50 {:>10}  p99 {:>10}  min {:>10}  {:>6.2}x",
+            format_ns(s.p50),
+            format_ns(s.p99),
+            format_ns(s.min),
+            s.p50 / base
+        );
+    }
+}

@@ -1,5 +1,7 @@
 //! Fires an event with 100 subscriptions in a loop, for instruction-level
-//! profiling with `valgrind --tool=callgrind`.
+//! profiling with `valgrind --tool=callgrind`: `hook_profile [rounds]
+//! [emit|handle]`, through `Host::emit` (looked up per emit, the default)
+//! or a `HookHandle` resolved once (`Host::hook`).
 
 use std::hint::black_box;
 
@@ -8,10 +10,9 @@ use plugin_host::{Host, HostConfig, LoadOptions};
 use plugkit_bench::library;
 
 fn main() {
-    let rounds: usize = std::env::args()
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(10_000);
+    let mut args = std::env::args().skip(1);
+    let rounds: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(10_000);
+    let through_handle = args.next().as_deref() == Some("handle");
     let dir = tempfile::tempdir().expect("temp dir");
     let host = Host::new(HostConfig::with_runtime_dir(dir.path().join("rt"))).expect("host");
     for package in [
@@ -36,10 +37,18 @@ fn main() {
             ..LoadOptions::default()
         };
         let id = host.load(&library(package), options).expect("load");
-        host.initialize(&id).expect("init");
+        host.initialize(&id).expect("initialize");
         host.activate(&id, "acme", "{}").expect("activate");
     }
-    for _ in 0..rounds {
-        let _ = black_box(host.emit("acme", black_box("bench.event"), "application/json", b"{}"));
+    if through_handle {
+        let mut handle = host.hook("bench.event", "acme").expect("resolve");
+        for _ in 0..rounds {
+            let _ = black_box(handle.emit("application/json", black_box(b"{}")));
+        }
+    } else {
+        for _ in 0..rounds {
+            let _ =
+                black_box(host.emit("acme", black_box("bench.event"), "application/json", b"{}"));
+        }
     }
 }

@@ -41,6 +41,12 @@
 //!   [`crm`]) holds its model types and its one declaration.
 //! - [`sdk`]: the plain-Rust traits and adapters authors use; depends on
 //!   [`abi`] only.
+//! - [`fast`]: the optional fast call table (by method id, reply into the
+//!   host's buffer), exported through the open category list under a
+//!   reserved name; added in 0.2.2, frozen since.
+//! - [`fast_hooks`]: the optional fast hook table (borrowed arguments
+//!   behind one pointer, a status byte back), exported the same way by
+//!   every `hooks` plugin; added in 0.2.3, not frozen yet.
 //!
 //! # Versioning: when this crate's version changes
 //! This crate has its own version, independent of the workspace's, because
@@ -63,6 +69,8 @@
 
 pub mod abi;
 pub mod category;
+pub mod fast;
+pub mod fast_hooks;
 pub mod hooks;
 pub mod sdk;
 

@@ -438,7 +438,7 @@ pub(crate) fn guard<T>(f: impl FnOnce() -> Result<T>) -> RResult<T, PluginError>
 }
 
 #[cold]
-fn panicked(payload: Box<dyn Any + Send>) -> PluginError {
+pub(crate) fn panicked(payload: Box<dyn Any + Send>) -> PluginError {
     PluginError::Panicked {
         message: panic_message(&*payload).into(),
     }
@@ -622,6 +622,12 @@ pub struct __Extensions<P> {
     pub service: __MakeExtension<P, abi::ServiceBox>,
     pub state: __MakeExtension<P, abi::StatefulBox>,
     pub categories: Vec<__ExportCategory<P>>,
+    /// The fast call table over `Service` by name (`service` listed).
+    pub fast_by_name: Option<__ExportCategory<P>>,
+    /// The fast call table over `FastService` (`fast_service` listed); wins.
+    pub fast_native: Option<__ExportCategory<P>>,
+    /// The fast hook table (`hooks` listed).
+    pub fast_hooks: Option<__ExportCategory<P>>,
 }
 
 impl<P> Default for __Extensions<P> {
@@ -631,6 +637,9 @@ impl<P> Default for __Extensions<P> {
             service: None,
             state: None,
             categories: Vec::new(),
+            fast_by_name: None,
+            fast_native: None,
+            fast_hooks: None,
         }
     }
 }
@@ -663,6 +672,8 @@ pub fn __instantiate<P: Plugin>(
             categories: extensions
                 .categories
                 .iter()
+                .chain(extensions.fast_native.or(extensions.fast_by_name).iter())
+                .chain(extensions.fast_hooks.iter())
                 .map(|export| export(&plugin))
                 .collect(),
             base: BasePlugin_TO::from_ptr(plugin, TD_Opaque),
@@ -683,8 +694,9 @@ fn extension<P, T>(make: __MakeExtension<P, T>, plugin: &RArc<Adapter<P>>) -> RO
 /// plugin_api::export_plugin!(MyPlugin, extensions: [hooks, communication]);
 /// ```
 ///
-/// Extensions: `hooks` ([`Hooks`]), `service` ([`Service`]), `state`
-/// ([`Stateful`]), and any category module's name (`communication`,
+/// Extensions: `hooks` ([`Hooks`]), `service` ([`Service`]), `fast_service`
+/// ([`FastService`](crate::fast::FastService), listed with `service`; see
+/// [`crate::fast`]), `state` ([`Stateful`]), and any category module's name (`communication`,
 /// `payment`, `network_automation`, `crm`; see [`crate::category`]).
 ///
 /// The library header is exported under a symbol named after the crate
@@ -752,8 +764,17 @@ macro_rules! export_plugin {
             concat!("plugkit_root_module__", env!("CARGO_CRATE_NAME")),
         );
     };
-    (@ext $e:ident, $p:ty, hooks) => { $e.hooks = Some($crate::sdk::__hooks::<$p>); };
-    (@ext $e:ident, $p:ty, service) => { $e.service = Some($crate::sdk::__service::<$p>); };
+    (@ext $e:ident, $p:ty, hooks) => {
+        $e.hooks = Some($crate::sdk::__hooks::<$p>);
+        $e.fast_hooks = Some($crate::fast_hooks::__export::<$p>);
+    };
+    (@ext $e:ident, $p:ty, service) => {
+        $e.service = Some($crate::sdk::__service::<$p>);
+        $e.fast_by_name = Some($crate::fast::__export_by_name::<$p>);
+    };
+    (@ext $e:ident, $p:ty, fast_service) => {
+        $e.fast_native = Some($crate::fast::__export_native::<$p>);
+    };
     (@ext $e:ident, $p:ty, state) => { $e.state = Some($crate::sdk::__state::<$p>); };
     (@ext $e:ident, $p:ty, $category:ident) => {
         $e.categories.push($crate::$category::__export::<$p>);

@@ -266,6 +266,43 @@ pub enum HostError {
         known: String,
     },
 
+    /// A fast-path method handle names a method the plugin does not serve.
+    #[error(
+        "plugin `{plugin}` has no method `{method}` (its fast call table does not list it{after_reload}); \
+         check the name against the plugin's documentation"
+    )]
+    UnknownMethod {
+        /// The plugin.
+        plugin: String,
+        /// The method asked for.
+        method: String,
+        /// `" since its reload"` when the method went away with a new version.
+        after_reload: &'static str,
+    },
+
+    /// A handle of one plugin was used with a handle of another.
+    #[error(
+        "a tenant handle of plugin `{other}` was passed to a call into plugin `{plugin}`; \
+         take the tenant handle from the same plugin (`PluginHandle::tenant`)"
+    )]
+    ForeignHandle {
+        /// The plugin called.
+        plugin: String,
+        /// The plugin the tenant handle belongs to.
+        other: String,
+    },
+
+    /// A typed category call through a tenant-bound handle taken before a
+    /// hot reload: the handle points at the old version's category object.
+    #[error(
+        "plugin `{plugin}` was reloaded since this handle was taken; take a new one \
+         (`Host::plugin(..)?.bind(..)`)"
+    )]
+    Reloaded {
+        /// The plugin.
+        plugin: String,
+    },
+
     /// The plugin is not active for the tenant a call was made for.
     #[error("plugin `{plugin}` is not active for tenant `{tenant}`; activate it first")]
     NotActive {
@@ -432,6 +469,9 @@ impl HostError {
             | Self::AlreadyLoaded { plugin, .. }
             | Self::MissingExtension { plugin, .. }
             | Self::NotActive { plugin, .. }
+            | Self::UnknownMethod { plugin, .. }
+            | Self::ForeignHandle { plugin, .. }
+            | Self::Reloaded { plugin }
             | Self::ChildCrashed { plugin, .. }
             | Self::ChildOutOfMemory { plugin, .. }
             | Self::ChildExited { plugin, .. }

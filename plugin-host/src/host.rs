@@ -10,14 +10,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use abi_stable::std_types::{RResult, RStr};
+use abi_stable::std_types::RResult;
 use parking_lot::{Mutex, RwLock};
-use plugin_api::abi::{HookCall, HookOutcome, PluginError, PluginInstance, TenantActivation};
+use plugin_api::abi::{PluginError, PluginInstance, TenantActivation};
 use plugin_api::category::{CategoryHost, Contract};
 use plugin_api::HealthStatus;
 use serde::Serialize;
 
 use crate::error::{Call, HostError};
+use crate::hook_call::{self, Delivery, HookRoute, Outcome};
 use crate::hooks::{self, HookKind, OrderingCycle, Subscription};
 use crate::lifecycle::{Lifecycle, PluginState, Transition};
 use crate::loader::{self, LoadedPlugin, Loader, PluginIdentity, UnloadStats};
@@ -108,6 +109,10 @@ pub(crate) struct Slot {
     /// Mirror of the lifecycle's tenant set for the call path, copied on
     /// write so a handle can keep a snapshot and check it without locking.
     pub(crate) active_tenants: RwLock<Arc<BTreeSet<String>>>,
+    /// Bumped after every change to `active_tenants` and every swap of
+    /// `current`: fast-path handles compare it to the value they checked
+    /// at, and look again only when it moved (see `fast`).
+    pub(crate) epoch: std::sync::atomic::AtomicU64,
     /// The configuration each active tenant was activated with, for reloads.
     pub(crate) tenant_configs: Mutex<BTreeMap<String, String>>,
     /// The version serving calls; swapped whole by a reload.
@@ -164,7 +169,7 @@ pub(crate) struct Inner {
     /// lifecycle change, subscription change and reload swap.
     dispatch: RwLock<DispatchTables>,
     /// Bumped by every invalidation, so a table resolved before one is not cached after it.
-    dispatch_generation: std::sync::atomic::AtomicU64,
+    pub(crate) dispatch_generation: std::sync::atomic::AtomicU64,
     /// Plugins in the order they were loaded, for stopping in reverse.
     started: Mutex<Vec<String>>,
     /// The running live reloads' watch state (gone when they are dropped).
@@ -177,7 +182,7 @@ pub(crate) struct Inner {
 /// The plugin host. Cheap to clone; all clones share one registry.
 #[derive(Clone)]
 pub struct Host {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 /// A plugin's state for reports.
@@ -279,6 +284,8 @@ pub(crate) struct Target {
     kind: HookKind,
     slot: Arc<Slot>,
     loaded: Arc<LoadedPlugin>,
+    /// Its fast hook table in `loaded`, or its `HookHandler`.
+    route: HookRoute,
 }
 
 /// Counts from [`Host::emit`], which skips collecting names.
@@ -342,6 +349,7 @@ impl Host {
             source: RwLock::new(path.to_owned()),
             lifecycle: Mutex::new(Lifecycle::new()),
             active_tenants: RwLock::new(Arc::new(BTreeSet::new())),
+            epoch: std::sync::atomic::AtomicU64::new(0),
             tenant_configs: Mutex::new(BTreeMap::new()),
             current: RwLock::new(Arc::new(loaded)),
             metrics: PluginMetrics::default(),
@@ -637,6 +645,7 @@ impl Host {
             next.insert(tenant.to_owned());
             *active = Arc::new(next);
         }
+        slot.bump_epoch();
         self.inner.invalidate_dispatch();
         Ok(())
     }
@@ -652,6 +661,7 @@ impl Host {
             next.remove(tenant);
             *active = Arc::new(next);
         }
+        slot.bump_epoch();
         slot.tenant_configs.lock().remove(tenant);
         self.inner.invalidate_dispatch();
         self.step(
@@ -1052,11 +1062,13 @@ impl Inner {
             .iter()
             .filter_map(|sub| {
                 let (slot, loaded) = self.subscriber(&sub.plugin, tenant)?;
-                loaded.instance.hooks.is_some().then(|| Target {
+                let route = hook_call::route_for(&sub.plugin, &loaded)?;
+                Some(Target {
                     plugin: sub.plugin.clone(),
                     kind: sub.kind,
                     slot,
                     loaded,
+                    route,
                 })
             })
             .collect();
@@ -1076,7 +1088,7 @@ impl Inner {
         Ok(table)
     }
 
-    fn ordered(&self, hook: &str) -> Result<Arc<Vec<Subscription>>, OrderingCycle> {
+    pub(crate) fn ordered(&self, hook: &str) -> Result<Arc<Vec<Subscription>>, OrderingCycle> {
         if let Some(order) = self.hook_order.read().get(hook) {
             return Ok(order.clone());
         }
@@ -1095,7 +1107,11 @@ impl Inner {
     }
 
     /// The subscriber's current version, if it is active for the tenant.
-    fn subscriber(&self, plugin: &str, tenant: &str) -> Option<(Arc<Slot>, Arc<LoadedPlugin>)> {
+    pub(crate) fn subscriber(
+        &self,
+        plugin: &str,
+        tenant: &str,
+    ) -> Option<(Arc<Slot>, Arc<LoadedPlugin>)> {
         let slot = self.plugins.read().get(plugin).cloned()?;
         if !slot.active_tenants.read().contains(tenant) {
             return None;
@@ -1115,35 +1131,34 @@ impl Inner {
         let mut content_type = content_type.to_owned();
         let mut bytes = payload.to_vec();
         let mut ran = Vec::new();
+        let mut out = Vec::new();
         for sub in targets.iter().filter(|t| t.kind == HookKind::Filter) {
             let slot = &sub.slot;
-            let Some(handler) = sub.loaded.instance.hooks.as_ref().into_option() else {
-                continue;
-            };
-            let call = HookCall {
-                tenant: RStr::from_str(tenant),
-                hook: RStr::from_str(hook),
-                content_type: RStr::from_str(&content_type),
-                payload: bytes.as_slice().into(),
+            let call = Delivery {
+                tenant,
+                hook,
+                content_type: &content_type,
+                payload: &bytes,
             };
             slot.metrics.start_call();
-            let outcome = handler.on_hook(call);
+            let outcome = hook_call::deliver(&sub.loaded, sub.route, call, &mut out);
             ran.push(sub.plugin.clone());
             match outcome {
-                HookOutcome::Continue => {}
-                HookOutcome::Replace(new) => {
-                    content_type = new.content_type.to_string();
-                    bytes = new.bytes.to_vec();
+                Outcome::Continue => {}
+                Outcome::Replace { split } => {
+                    content_type = String::from_utf8_lossy(&out[..split]).into_owned();
+                    bytes = out[split..].to_vec();
                 }
-                HookOutcome::Veto(reason) => {
+                Outcome::Veto => {
+                    let reason = String::from_utf8_lossy(&out).into_owned();
                     tracing::info!(plugin = %sub.plugin, hook, tenant, "filter vetoed: {reason}");
                     return Err(FilterError::Vetoed {
                         hook: hook.to_owned(),
                         plugin: sub.plugin.clone(),
-                        reason: reason.to_string(),
+                        reason,
                     });
                 }
-                HookOutcome::Failed(error) => {
+                Outcome::Failed(error) => {
                     let message = slot.metrics.record_hook_error(&error);
                     tracing::error!(plugin = %sub.plugin, hook, tenant, "filter failed: {message}");
                     return Err(FilterError::Failed {
@@ -1212,19 +1227,18 @@ impl Inner {
         mut outcome: impl FnMut(&Target, Option<String>),
     ) -> Result<(), OrderingCycle> {
         let targets = self.targets(hook, tenant)?;
-        let call = HookCall {
-            tenant: RStr::from_str(tenant),
-            hook: RStr::from_str(hook),
-            content_type: RStr::from_str(content_type),
-            payload: payload.into(),
+        let call = Delivery {
+            tenant,
+            hook,
+            content_type,
+            payload,
         };
+        // Events ignore replies; a subscriber that writes one grows this once.
+        let mut out = Vec::new();
         for target in targets.iter().filter(|t| t.kind == HookKind::Event) {
-            let Some(handler) = target.loaded.instance.hooks.as_ref().into_option() else {
-                continue;
-            };
             target.slot.metrics.start_call();
-            match handler.on_hook(call) {
-                HookOutcome::Failed(error) => {
+            match hook_call::deliver(&target.loaded, target.route, call, &mut out) {
+                Outcome::Failed(error) => {
                     let message = target.slot.metrics.record_hook_error(&error);
                     tracing::warn!(plugin = %target.plugin, hook, tenant, "event subscriber failed: {message}");
                     outcome(target, Some(message));
@@ -1237,6 +1251,12 @@ impl Inner {
 }
 
 impl Slot {
+    /// Tells fast-path handles that tenants or the serving version changed.
+    pub(crate) fn bump_epoch(&self) {
+        self.epoch
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+
     fn status(&self) -> PluginStatus {
         let (state, tenants, failure) = {
             let life = self.lifecycle.lock();
@@ -1281,8 +1301,8 @@ fn extensions_of(loaded: &LoadedPlugin) -> Vec<&'static str> {
 /// version loaded; take a fresh one per request so reloads are picked up.
 #[derive(Clone)]
 pub struct PluginHandle {
-    slot: Arc<Slot>,
-    loaded: Arc<LoadedPlugin>,
+    pub(crate) slot: Arc<Slot>,
+    pub(crate) loaded: Arc<LoadedPlugin>,
     /// The tenants the plugin was active for when the handle was taken: a
     /// call for any other tenant is refused before it reaches the plugin.
     tenants: Arc<BTreeSet<String>>,
@@ -1297,6 +1317,12 @@ impl PluginHandle {
     /// What the library says about itself.
     pub fn identity(&self) -> &PluginIdentity {
         &self.loaded.identity
+    }
+
+    /// A plugin error as the host error a call returns, counted.
+    #[cold]
+    pub(crate) fn fail_call(&self, error: &PluginError) -> HostError {
+        self.fail(error)
     }
 
     #[cold]

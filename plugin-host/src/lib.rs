@@ -19,6 +19,9 @@
 
 pub mod discovery;
 mod error;
+pub mod fast;
+mod fast_hooks;
+mod hook_call;
 mod hooks;
 mod host;
 pub mod isolation;
@@ -29,6 +32,7 @@ mod metrics;
 mod peer_text;
 mod quarantine;
 mod reload;
+mod reply_buf;
 mod services;
 mod signature;
 mod supervisor;
@@ -58,6 +62,7 @@ pub mod status {
 
 /// Hook subscriptions, their order, and what dispatching a hook did.
 pub mod dispatch {
+    pub use crate::fast_hooks::HookHandle;
     pub use crate::hooks::{HookKind, OrderingCycle, Subscription};
     pub use crate::host::{EmitSummary, EventReport, FilterError, FilteredPayload};
 }

@@ -195,6 +195,10 @@ pub(crate) struct LoadedPlugin {
     /// `isolation::ChildPlugin`, type-erased so the loader does not depend on
     /// the isolation module; it lives exactly as long as this version).
     pub(crate) isolation: Option<Arc<dyn std::any::Any + Send + Sync>>,
+    /// How many fast-path handles are bound to this version (`fast`): their
+    /// references do not mean a call is in flight, so a reload's drain
+    /// does not wait for them.
+    pub(crate) fast_bound: std::sync::atomic::AtomicUsize,
 }
 
 /// The category objects of one instance whose layouts matched what this
@@ -246,6 +250,9 @@ impl CheckedCategories {
         let mut entries: Vec<CheckedCategory> = Vec::new();
         for object in instance.categories.iter() {
             let name = object.name.as_str();
+            if name == plugin_api::fast::NAME {
+                continue; // not a category: checked where it is used (`fast`)
+            }
             let visitor = CheckLayout {
                 found: object.layout,
                 globals: &globals,
@@ -557,6 +564,7 @@ impl Loader {
             identity,
             library,
             isolation: None,
+            fast_bound: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 }

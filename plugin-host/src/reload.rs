@@ -363,6 +363,7 @@ impl Host {
 
         // 4. Swap.
         *current = new.clone();
+        slot.bump_epoch();
         self.invalidate_dispatch();
         drop(current);
         report.swap = gate_closed.elapsed();
@@ -539,7 +540,9 @@ impl Host {
 fn drain(old: &Arc<LoadedPlugin>) {
     // Two references are ours: the slot's (being replaced) and the caller's.
     let started = Instant::now();
-    while Arc::strong_count(old) > 2 {
+    // Parked fast-path handles hold a reference too, but they look at the
+    // slot's epoch before every call and move to the new version.
+    while Arc::strong_count(old) > 2 + old.fast_bound.load(std::sync::atomic::Ordering::Acquire) {
         if started.elapsed() > DRAIN_LIMIT {
             tracing::warn!(
                 plugin = %old.identity.id,

@@ -1,6 +1,8 @@
 //! The end-to-end test binary: one binary, a module per topic, so linking
 //! happens once.
 
+mod fast_hooks;
+mod fast_path;
 mod foundation;
 mod hooks;
 mod interface;

@@ -41,6 +41,26 @@ pub(crate) const UNSAFE_ALLOWED: &[(&str, &str)] = &[
         "export_plugin! writes the library header",
     ),
     (
+        "plugin-api/src/fast.rs",
+        "the fast call table's `extern \"C\"` functions take raw pointers and write into the host's buffer",
+    ),
+    (
+        "plugin-host/src/fast.rs",
+        "calls the plugin's fast call table by raw pointer and lends it the caller's buffer",
+    ),
+    (
+        "plugin-api/src/fast_hooks.rs",
+        "the fast hook table's `extern \"C\"` function takes raw pointers and writes into the host's buffer",
+    ),
+    (
+        "plugin-host/src/hook_call.rs",
+        "delivers hooks through the plugin's fast hook table by raw pointer, lending it a buffer",
+    ),
+    (
+        "plugin-host/src/reply_buf.rs",
+        "grows the caller's buffer a plugin writes its reply into, by raw pointer",
+    ),
+    (
         "robustness/src/engine.rs",
         "the robustness run's signal handler saves the input a crash came from",
     ),
@@ -151,6 +171,7 @@ pub(crate) const FROZEN_FILES: &[&str] = &[
     "plugin-api/src/payment.rs",
     "plugin-api/src/network_automation.rs",
     "plugin-api/src/crm.rs",
+    "plugin-api/src/fast.rs",
 ];
 
 /// Where the frozen files' hashes are recorded.

@@ -6,9 +6,14 @@
 //! - `add_one`: payload an integer `n`, reply `n + 1` (wrapping);
 //! - `sum`: reply the sum of the payload's bytes;
 //! - `nothing`: empty payload, empty reply (the fixed cost alone).
+//!
+//! The same methods are served by name (`Service`) and by id with the
+//! reply written into the host's buffer (`FastService`, plugin-api's fast
+//! call table), so the benchmarks compare both paths into one library.
 
 #![deny(unsafe_code)]
 
+use plugin_api::fast::{FastService, Reply};
 use plugin_api::{Plugin, PluginError, Result, Service};
 
 /// The plugin: stateless.
@@ -59,7 +64,23 @@ impl Service for Arith {
     }
 }
 
-plugin_api::export_plugin!(Arith, extensions: [service]);
+impl FastService for Arith {
+    const METHODS: &'static [&'static str] = &["add_one", "sum", "nothing"];
+
+    #[inline]
+    fn call(&self, _tenant: &str, method: u32, input: &[u8], out: &mut Reply<'_>) -> Result<()> {
+        match method {
+            0 => out.write(&add_one(input)?),
+            1 => out.write(&sum(input).to_le_bytes()),
+            2 => Ok(()),
+            other => Err(PluginError::invalid_request(format!(
+                "bench-arith has no method id {other}; it knows 0 (add_one), 1 (sum), 2 (nothing)"
+            ))),
+        }
+    }
+}
+
+plugin_api::export_plugin!(Arith, extensions: [service, fast_service]);
 
 #[cfg(test)]
 mod tests {

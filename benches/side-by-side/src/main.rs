@@ -21,7 +21,7 @@ use anyhow::{bail, Context, Result};
 
 use contenders::lua::LuaScript;
 use contenders::native::BoxDyn;
-use contenders::plugkit::Plugkit;
+use contenders::plugkit::{Plugkit, PlugkitFast};
 use contenders::socket::Socket;
 use contenders::wasm::{Extism, Wasmtime};
 use contenders::Contender;
@@ -205,8 +205,10 @@ fn machine() -> String {
     format!("{cores} cores, {cpu}")
 }
 
-const TYPED_SLOT: &str = "slot: typed category call, added with the category ABI of issue 12";
-const PROCESS_SLOT: &str = "slot: plugkit process mode does not exist yet (issue 15)";
+const TYPED_SLOT: &str =
+    "not here: bench-arith has no category; `cargo xtask bench calls` times a typed call";
+const PROCESS_SLOT: &str =
+    "not here yet: `cargo xtask bench isolation` times process-mode calls";
 
 fn run(options: &Options) -> Result<()> {
     let payload: Vec<u8> = (0..1024u32).map(|i| (i * 31 + 7) as u8).collect();
@@ -215,6 +217,7 @@ fn run(options: &Options) -> Result<()> {
     let mut native = BoxDyn::new();
     let mut plugkit = Plugkit::load(&options.plugin)?;
     let mut plugkit_nothing = Plugkit::load(&options.plugin)?;
+    let mut plugkit_fast = PlugkitFast::load(&options.plugin)?;
     let mut wasmtime = Wasmtime::new()?;
     let mut extism = Extism::new()?;
     let mut lua = LuaScript::new()?;
@@ -231,6 +234,7 @@ fn run(options: &Options) -> Result<()> {
     }
     verify!("Box<dyn>", native);
     verify!("plugkit", plugkit);
+    verify!("plugkit fast path", plugkit_fast);
     verify!("wasmtime", wasmtime);
     verify!("Extism", extism);
     verify!(&lua_name, lua);
@@ -285,6 +289,10 @@ fn run(options: &Options) -> Result<()> {
                 small_batch("plugkit", &mut plugkit, &failure),
             ),
             Row::Measured(nothing_name, nothing),
+            Row::Measured(
+                "plugkit fast path (`MethodHandle::call_into`)",
+                small_batch("plugkit fast path", &mut plugkit_fast, &failure),
+            ),
             Row::Missing("plugkit typed call", TYPED_SLOT),
             Row::Missing("plugkit process mode", PROCESS_SLOT),
             Row::Measured(
@@ -311,6 +319,10 @@ fn run(options: &Options) -> Result<()> {
             Row::Measured(
                 "plugkit `invoke` (in-process)",
                 kib_batch("plugkit", &mut plugkit, &payload, &failure),
+            ),
+            Row::Measured(
+                "plugkit fast path (`MethodHandle::call_into`)",
+                kib_batch("plugkit fast path", &mut plugkit_fast, &payload, &failure),
             ),
             Row::Missing("plugkit typed call", TYPED_SLOT),
             Row::Missing("plugkit process mode", PROCESS_SLOT),

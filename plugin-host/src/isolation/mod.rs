@@ -272,6 +272,7 @@ pub(crate) fn load_isolated(
         identity,
         library: Arc::new(Library::in_child(staged)),
         isolation: Some(child),
+        fast_bound: std::sync::atomic::AtomicUsize::new(0),
     })
 }
 

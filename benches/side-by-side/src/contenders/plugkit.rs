@@ -1,10 +1,13 @@
 //! plugkit in-process: the `bench-arith` plugin (`benches/arith-plugin`),
 //! a cdylib built from this repository, loaded through `plugin-host`'s
-//! public API and called with `PluginHandle::invoke`.
+//! public API and called with `PluginHandle::invoke` ([`Plugkit`]) or
+//! through the fast path, handles resolved once and the reply written into
+//! a reused buffer ([`PlugkitFast`], `plugin_host::fast`).
 
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
+use plugin_host::fast::{MethodHandle, TenantHandle};
 use plugin_host::{Host, HostConfig, LoadOptions, PluginHandle};
 
 use super::Contender;
@@ -63,5 +66,44 @@ impl Contender for Plugkit {
     #[inline]
     fn sum(&mut self, payload: &[u8]) -> Result<u64> {
         integer(&self.handle.invoke(TENANT, "sum", payload)?)
+    }
+}
+
+/// The fast path: `MethodHandle::call_into` with a `TenantHandle`, the
+/// reply written into a buffer kept across calls.
+pub(crate) struct PlugkitFast {
+    add_one: MethodHandle,
+    sum: MethodHandle,
+    tenant: TenantHandle,
+    out: Vec<u8>,
+    // Declared after the handles so they drop first; the host owns the library.
+    _plugkit: Plugkit,
+}
+
+impl PlugkitFast {
+    pub(crate) fn load(library: &Path) -> Result<Self> {
+        let plugkit = Plugkit::load(library)?;
+        Ok(Self {
+            add_one: plugkit.handle.method("add_one")?,
+            sum: plugkit.handle.method("sum")?,
+            tenant: plugkit.handle.tenant(TENANT)?,
+            out: Vec::with_capacity(64),
+            _plugkit: plugkit,
+        })
+    }
+}
+
+impl Contender for PlugkitFast {
+    #[inline]
+    fn add_one(&mut self, x: u64) -> Result<u64> {
+        self.add_one
+            .call_into(&self.tenant, &x.to_le_bytes(), &mut self.out)?;
+        integer(&self.out)
+    }
+
+    #[inline]
+    fn sum(&mut self, payload: &[u8]) -> Result<u64> {
+        self.sum.call_into(&self.tenant, payload, &mut self.out)?;
+        integer(&self.out)
     }
 }

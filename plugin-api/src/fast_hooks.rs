@@ -1,5 +1,5 @@
 //! The fast hook table: an optional, additive object through which a host
-//! delivers hooks to a plugin's [`Hooks`](crate::Hooks) with borrowed
+//! delivers hooks to a plugin's [`Hooks`] with borrowed
 //! arguments behind one pointer and a one-byte status back, instead of
 //! the frozen [`HookHandler`](crate::abi::HookHandler)'s by-value
 //! `HookCall` and ~80-byte `HookOutcome` enum.

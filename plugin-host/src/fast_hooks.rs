@@ -44,7 +44,9 @@ use std::time::Instant;
 
 use plugin_api::abi::PluginError;
 
-use crate::hook_call::{deliver, route_for, Delivery, HookRoute, Outcome};
+use crate::hook_call::{
+    deliver, deliver_events, route_for, Delivery, EventTarget, HookRoute, Outcome,
+};
 use crate::hooks::{HookKind, OrderingCycle};
 use crate::host::{EmitSummary, EventReport, FilterError, FilteredPayload, Host, Inner, Slot};
 use crate::loader::LoadedPlugin;
@@ -78,6 +80,27 @@ struct Subscriber {
 impl Drop for Subscriber {
     fn drop(&mut self) {
         self.slot.metrics.retire_shard(&self.shard);
+    }
+}
+
+impl EventTarget for Subscriber {
+    #[inline(always)]
+    fn route(&self) -> HookRoute {
+        self.route
+    }
+
+    #[inline(always)]
+    fn loaded(&self) -> &LoadedPlugin {
+        &self.held.0
+    }
+
+    #[inline(always)]
+    fn count(&self) -> bool {
+        self.shard.count()
+    }
+
+    fn record_latency(&self, elapsed: std::time::Duration) {
+        self.slot.metrics.record_latency(elapsed);
     }
 }
 
@@ -250,15 +273,18 @@ impl HookHandle {
             payload,
         };
         let mut summary = EmitSummary::default();
-        for sub in &self.events {
-            match sub.deliver(call, &mut self.scratch) {
-                Outcome::Failed(error) => {
+        deliver_events(
+            &self.events,
+            call,
+            &mut self.scratch,
+            |sub, failure| match failure {
+                Some(error) => {
                     sub.failed(call, &error, "event subscriber");
                     summary.failed += 1;
                 }
-                _ => summary.delivered += 1,
-            }
-        }
+                None => summary.delivered += 1,
+            },
+        );
         Ok(summary)
     }
 
@@ -279,15 +305,18 @@ impl HookHandle {
             payload,
         };
         let mut report = EventReport::default();
-        for sub in &self.events {
-            match sub.deliver(call, &mut self.scratch) {
-                Outcome::Failed(error) => {
+        deliver_events(
+            &self.events,
+            call,
+            &mut self.scratch,
+            |sub, failure| match failure {
+                Some(error) => {
                     let message = sub.failed(call, &error, "event subscriber");
                     report.failures.push((sub.slot.id.clone(), message));
                 }
-                _ => report.delivered.push(sub.slot.id.clone()),
-            }
-        }
+                None => report.delivered.push(sub.slot.id.clone()),
+            },
+        );
         Ok(report)
     }
 

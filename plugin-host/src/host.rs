@@ -288,6 +288,27 @@ pub(crate) struct Target {
     route: HookRoute,
 }
 
+impl hook_call::EventTarget for Target {
+    #[inline(always)]
+    fn route(&self) -> HookRoute {
+        self.route
+    }
+
+    #[inline(always)]
+    fn loaded(&self) -> &LoadedPlugin {
+        &self.loaded
+    }
+
+    #[inline(always)]
+    fn count(&self) -> bool {
+        self.slot.metrics.start_call()
+    }
+
+    fn record_latency(&self, elapsed: std::time::Duration) {
+        self.slot.metrics.record_latency(elapsed);
+    }
+}
+
 /// Counts from [`Host::emit`], which skips collecting names.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct EmitSummary {
@@ -1235,17 +1256,15 @@ impl Inner {
         };
         // Events ignore replies; a subscriber that writes one grows this once.
         let mut out = Vec::new();
-        for target in targets.iter().filter(|t| t.kind == HookKind::Event) {
-            target.slot.metrics.start_call();
-            match hook_call::deliver(&target.loaded, target.route, call, &mut out) {
-                Outcome::Failed(error) => {
-                    let message = target.slot.metrics.record_hook_error(&error);
-                    tracing::warn!(plugin = %target.plugin, hook, tenant, "event subscriber failed: {message}");
-                    outcome(target, Some(message));
-                }
-                _ => outcome(target, None),
+        let events = targets.iter().filter(|t| t.kind == HookKind::Event);
+        hook_call::deliver_events(events, call, &mut out, |target, failure| match failure {
+            Some(error) => {
+                let message = target.slot.metrics.record_hook_error(&error);
+                tracing::warn!(plugin = %target.plugin, hook, tenant, "event subscriber failed: {message}");
+                outcome(target, Some(message));
             }
-        }
+            None => outcome(target, None),
+        });
         Ok(())
     }
 }

@@ -16,6 +16,9 @@ pub(crate) const SIDE_BY_SIDE: &str = "side-by-side";
 /// The plugin the side-by-side comparison loads.
 const SIDE_BY_SIDE_PLUGIN: &str = "plugkit-bench-arith";
 
+/// The plugin its typed category call goes to (`communication`).
+const SIDE_BY_SIDE_TYPED: &str = "fixture-good";
+
 pub(crate) fn run(filter: Option<&str>) -> Result<()> {
     eprintln!("xtask: building plugin libraries (release)");
     let built = artifacts::build_plugins(true)?;
@@ -37,16 +40,29 @@ pub(crate) fn run(filter: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-/// Builds the `bench-arith` plugin here, then builds and runs the
-/// side-by-side binary from its own manifest (release), passing it the
-/// plugin. Its wasmtime, Extism and Lua build into
+/// Builds the `bench-arith` and `fixture-good` plugins and the process
+/// runner here, then builds and runs the side-by-side binary from its own
+/// manifest (release), passing it their paths. Its wasmtime, Extism and Lua build into
 /// `benches/side-by-side/target`, never into this workspace.
 pub(crate) fn side_by_side(args: &[String]) -> Result<()> {
-    eprintln!("xtask: building {SIDE_BY_SIDE_PLUGIN} (release)");
-    let mut built = artifacts::build(&[SIDE_BY_SIDE_PLUGIN.to_owned()], true)?;
-    let plugin = built
-        .remove(SIDE_BY_SIDE_PLUGIN)
-        .with_context(|| format!("cargo built no cdylib for {SIDE_BY_SIDE_PLUGIN}"))?;
+    eprintln!(
+        "xtask: building {SIDE_BY_SIDE_PLUGIN}, {SIDE_BY_SIDE_TYPED} and the runner (release)"
+    );
+    let mut built = artifacts::build(
+        &[
+            SIDE_BY_SIDE_PLUGIN.to_owned(),
+            SIDE_BY_SIDE_TYPED.to_owned(),
+        ],
+        true,
+    )?;
+    let mut take = |name: &str| {
+        built
+            .remove(name)
+            .with_context(|| format!("cargo built nothing for {name}"))
+    };
+    let plugin = take(SIDE_BY_SIDE_PLUGIN)?;
+    let typed = take(SIDE_BY_SIDE_TYPED)?;
+    let runner = take(artifacts::RUNNER)?;
     let manifest = artifacts::workspace_root()
         .join("benches")
         .join(SIDE_BY_SIDE)
@@ -61,15 +77,21 @@ pub(crate) fn side_by_side(args: &[String]) -> Result<()> {
         .arg(&manifest)
         .args(["--", "--plugin"])
         .arg(&plugin)
+        .arg("--runner")
+        .arg(&runner)
+        .arg("--typed-plugin")
+        .arg(&typed)
         .args(args)
         .status()
         .context("running cargo")?;
     if !status.success() {
         bail!(
             "the side-by-side benchmark failed (see above); it runs alone with \
-             `cargo run --release --manifest-path {} -- --plugin {}`",
+             `cargo run --release --manifest-path {} -- --plugin {} --runner {} --typed-plugin {}`",
             manifest.display(),
-            plugin.display()
+            plugin.display(),
+            runner.display(),
+            typed.display()
         );
     }
     Ok(())

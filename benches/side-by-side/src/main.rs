@@ -1,11 +1,14 @@
 //! Side-by-side benchmark: the same two calls (add one to a 64-bit integer;
-//! sum a 1 KiB payload) through `Box<dyn Trait>`, plugkit in-process,
-//! wasmtime, Extism, Lua 5.4 and a Unix socket to a second process, timed in
-//! one process and one run, with ratios to `Box<dyn>`.
+//! sum a 1 KiB payload) through `Box<dyn Trait>`, plugkit in-process (by
+//! name, fast path), plugkit in process isolation, wasmtime, Extism, Lua
+//! 5.4 and a Unix socket to a second process, timed in one process and one
+//! run, with ratios to `Box<dyn>`; and a typed category call against the
+//! same method through `Box<dyn>`.
 //!
-//! Run it with `cargo xtask bench side-by-side`, which builds the plugin
-//! first; by hand: `cargo run --release --manifest-path
-//! benches/side-by-side/Cargo.toml -- --plugin <libplugkit_bench_arith.so>`.
+//! Run it with `cargo xtask bench side-by-side`, which builds the plugins
+//! and the runner first; by hand: `cargo run --release --manifest-path
+//! benches/side-by-side/Cargo.toml -- --plugin <libplugkit_bench_arith.so>
+//! [--runner <plugkit-runner>] [--typed-plugin <libfixture_good.so>]`.
 
 #![deny(unsafe_code)]
 
@@ -18,20 +21,27 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use plugin_api::categories::*;
 
 use contenders::lua::LuaScript;
 use contenders::native::BoxDyn;
 use contenders::plugkit::{Plugkit, PlugkitFast};
 use contenders::socket::Socket;
+use contenders::typed::{self, Typed};
 use contenders::wasm::{Extism, Wasmtime};
 use contenders::Contender;
 use timing::{Batch, Stats};
 
-const USAGE: &str = "usage: plugkit-side-by-side --plugin <path to the bench-arith cdylib> [--rounds N] [--per-round N]
-(`cargo xtask bench side-by-side` builds the plugin and passes it)";
+const USAGE: &str = "usage: plugkit-side-by-side --plugin <path to the bench-arith cdylib> \
+[--runner <plugkit-runner>] [--typed-plugin <fixture-good cdylib>] [--rounds N] [--per-round N]
+(`cargo xtask bench side-by-side` builds the plugins and the runner and passes them)";
 
 struct Options {
     plugin: PathBuf,
+    /// The process-isolation runner; without it the process rows say so.
+    runner: Option<PathBuf>,
+    /// `fixture-good`, for the typed category call; without it that table says so.
+    typed_plugin: Option<PathBuf>,
     rounds: usize,
     per_round: usize,
 }
@@ -39,6 +49,8 @@ struct Options {
 fn parse_args() -> Result<Option<Options>> {
     let mut args = std::env::args_os().skip(1);
     let mut plugin = None;
+    let mut runner = None;
+    let mut typed_plugin = None;
     let mut rounds = 200;
     let mut per_round = 10;
     while let Some(arg) = args.next() {
@@ -53,6 +65,8 @@ fn parse_args() -> Result<Option<Options>> {
                 return Ok(None);
             }
             "--plugin" => plugin = Some(PathBuf::from(value()?)),
+            "--runner" => runner = Some(PathBuf::from(value()?)),
+            "--typed-plugin" => typed_plugin = Some(PathBuf::from(value()?)),
             "--rounds" => rounds = value()?.to_string_lossy().parse().context("--rounds")?,
             "--per-round" => {
                 per_round = value()?.to_string_lossy().parse().context("--per-round")?
@@ -66,6 +80,8 @@ fn parse_args() -> Result<Option<Options>> {
     }
     Ok(Some(Options {
         plugin,
+        runner,
+        typed_plugin,
         rounds,
         per_round,
     }))
@@ -205,10 +221,9 @@ fn machine() -> String {
     format!("{cores} cores, {cpu}")
 }
 
-const TYPED_SLOT: &str =
-    "not here: bench-arith has no category; `cargo xtask bench calls` times a typed call";
-const PROCESS_SLOT: &str =
-    "not here yet: `cargo xtask bench isolation` times process-mode calls";
+const TYPED_SLOT: &str = "bench-arith has no category: see the typed category call table";
+const PROCESS_SLOT: &str = "no `--runner` given (`cargo xtask bench side-by-side` passes it)";
+const PROCESS_NAME: &str = "plugkit process isolation (`invoke`, sandboxed child)";
 
 fn run(options: &Options) -> Result<()> {
     let payload: Vec<u8> = (0..1024u32).map(|i| (i * 31 + 7) as u8).collect();
@@ -222,6 +237,10 @@ fn run(options: &Options) -> Result<()> {
     let mut extism = Extism::new()?;
     let mut lua = LuaScript::new()?;
     let mut socket = Socket::start()?;
+    let mut process = match &options.runner {
+        Some(runner) => Some(Plugkit::load_isolated(&options.plugin, runner)?),
+        None => None,
+    };
     let lua_name = format!("mlua ({})", lua.version());
 
     // Every contender must do the work before its time counts.
@@ -239,6 +258,9 @@ fn run(options: &Options) -> Result<()> {
     verify!("Extism", extism);
     verify!(&lua_name, lua);
     verify!("Unix socket", socket);
+    if let Some(process) = process.as_mut() {
+        verify!("plugkit process isolation", process);
+    }
     if plugkit_nothing.nothing()? != 0 {
         bail!("bench-arith's `nothing` replied with bytes");
     }
@@ -294,7 +316,10 @@ fn run(options: &Options) -> Result<()> {
                 small_batch("plugkit fast path", &mut plugkit_fast, &failure),
             ),
             Row::Missing("plugkit typed call", TYPED_SLOT),
-            Row::Missing("plugkit process mode", PROCESS_SLOT),
+            match process.as_mut() {
+                Some(p) => Row::Measured(PROCESS_NAME, small_batch("plugkit process", p, &failure)),
+                None => Row::Missing(PROCESS_NAME, PROCESS_SLOT),
+            },
             Row::Measured(
                 "wasmtime, typed func",
                 small_batch("wasmtime", &mut wasmtime, &failure),
@@ -325,7 +350,13 @@ fn run(options: &Options) -> Result<()> {
                 kib_batch("plugkit fast path", &mut plugkit_fast, &payload, &failure),
             ),
             Row::Missing("plugkit typed call", TYPED_SLOT),
-            Row::Missing("plugkit process mode", PROCESS_SLOT),
+            match process.as_mut() {
+                Some(p) => Row::Measured(
+                    PROCESS_NAME,
+                    kib_batch("plugkit process", p, &payload, &failure),
+                ),
+                None => Row::Missing(PROCESS_NAME, PROCESS_SLOT),
+            },
             Row::Measured(
                 "wasmtime, memory write + typed func",
                 kib_batch("wasmtime", &mut wasmtime, &payload, &failure),
@@ -344,13 +375,85 @@ fn run(options: &Options) -> Result<()> {
         &failure,
     )?;
 
+    typed_table(options, &failure)?;
+
     // The timed loops did not look at results; look once more afterwards.
     verify!("plugkit", plugkit);
     verify!("wasmtime", wasmtime);
     verify!("Extism", extism);
     verify!(&lua_name, lua);
     verify!("Unix socket", socket);
+    if let Some(process) = process.as_mut() {
+        verify!("plugkit process isolation", process);
+    }
     Ok(())
+}
+
+/// A batch of `call`s; the first error fails the run.
+fn timed<'a>(name: &'a str, failure: &'a Failure, call: impl Fn() -> Result<()> + 'a) -> Batch<'a> {
+    Box::new(move |calls| {
+        let start = Instant::now();
+        for _ in 0..calls {
+            if let Err(e) = call() {
+                fail(failure, name, e);
+                break;
+            }
+        }
+        start.elapsed()
+    })
+}
+
+/// The typed category call: `communication.message_status` through
+/// `Box<dyn>` (baseline), a tenant-bound plugkit handle and a plain one.
+fn typed_table(options: &Options, failure: &Failure) -> Result<()> {
+    const TITLE: &str = "typed category call: `communication.message_status`";
+    let Some(library) = &options.typed_plugin else {
+        println!("\n### {TITLE}\n\nnot measured: no `--typed-plugin` given (`cargo xtask bench side-by-side` passes fixture-good)");
+        return Ok(());
+    };
+    let direct = typed::direct();
+    let plugkit = Typed::load(library)?;
+    plugkit.verify(&*direct)?;
+    let tenant = typed::tenant();
+    table(
+        TITLE,
+        vec![
+            Row::Measured(
+                "`Box<dyn Trait>`, same method",
+                timed("Box<dyn>", failure, || {
+                    black_box(direct.message_status(black_box(tenant), "SM1".into())?);
+                    Ok(())
+                }),
+            ),
+            Row::Measured(
+                "plugkit typed call, tenant-bound (`BoundPlugin`)",
+                timed("BoundPlugin", failure, || {
+                    let bound = &plugkit.bound;
+                    black_box(
+                        bound
+                            .communication()?
+                            .message_status(bound.tenant(), "SM1".into())?,
+                    );
+                    Ok(())
+                }),
+            ),
+            Row::Measured(
+                "plugkit typed call (`PluginHandle`)",
+                timed("PluginHandle", failure, || {
+                    black_box(
+                        plugkit
+                            .handle
+                            .communication()?
+                            .message_status(black_box(tenant), "SM1".into())?,
+                    );
+                    Ok(())
+                }),
+            ),
+        ],
+        options,
+        failure,
+    )?;
+    plugkit.verify(&*direct)
 }
 
 fn main() -> Result<()> {

@@ -5,6 +5,7 @@ pub(crate) mod lua;
 pub(crate) mod native;
 pub(crate) mod plugkit;
 pub(crate) mod socket;
+pub(crate) mod typed;
 pub(crate) mod wasm;
 
 /// One plugin system, set up and ready to call.

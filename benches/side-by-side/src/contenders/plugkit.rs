@@ -1,13 +1,15 @@
-//! plugkit in-process: the `bench-arith` plugin (`benches/arith-plugin`),
-//! a cdylib built from this repository, loaded through `plugin-host`'s
-//! public API and called with `PluginHandle::invoke` ([`Plugkit`]) or
-//! through the fast path, handles resolved once and the reply written into
-//! a reused buffer ([`PlugkitFast`], `plugin_host::fast`).
+//! plugkit: the `bench-arith` plugin (`benches/arith-plugin`), a cdylib
+//! built from this repository, loaded through `plugin-host`'s public API and
+//! called with `PluginHandle::invoke` ([`Plugkit`]), through the fast path,
+//! handles resolved once and the reply written into a reused buffer
+//! ([`PlugkitFast`], `plugin_host::fast`), or in process isolation, inside
+//! a sandboxed `plugkit-runner` child ([`Plugkit::load_isolated`]).
 
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use plugin_host::fast::{MethodHandle, TenantHandle};
+use plugin_host::isolation::Isolation;
 use plugin_host::{Host, HostConfig, LoadOptions, PluginHandle};
 
 use super::Contender;
@@ -25,10 +27,31 @@ pub(crate) struct Plugkit {
 
 impl Plugkit {
     pub(crate) fn load(library: &Path) -> Result<Self> {
+        Self::start(library, None)
+    }
+
+    /// The plugin in a sandboxed child process (`isolation = "process"`),
+    /// run by `runner` (`plugkit-runner`); calls cross a shared-memory
+    /// channel with the host's default spin-then-futex wait.
+    pub(crate) fn load_isolated(library: &Path, runner: &Path) -> Result<Self> {
+        Self::start(library, Some(runner))
+    }
+
+    fn start(library: &Path, runner: Option<&Path>) -> Result<Self> {
         let runtime = tempfile::tempdir().context("creating the plugin runtime directory")?;
-        let host = Host::new(HostConfig::with_runtime_dir(runtime.path().join("rt")))?;
+        let mut config = HostConfig::with_runtime_dir(runtime.path().join("rt"));
+        config.runner = runner.map(Path::to_path_buf);
+        let host = Host::new(config)?;
+        let options = LoadOptions {
+            isolation: if runner.is_some() {
+                Isolation::Process
+            } else {
+                Isolation::InProcess
+            },
+            ..LoadOptions::default()
+        };
         let id = host
-            .load(library, LoadOptions::default())
+            .load(library, options)
             .with_context(|| format!("loading {}", library.display()))?;
         host.initialize(&id)?;
         host.activate(&id, TENANT, "{}")?;

@@ -56,6 +56,7 @@ pub mod keys;
 pub mod limits;
 pub mod live;
 pub mod peers;
+pub mod provision_flag;
 pub mod provisioning;
 pub mod ratelimit;
 pub mod requests;

@@ -174,6 +174,21 @@ impl Daemon {
     /// reached; 422 when the catalog is refused (unsigned, unknown key,
     /// rollback, freeze). Per-plugin failures are in the 200 answer.
     pub fn refresh_provisioning(&self, actor: &str) -> Result<Value, Problem> {
+        self.refresh_provisioning_with(actor, &mut |line| {
+            tracing::info!(target: "provisioning", "{line}");
+        })
+    }
+
+    /// [`Daemon::refresh_provisioning`], giving each progress line (catalog,
+    /// each pull with its size and time, each outcome) to `progress`.
+    ///
+    /// # Errors
+    /// As [`Daemon::refresh_provisioning`].
+    pub fn refresh_provisioning_with(
+        &self,
+        actor: &str,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<Value, Problem> {
         let _one = self
             .provisioning
             .refreshing
@@ -183,9 +198,7 @@ impl Daemon {
         let started = Instant::now();
         let lock_path = provision::lock_path(&options.plugin_dir);
         let previous = Lock::read(&lock_path).map_err(|e| Problem::internal(e.to_string()))?;
-        let fetched = provision::fetch(&options, &previous, &mut |line| {
-            tracing::info!(target: "provisioning", "{line}");
-        });
+        let fetched = provision::fetch(&options, &previous, progress);
         let (mut report, mut lock) = match fetched {
             Ok(r) => r,
             Err(e) => {
@@ -321,6 +334,12 @@ fn now() -> String {
 /// Refreshes now and then every `refresh_interval` on a thread of its own,
 /// until the daemon stops. Does nothing when `[provisioning]` is absent.
 pub fn spawn_periodic(daemon: Arc<Daemon>) {
+    spawn_periodic_after(daemon, false);
+}
+
+/// [`spawn_periodic`]; with `refreshed` (`isp-daemon --provision` just did
+/// the first refresh) the thread waits one interval before its first.
+pub fn spawn_periodic_after(daemon: Arc<Daemon>, refreshed: bool) {
     let Some(section) = daemon.config().provisioning.clone() else {
         return;
     };
@@ -343,20 +362,25 @@ pub fn spawn_periodic(daemon: Arc<Daemon>) {
     };
     let spawned = std::thread::Builder::new()
         .name("provisioning".to_owned())
-        .spawn(move || loop {
-            if daemon.is_stopping() {
-                return;
-            }
-            if let Err(problem) = daemon.refresh_provisioning(ACTOR) {
-                tracing::warn!(target: "provisioning", "{}", problem.error);
-            }
-            let Some(every) = interval else { return };
-            let until = Instant::now() + every;
-            while Instant::now() < until {
+        .spawn(move || {
+            let mut skip = refreshed;
+            loop {
                 if daemon.is_stopping() {
                     return;
                 }
-                std::thread::sleep(Duration::from_millis(200).min(every));
+                if !std::mem::take(&mut skip) {
+                    if let Err(problem) = daemon.refresh_provisioning(ACTOR) {
+                        tracing::warn!(target: "provisioning", "{}", problem.error);
+                    }
+                }
+                let Some(every) = interval else { return };
+                let until = Instant::now() + every;
+                while Instant::now() < until {
+                    if daemon.is_stopping() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(200).min(every));
+                }
             }
         });
     if let Err(e) = spawned {

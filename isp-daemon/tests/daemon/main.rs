@@ -15,6 +15,7 @@ mod logs;
 mod metrics;
 mod packages;
 mod provisioning;
+mod provisioning_cli;
 mod support;
 mod webhooks_in;
 mod webhooks_out;

@@ -66,6 +66,7 @@ pub mod series;
 pub mod standins;
 pub mod telemetry;
 pub mod upload;
+pub mod vault;
 pub mod webhook_state;
 pub mod webhooks;
 

@@ -24,9 +24,7 @@ use axum::extract::{FromRef, State};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use plugin_host::package::signature::TrustPolicy;
-use plugin_host::tenancy::{
-    resolve_secret_reference, AuditAction, AuditEntry, AuditOutcome, Environment,
-};
+use plugin_host::tenancy::{AuditAction, AuditEntry, AuditOutcome};
 use plugkit_registry::lockfile::Lock;
 use plugkit_registry::provision::{self, Action, Options};
 use plugkit_registry::RegistryConfig;
@@ -50,7 +48,8 @@ pub struct ProvisioningConfig {
     /// How often to refresh (humantime: `5m`, `1h`); none: only at start and on request.
     #[serde(default)]
     pub refresh_interval: Option<String>,
-    /// Registry user, as a secret reference (`${env:…}`, `${file:…}`).
+    /// Registry user, as a secret reference (`${env:…}`, `${file:…}`,
+    /// `${vault:path#key}` with a `[vault]` section).
     #[serde(default)]
     pub username: Option<String>,
     /// Registry password, as a secret reference.
@@ -79,24 +78,32 @@ impl Daemon {
                 "provisioning is not configured: add a [provisioning] section with registry and tier",
             ));
         };
-        let env = Environment::process();
+        // The platform's resolver, the one tenants' settings go through:
+        // `${env:…}`, `${file:…}`, and `${vault:…}` against `[vault]`.
         let secret = |name: &str, value: &Option<String>| -> Result<Option<String>, Problem> {
             value
                 .as_deref()
                 .map(|v| {
-                    resolve_secret_reference(v, &env)
+                    self.platform()
+                        .resolve_secret(v)
                         .map(|s| s.expose_secret().to_owned())
                         .map_err(|e| Problem::internal(format!("[provisioning] {name}: {e}")))
                 })
                 .transpose()
         };
-        let credentials = match (
-            secret("username", &section.username)?,
-            secret("password", &section.password)?,
-        ) {
-            (Some(u), Some(p)) => Some((u, p)),
-            _ => None,
-        };
+        let credentials =
+            match (
+                secret("username", &section.username)?,
+                secret("password", &section.password)?,
+            ) {
+                (Some(u), Some(p)) => Some((u, p)),
+                (None, None) => None,
+                _ => return Err(Problem::new(
+                    ProblemKind::Conflict,
+                    "[provisioning] sets only one of username and password; set both (as secret \
+                     references) for a registry that needs a login, or neither",
+                )),
+            };
         let trusted_keys = match config.trust.policy(config) {
             Ok(TrustPolicy::Require { trusted_keys }) => trusted_keys,
             Ok(TrustPolicy::AllowUnsigned) => {

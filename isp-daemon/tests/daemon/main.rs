@@ -16,6 +16,7 @@ mod metrics;
 mod packages;
 mod provisioning;
 mod provisioning_cli;
+mod provisioning_vault;
 mod support;
 mod webhooks_in;
 mod webhooks_out;

@@ -85,12 +85,14 @@ pub enum Previous {
 }
 
 /// Writes `files` (name, bytes, permission bits) into the existing folder
-/// `staged`: each file written and synced, then the folder synced once.
-/// Names are plain file names.
+/// `staged`: every file written, then every file synced (the first sync's
+/// journal commit carries the others', so they cost little), then the
+/// folder synced once. Names are plain file names.
 ///
 /// # Errors
 /// The first file that cannot be created, written or synced.
 pub fn stage_files(staged: &Path, files: &[(&str, &[u8], u32)]) -> Result<(), InstallError> {
+    let mut written = Vec::with_capacity(files.len());
     for (name, bytes, mode) in files {
         let path = staged.join(name);
         let mut file = OpenOptions::new()
@@ -101,6 +103,9 @@ pub fn stage_files(staged: &Path, files: &[(&str, &[u8], u32)]) -> Result<(), In
             .open(&path)
             .map_err(failed("create", &path))?;
         file.write_all(bytes).map_err(failed("write", &path))?;
+        written.push((file, path));
+    }
+    for (file, path) in written {
         file.sync_all().map_err(failed("sync", &path))?;
     }
     Ok(sync_dir(staged)?)
@@ -140,7 +145,7 @@ pub fn commit_folder(
         return Err(failed("move into the store as", &target)(e).into());
     }
     sync_dir(store)?;
-    if let Some(parent) = staged.parent() {
+    if let Some(parent) = staged.parent().filter(|p| *p != store) {
         sync_dir(parent)?;
     }
     Ok(target)

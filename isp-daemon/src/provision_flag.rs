@@ -10,7 +10,7 @@
 //! /api/provisioning/refresh` returns, or `{"ok": false, "error": …}`) as
 //! one line on stdout, and everything else on stderr.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde_json::json;
 
 use crate::provisioning::ProvisioningConfig;
@@ -58,6 +58,32 @@ pub fn apply_overrides(
         ),
     }
     Ok(())
+}
+
+/// Creates the directory `--provision` fills, so a first boot on an empty
+/// machine does not start with a missing plugin directory reported as a
+/// problem (which fails `--demo`).
+///
+/// # Errors
+/// The directory cannot be created.
+pub fn create_plugin_dir(config: &Config) -> Result<()> {
+    let dir = match config
+        .provisioning
+        .as_ref()
+        .and_then(|p| p.plugin_dir.as_ref())
+    {
+        Some(dir) => config.resolve(dir),
+        None => match config.plugin_dirs().into_iter().next() {
+            Some(dir) => dir,
+            None => return Ok(()),
+        },
+    };
+    std::fs::create_dir_all(&dir).with_context(|| {
+        format!(
+            "creating the plugin directory {} to provision",
+            dir.display()
+        )
+    })
 }
 
 /// One refresh at start. Progress lines go to `say` (to stderr with

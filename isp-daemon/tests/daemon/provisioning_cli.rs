@@ -189,3 +189,66 @@ fn provision_flags_without_a_registry_or_tier_are_refused_before_starting() {
         text(&output)
     );
 }
+
+/// The three reference plugins signed by `operator` and published; the
+/// catalog's `enterprise` tier includes all three.
+fn publish_reference_catalog(remote: &Remote, operator: &Operator) {
+    let mut entries = Vec::new();
+    for (id, package, folder) in crate::support::PLUGINS {
+        let manifest = std::fs::read_to_string(
+            plugkit_testkit::process::workspace_root()
+                .join(folder)
+                .join("plugin.toml"),
+        )
+        .expect("manifest");
+        let digest = operator.publish(
+            remote,
+            &manifest,
+            &std::fs::read(library(package)).expect("library"),
+        );
+        let version = manifest
+            .lines()
+            .find_map(|l| l.strip_prefix("version = \""))
+            .map(|v| v.trim_end_matches('"').to_owned())
+            .expect("version");
+        entries.push((id.to_string(), version, digest));
+    }
+    let listed: Vec<(&str, &str, &str)> = entries
+        .iter()
+        .map(|(i, v, d)| (i.as_str(), v.as_str(), d.as_str()))
+        .collect();
+    operator.publish_catalog(remote, &catalog(1, &[("enterprise", &listed)]));
+}
+
+#[test]
+fn the_demo_runs_on_plugins_provisioned_from_the_registry_at_start() {
+    let registry = Registry::start().expect("registry");
+    let operator = Operator::new();
+    publish_reference_catalog(&remote(&registry), &operator);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = registry.url();
+    let output = run_daemon(
+        dir.path(),
+        &operator,
+        &[
+            "--demo",
+            "--provision",
+            "--registry",
+            &url,
+            "--tier",
+            "enterprise",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for needle in [
+        "[provisioning] tier `enterprise` from",
+        "lock network-automation 0.1.0, stripe 0.1.0, twilio 0.1.0",
+        "[stripe] acme-fiber: charged 49.99 USD (pi_",
+        "[twilio] acme-fiber: welcome SMS to +14155550123",
+        "[network-automation] acme-fiber: SNMP GET 127.0.0.1:",
+        "── demo done:",
+    ] {
+        assert!(stdout.contains(needle), "{needle}: {}", text(&output));
+    }
+}

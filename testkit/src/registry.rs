@@ -8,7 +8,8 @@
 //! storage ([`Registry::stop`], [`Registry::restart`]) to test a daemon
 //! that keeps serving while its registry is down, and its blob files can be
 //! reached ([`Registry::blob_path`]) to tamper with them.
-//! [`Registry::start_with_login`] adds distribution's `htpasswd` basic
+//! Its access log is on, so a test can count the requests a pull makes
+//! ([`Registry::requests`]). [`Registry::start_with_login`] adds distribution's `htpasswd` basic
 //! authentication (bcrypt, the only hash it takes) with one user.
 
 use std::io::{Read, Write};
@@ -69,7 +70,7 @@ impl Registry {
         std::fs::create_dir_all(&storage)?;
         let mut config = format!(
             "version: 0.1\n\
-             log:\n  level: warn\n  accesslog:\n    disabled: true\n\
+             log:\n  level: warn\n\
              storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  \
              cache:\n    blobdescriptor: inmemory\n\
              http:\n  addr: 127.0.0.1:{port}\n  secret: plugkit-test-{port}\n",
@@ -150,6 +151,16 @@ impl Registry {
     /// The storage root.
     pub fn storage(&self) -> PathBuf {
         self.dir.path().join("storage")
+    }
+
+    /// The requests served so far, from its access log, in order: method
+    /// and path, e.g. `GET /v2/plugkit/plugins/x/blobs/sha256:…`.
+    pub fn requests(&self) -> Vec<String> {
+        self.log()
+            .lines()
+            .filter_map(|line| line.split('"').nth(1))
+            .filter_map(|request| request.rsplit_once(' ').map(|(r, _)| r.to_owned()))
+            .collect()
     }
 
     /// What the registry logged so far.

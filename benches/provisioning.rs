@@ -74,7 +74,8 @@ impl Phases {
         let sum = |f: fn(&plugkit_registry::provision::PluginOutcome) -> f64| -> f64 {
             report.plugins.iter().map(f).sum()
         };
-        self.pull.push(report.catalog_ms + sum(|p| p.pull_ms));
+        // The plugins are pulled at once: their wall time, not the sum of each.
+        self.pull.push(report.catalog_ms + report.pulls_ms);
         self.verify.push(sum(|p| p.verify_ms));
         self.install.push(sum(|p| p.install_ms) + lock_ms);
         self.swap.push(swap_ms);

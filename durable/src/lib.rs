@@ -9,6 +9,10 @@
 //! Leftover temp files of a killed writer (`.<name>.tmp.<pid>.<n>`) are
 //! ignored by readers.
 //!
+//! [`install`] is the one commit point of a plugin install (a complete
+//! package folder, then a symlink renamed over `<plugin dir>/<id>`), which
+//! xtask, the daemon's upload and OCI provisioning share.
+//!
 //! It is its own crate because both `plugin-host` (which does the IO of the
 //! platform) and `xtask` (which must not reach into the host) need it, and
 //! the pure crate they share does no IO.
@@ -22,6 +26,8 @@
 
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
+
+pub mod install;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};

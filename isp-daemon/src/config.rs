@@ -57,6 +57,9 @@ pub struct Config {
     /// Plugins from an OCI registry by subscription tier (`crate::provisioning`).
     #[serde(default)]
     pub provisioning: Option<crate::provisioning::ProvisioningConfig>,
+    /// The Vault or OpenBao server for `${vault:path#key}` references (`crate::vault`).
+    #[serde(default)]
+    pub vault: Option<crate::vault::VaultSection>,
     /// Relative paths are relative to this folder.
     #[serde(skip)]
     pub base_dir: PathBuf,

@@ -57,6 +57,7 @@ pub mod keys;
 pub mod limits;
 pub mod live;
 pub mod peers;
+pub mod provision_flag;
 pub mod provisioning;
 pub mod ratelimit;
 pub mod requests;
@@ -66,6 +67,7 @@ pub mod series;
 pub mod standins;
 pub mod telemetry;
 pub mod upload;
+pub mod vault;
 pub mod webhook_state;
 pub mod webhooks;
 

@@ -73,6 +73,21 @@ struct Cli {
     /// Do not start the demo's snmpd and sshd devices.
     #[arg(long)]
     no_devices: bool,
+    /// Refresh from the OCI registry once at start ([provisioning], or
+    /// --registry and --tier) and exit 1 naming what failed unless the whole
+    /// tier installed; without --serve or --demo, stop after it.
+    #[arg(long)]
+    provision: bool,
+    /// The OCI registry to provision from; replaces [provisioning] registry.
+    #[arg(long, value_name = "URL")]
+    registry: Option<String>,
+    /// The subscription tier to provision; replaces [provisioning] tier.
+    #[arg(long, value_name = "TIER")]
+    tier: Option<String>,
+    /// With --provision: print the refresh's answer as one JSON line on
+    /// stdout (every other line goes to stderr).
+    #[arg(long, requires = "provision")]
+    json: bool,
     /// Print the embedded configuration and exit.
     #[arg(long)]
     print_config: bool,
@@ -163,19 +178,34 @@ fn load_config(cli: &Cli) -> Result<Config> {
         config.admin.listen = listen.clone();
         config.listen_addr()?;
     }
+    isp_daemon::provision_flag::apply_overrides(
+        &mut config,
+        cli.registry.as_deref(),
+        cli.tier.as_deref(),
+    )?;
     Ok(config)
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
     let config = load_config(&cli)?;
+    if cli.provision {
+        isp_daemon::provision_flag::create_plugin_dir(&config)?;
+    }
     // Refuse a policy that cannot work before starting anything.
     if cli.plugins_from_build.is_none() {
         config.trust.policy(&config)?;
     }
     // A closed stdout (`| head`) must not stop the daemon: lines are best effort.
-    let say: Say = Arc::new(|line: &str| {
-        let _ = writeln!(std::io::stdout(), "{line}");
-    });
+    // With --json, stdout carries only the JSON answer.
+    let say: Say = if cli.json {
+        Arc::new(|line: &str| {
+            let _ = writeln!(std::io::stderr(), "{line}");
+        })
+    } else {
+        Arc::new(|line: &str| {
+            let _ = writeln!(std::io::stdout(), "{line}");
+        })
+    };
     // Peers die with the thread that spawned them: start them on this one,
     // which lives until the end.
     let peers = if cli.demo && !cli.no_devices {
@@ -252,6 +282,16 @@ fn handle_signals(stop: watch::Sender<bool>, say: Say) -> Result<()> {
     Ok(())
 }
 
+/// Stops the plugins and says what the shutdown did (before the API serves).
+async fn stop_daemon(daemon: &Arc<Daemon>, say: &Say) {
+    let stopping = Arc::clone(daemon);
+    if let Ok(lines) = tokio::task::spawn_blocking(move || stopping.shutdown()).await {
+        for line in lines {
+            say(&line);
+        }
+    }
+}
+
 async fn serve_and_run(cli: Cli, config: Config, devices: Devices, say: Say) -> Result<ExitCode> {
     let (stop_tx, stop_rx) = watch::channel(false);
     handle_signals(stop_tx.clone(), say.clone())?;
@@ -274,8 +314,24 @@ async fn serve_and_run(cli: Cli, config: Config, devices: Devices, say: Say) -> 
     }
     let _delivery = isp_daemon::webhooks::start_delivery(&daemon)
         .context("starting the webhook delivery thread")?;
-    // [provisioning]: refresh from the registry now and every refresh_interval.
-    isp_daemon::provisioning::spawn_periodic(Arc::clone(&daemon));
+    if cli.provision {
+        let (for_refresh, json, refresh_say) = (Arc::clone(&daemon), cli.json, say.clone());
+        let refreshed = on_own_thread("isp-daemon-provision", move || {
+            isp_daemon::provision_flag::refresh_at_start(&for_refresh, json, &*refresh_say)
+        })
+        .await?;
+        if let Err(e) = refreshed {
+            stop_daemon(&daemon, &say).await;
+            return Err(e);
+        }
+        if !cli.serve && !cli.demo {
+            stop_daemon(&daemon, &say).await;
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    // [provisioning]: refresh from the registry now (unless --provision just
+    // did) and every refresh_interval.
+    isp_daemon::provisioning::spawn_periodic_after(Arc::clone(&daemon), cli.provision);
 
     let server = match tokio::net::TcpListener::bind(listen).await {
         Ok(listener) => {

@@ -23,9 +23,7 @@ use std::time::{Duration, Instant};
 use axum::extract::{FromRef, State};
 use axum::Extension;
 use plugin_host::package::signature::TrustPolicy;
-use plugin_host::tenancy::{
-    resolve_secret_reference, AuditAction, AuditEntry, AuditOutcome, Environment,
-};
+use plugin_host::tenancy::{AuditAction, AuditEntry, AuditOutcome};
 use plugkit_registry::lockfile::Lock;
 use plugkit_registry::provision::{self, Action, Options};
 use plugkit_registry::RegistryConfig;
@@ -49,7 +47,8 @@ pub struct ProvisioningConfig {
     /// How often to refresh (humantime: `5m`, `1h`); none: only at start and on request.
     #[serde(default)]
     pub refresh_interval: Option<String>,
-    /// Registry user, as a secret reference (`${env:…}`, `${file:…}`).
+    /// Registry user, as a secret reference (`${env:…}`, `${file:…}`,
+    /// `${vault:path#key}` with a `[vault]` section).
     #[serde(default)]
     pub username: Option<String>,
     /// Registry password, as a secret reference.
@@ -78,24 +77,32 @@ impl Daemon {
                 "provisioning is not configured: add a [provisioning] section with registry and tier",
             ));
         };
-        let env = Environment::process();
+        // The platform's resolver, the one tenants' settings go through:
+        // `${env:…}`, `${file:…}`, and `${vault:…}` against `[vault]`.
         let secret = |name: &str, value: &Option<String>| -> Result<Option<String>, Problem> {
             value
                 .as_deref()
                 .map(|v| {
-                    resolve_secret_reference(v, &env)
+                    self.platform()
+                        .resolve_secret(v)
                         .map(|s| s.expose_secret().to_owned())
                         .map_err(|e| Problem::internal(format!("[provisioning] {name}: {e}")))
                 })
                 .transpose()
         };
-        let credentials = match (
-            secret("username", &section.username)?,
-            secret("password", &section.password)?,
-        ) {
-            (Some(u), Some(p)) => Some((u, p)),
-            _ => None,
-        };
+        let credentials =
+            match (
+                secret("username", &section.username)?,
+                secret("password", &section.password)?,
+            ) {
+                (Some(u), Some(p)) => Some((u, p)),
+                (None, None) => None,
+                _ => return Err(Problem::new(
+                    ProblemKind::Conflict,
+                    "[provisioning] sets only one of username and password; set both (as secret \
+                     references) for a registry that needs a login, or neither",
+                )),
+            };
         let trusted_keys = match config.trust.policy(config) {
             Ok(TrustPolicy::Require { trusted_keys }) => trusted_keys,
             Ok(TrustPolicy::AllowUnsigned) => {
@@ -173,6 +180,21 @@ impl Daemon {
     /// reached; 422 when the catalog is refused (unsigned, unknown key,
     /// rollback, freeze). Per-plugin failures are in the 200 answer.
     pub fn refresh_provisioning(&self, actor: &str) -> Result<Value, Problem> {
+        self.refresh_provisioning_with(actor, &mut |line| {
+            tracing::info!(target: "provisioning", "{line}");
+        })
+    }
+
+    /// [`Daemon::refresh_provisioning`], giving each progress line (catalog,
+    /// each pull with its size and time, each outcome) to `progress`.
+    ///
+    /// # Errors
+    /// As [`Daemon::refresh_provisioning`].
+    pub fn refresh_provisioning_with(
+        &self,
+        actor: &str,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<Value, Problem> {
         let _one = self
             .provisioning
             .refreshing
@@ -182,9 +204,7 @@ impl Daemon {
         let started = Instant::now();
         let lock_path = provision::lock_path(&options.plugin_dir);
         let previous = Lock::read(&lock_path).map_err(|e| Problem::internal(e.to_string()))?;
-        let fetched = provision::fetch(&options, &previous, &mut |line| {
-            tracing::info!(target: "provisioning", "{line}");
-        });
+        let fetched = provision::fetch(&options, &previous, progress);
         let (mut report, mut lock) = match fetched {
             Ok(r) => r,
             Err(e) => {
@@ -320,6 +340,12 @@ fn now() -> String {
 /// Refreshes now and then every `refresh_interval` on a thread of its own,
 /// until the daemon stops. Does nothing when `[provisioning]` is absent.
 pub fn spawn_periodic(daemon: Arc<Daemon>) {
+    spawn_periodic_after(daemon, false);
+}
+
+/// [`spawn_periodic`]; with `refreshed` (`isp-daemon --provision` just did
+/// the first refresh) the thread waits one interval before its first.
+pub fn spawn_periodic_after(daemon: Arc<Daemon>, refreshed: bool) {
     let Some(section) = daemon.config().provisioning.clone() else {
         return;
     };
@@ -342,20 +368,25 @@ pub fn spawn_periodic(daemon: Arc<Daemon>) {
     };
     let spawned = std::thread::Builder::new()
         .name("provisioning".to_owned())
-        .spawn(move || loop {
-            if daemon.is_stopping() {
-                return;
-            }
-            if let Err(problem) = daemon.refresh_provisioning(ACTOR) {
-                tracing::warn!(target: "provisioning", "{}", problem.error);
-            }
-            let Some(every) = interval else { return };
-            let until = Instant::now() + every;
-            while Instant::now() < until {
+        .spawn(move || {
+            let mut skip = refreshed;
+            loop {
                 if daemon.is_stopping() {
                     return;
                 }
-                std::thread::sleep(Duration::from_millis(200).min(every));
+                if !std::mem::take(&mut skip) {
+                    if let Err(problem) = daemon.refresh_provisioning(ACTOR) {
+                        tracing::warn!(target: "provisioning", "{}", problem.error);
+                    }
+                }
+                let Some(every) = interval else { return };
+                let until = Instant::now() + every;
+                while Instant::now() < until {
+                    if daemon.is_stopping() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(200).min(every));
+                }
             }
         });
     if let Err(e) = spawned {

@@ -9,6 +9,7 @@
 //! start; [`Lock::write`] then pins the set that serves. A plugin that
 //! fails keeps its previous entry: the last verified set stays.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -19,7 +20,7 @@ use plugin_package::signature::{sha256_hex, verify_signature, Expected};
 use serde::{Deserialize, Serialize};
 
 use crate::lockfile::{Lock, LockEntry};
-use crate::remote::{RegistryConfig, Remote};
+use crate::remote::{PulledPlugin, RegistryConfig, Remote};
 use crate::{store, Error};
 
 /// What to provision.
@@ -93,6 +94,10 @@ pub struct Report {
     pub plugins: Vec<PluginOutcome>,
     /// Milliseconds pulling and checking the catalog.
     pub catalog_ms: f64,
+    /// Milliseconds pulling the plugins, wall time: they are pulled at
+    /// once, so each plugin's `pull_ms` overlaps the others'.
+    #[serde(default)]
+    pub pulls_ms: f64,
 }
 
 impl Report {
@@ -203,10 +208,46 @@ pub fn fetch(
         catalog_digest: catalog_digest.clone(),
         plugins: Default::default(),
     };
+    // Every plugin that needs a pull is pulled at once, before any is
+    // checked and installed: the round trips overlap.
+    let wanted: Vec<&Entitlement> = entitled
+        .iter()
+        .filter(|e| needs_pull(options, e, previous.plugins.get(&e.id)))
+        .collect();
+    for entitlement in &wanted {
+        progress(&format!(
+            "{}: pulling {} ({}@{})",
+            entitlement.id,
+            entitlement.version,
+            layout::plugin_repository(&entitlement.id),
+            entitlement.digest.as_deref().unwrap_or_default()
+        ));
+    }
+    let pulls_started = Instant::now();
+    let references: Vec<(String, String)> = wanted
+        .iter()
+        .map(|e| {
+            (
+                layout::plugin_repository(&e.id),
+                e.digest.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    let mut pulled: BTreeMap<String, Pull> = if references.is_empty() {
+        BTreeMap::new()
+    } else {
+        wanted
+            .iter()
+            .map(|e| e.id.clone())
+            .zip(remote.pull_plugins(&references))
+            .collect()
+    };
+    let pulls_ms = ms(pulls_started.elapsed());
     let mut outcomes = Vec::new();
     for entitlement in &entitled {
         let before = previous.plugins.get(&entitlement.id);
-        let outcome = provide(&remote, options, entitlement, before, progress);
+        let prefetched = pulled.remove(&entitlement.id);
+        let outcome = provide(&remote, options, entitlement, before, prefetched, progress);
         match (&outcome, before) {
             (Ok((o, entry)), _) => {
                 progress(&format!(
@@ -265,6 +306,7 @@ pub fn fetch(
             catalog_key: verified.key_id,
             plugins: outcomes,
             catalog_ms,
+            pulls_ms,
         },
         lock,
     ))
@@ -289,12 +331,32 @@ pub fn revert(plugin_dir: &Path, id: &str, previous: Option<&LockEntry>) -> Resu
     }
 }
 
-/// Installs one entitled plugin; `Err` carries the failed outcome.
+/// A plugin pulled ahead, and how long its pull took.
+type Pull = (Result<PulledPlugin, Error>, Duration);
+
+/// Whether `entitlement` must be pulled: it names a digest, is not linked
+/// at that digest already, and no package folder of it was kept.
+fn needs_pull(options: &Options, entitlement: &Entitlement, before: Option<&LockEntry>) -> bool {
+    let Some(digest) = &entitlement.digest else {
+        return false;
+    };
+    let folder = store::folder_name(&entitlement.id, &entitlement.version, digest);
+    let linked = before.is_some_and(|b| {
+        &b.digest == digest
+            && store::current(&options.plugin_dir, &entitlement.id).as_deref()
+                == Some(b.folder.as_str())
+    });
+    !linked && !options.plugin_dir.join(folder).is_dir()
+}
+
+/// Installs one entitled plugin, from `prefetched` when it was pulled
+/// ahead; `Err` carries the failed outcome.
 fn provide(
     remote: &Remote,
     options: &Options,
     entitlement: &Entitlement,
     before: Option<&LockEntry>,
+    prefetched: Option<Pull>,
     progress: &mut dyn FnMut(&str),
 ) -> Result<(PluginOutcome, LockEntry), Box<PluginOutcome>> {
     let id = &entitlement.id;
@@ -354,20 +416,24 @@ fn provide(
             )),
         }
     }
-    let repository = layout::plugin_repository(id);
-    progress(&format!(
-        "{id}: pulling {} ({repository}@{digest})",
-        entitlement.version
-    ));
-    let started = Instant::now();
-    let pulled = match remote.pull_plugin(&repository, &digest) {
-        Ok(p) => p,
-        Err(e) => {
-            outcome.pull_ms = ms(started.elapsed());
-            return Err(fail(outcome, e.to_string()));
+    let (pulled, took) = match prefetched {
+        Some(pull) => pull,
+        None => {
+            // A kept folder that failed its check: pulled on its own.
+            let repository = layout::plugin_repository(id);
+            progress(&format!(
+                "{id}: pulling {} ({repository}@{digest})",
+                entitlement.version
+            ));
+            let started = Instant::now();
+            (remote.pull_plugin(&repository, &digest), started.elapsed())
         }
     };
-    outcome.pull_ms = ms(started.elapsed());
+    outcome.pull_ms = ms(took);
+    let pulled = match pulled {
+        Ok(p) => p,
+        Err(e) => return Err(fail(outcome, e.to_string())),
+    };
     progress(&format!(
         "{id}: pulled {} KiB in {:.0} ms; verifying",
         (pulled.library.len() + pulled.manifest.len() + pulled.signature.len()) / 1024,

@@ -5,6 +5,16 @@
 //! Every blob pulled is checked against its descriptor's digest (by
 //! `oci-client`, and again here on the whole bytes), and a manifest pulled
 //! by digest against that digest, so a registry cannot serve other bytes.
+//!
+//! Round trips are what a pull from loopback costs, so: a catalog's two
+//! blobs, a plugin's three blobs and the plugins of one refresh
+//! ([`Remote::pull_plugins`]) are pulled concurrently; and blobs from an
+//! anonymous registry go through a second client that never stored auth,
+//! because `oci-client` caches no token for a registry that asks for none
+//! and so probes `GET /v2/` before every request of a client that has
+//! (its manifest pulls always store it). A registry that hands anonymous
+//! clients a token (a bearer challenge) refuses that client: the blob is
+//! asked again through the first, which then takes every later blob.
 
 use std::collections::BTreeMap;
 
@@ -56,6 +66,11 @@ pub struct PulledPlugin {
 /// An open registry.
 pub struct Remote {
     client: Client,
+    /// Blob pulls: `client` with credentials, else a client without stored
+    /// auth (no `GET /v2/` probe per blob; see the module docs).
+    blobs: Client,
+    /// Set when `blobs` was refused (see the module docs): use `client`.
+    blobs_need_token: std::sync::atomic::AtomicBool,
     auth: RegistryAuth,
     host: String,
     url: String,
@@ -77,14 +92,19 @@ impl Remote {
                 url: config.url.clone(),
             });
         }
-        let client = Client::new(ClientConfig {
-            protocol,
+        let client_config = || ClientConfig {
+            protocol: protocol.clone(),
             // distribution v2 takes monolithic uploads in one request.
             use_monolithic_push: true,
             connect_timeout: Some(std::time::Duration::from_secs(5)),
             read_timeout: Some(std::time::Duration::from_secs(60)),
             ..ClientConfig::default()
-        });
+        };
+        let client = Client::new(client_config());
+        let blobs = match &config.credentials {
+            Some(_) => client.clone(),
+            None => Client::new(client_config()),
+        };
         let auth = match &config.credentials {
             Some((user, password)) => RegistryAuth::Basic(user.clone(), password.clone()),
             None => RegistryAuth::Anonymous,
@@ -97,7 +117,9 @@ impl Remote {
                 reason: e.to_string(),
             })?;
         Ok(Self {
+            blobs_need_token: std::sync::atomic::AtomicBool::new(config.credentials.is_some()),
             client,
+            blobs,
             auth,
             host,
             url: config.url.clone(),
@@ -203,18 +225,29 @@ impl Remote {
         reference: &str,
         artifact_type: &str,
     ) -> Result<(OciImageManifest, String), Error> {
+        self.runtime
+            .block_on(self.fetch_manifest(repository, reference, artifact_type))
+    }
+
+    async fn fetch_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+        artifact_type: &str,
+    ) -> Result<(OciImageManifest, String), Error> {
         let image = if reference.starts_with("sha256:") {
             self.by_digest(repository, reference)
         } else {
             self.reference(repository, reference)
         };
         let (raw, _) = self
-            .runtime
-            .block_on(self.client.pull_manifest_raw(
+            .client
+            .pull_manifest_raw(
                 &image,
                 &self.auth,
                 &[oci_client::manifest::OCI_IMAGE_MEDIA_TYPE],
-            ))
+            )
+            .await
             .map_err(self.failed(format!("pulling the manifest {repository}@{reference}")))?;
         let actual = format!("sha256:{}", hex::encode(Sha256::digest(&raw)));
         if reference.starts_with("sha256:") && actual != reference {
@@ -249,7 +282,21 @@ impl Remote {
     async fn fetch_blob(&self, repository: &str, layer: &OciDescriptor) -> Result<Vec<u8>, Error> {
         let image = self.by_digest(repository, &layer.digest);
         let mut out = Vec::with_capacity(usize::try_from(layer.size).unwrap_or(0));
-        let pulled = self.client.pull_blob(&image, layer, &mut out).await;
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut pulled = if self.blobs_need_token.load(Relaxed) {
+            self.client.pull_blob(&image, layer, &mut out).await
+        } else {
+            self.blobs.pull_blob(&image, layer, &mut out).await
+        };
+        if pulled.is_err() && !self.blobs_need_token.load(Relaxed) {
+            // Perhaps a registry that wants its anonymous token: once more
+            // through the client holding it (a real failure fails again).
+            out.clear();
+            pulled = self.client.pull_blob(&image, layer, &mut out).await;
+            if pulled.is_ok() {
+                self.blobs_need_token.store(true, Relaxed);
+            }
+        }
         if let Err(e) = pulled {
             if let oci_client::errors::OciDistributionError::DigestError(
                 oci_client::errors::DigestError::VerificationError { actual, .. },
@@ -276,8 +323,30 @@ impl Remote {
 
     /// Pulls plugin `id` at manifest `digest` from `repository`: the three layers.
     pub fn pull_plugin(&self, repository: &str, digest: &str) -> Result<PulledPlugin, Error> {
-        let (manifest, digest) =
-            self.pull_manifest(repository, digest, layout::PLUGIN_ARTIFACT_TYPE)?;
+        self.runtime.block_on(self.fetch_plugin(repository, digest))
+    }
+
+    /// Pulls several plugins (repository, manifest digest) at once: one
+    /// refresh's round trips overlap. Each result comes with how long that
+    /// pull took (they overlap, so they do not add up).
+    pub fn pull_plugins(
+        &self,
+        wanted: &[(String, String)],
+    ) -> Vec<(Result<PulledPlugin, Error>, std::time::Duration)> {
+        self.runtime
+            .block_on(futures_util::future::join_all(wanted.iter().map(
+                |(repository, digest)| async move {
+                    let started = std::time::Instant::now();
+                    let pulled = self.fetch_plugin(repository, digest).await;
+                    (pulled, started.elapsed())
+                },
+            )))
+    }
+
+    async fn fetch_plugin(&self, repository: &str, digest: &str) -> Result<PulledPlugin, Error> {
+        let (manifest, digest) = self
+            .fetch_manifest(repository, digest, layout::PLUGIN_ARTIFACT_TYPE)
+            .await?;
         let layer = |media_type: &str| {
             manifest
                 .layers
@@ -303,13 +372,11 @@ impl Remote {
                     .to_owned(),
             })?;
         // The three blobs at once: one round trip's latency, not three.
-        let (plugin_toml, library, signature) = self.runtime.block_on(async {
-            tokio::join!(
-                self.fetch_blob(repository, manifest_layer),
-                self.fetch_blob(repository, library_layer),
-                self.fetch_blob(repository, signature_layer),
-            )
-        });
+        let (plugin_toml, library, signature) = tokio::join!(
+            self.fetch_blob(repository, manifest_layer),
+            self.fetch_blob(repository, library_layer),
+            self.fetch_blob(repository, signature_layer),
+        );
         let (plugin_toml, library) = (plugin_toml?, library?);
         let signature = String::from_utf8(signature?).map_err(|_| Error::NotAnArtifact {
             what: format!("{repository}@{digest}"),
@@ -341,17 +408,20 @@ impl Remote {
                 what: format!("{repository}:{reference}"),
                 reason: format!("it has no `{}` layer", layout::CATALOG_MEDIA_TYPE),
             })?;
-        let document = self.pull_blob(repository, document)?;
-        let signature = match manifest
+        let signature = manifest
             .layers
             .iter()
-            .find(|l| l.media_type == layout::CATALOG_SIGNATURE_MEDIA_TYPE)
-        {
-            Some(layer) => {
-                Some(String::from_utf8_lossy(&self.pull_blob(repository, layer)?).into_owned())
-            }
-            None => None,
-        };
-        Ok((document, signature, digest))
+            .find(|l| l.media_type == layout::CATALOG_SIGNATURE_MEDIA_TYPE);
+        // Document and signature at once: one round trip, not two.
+        let (document, signature) = self.runtime.block_on(async {
+            tokio::join!(self.fetch_blob(repository, document), async {
+                match signature {
+                    Some(layer) => self.fetch_blob(repository, layer).await.map(Some),
+                    None => Ok(None),
+                }
+            })
+        });
+        let signature = signature?.map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
+        Ok((document?, signature, digest))
     }
 }

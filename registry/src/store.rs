@@ -1,7 +1,8 @@
-//! Provisioned packages in a plugin directory, with the same commit point
-//! as `cargo xtask install-plugin` (see `xtask/src/store.rs`): a package
-//! folder is written complete under a temp name and renamed into place
-//! (fsynced), then a new `<id>` symlink is renamed over the old one.
+//! Provisioned packages in a plugin directory, through the commit point
+//! `cargo xtask install-plugin` and the daemon's upload use too
+//! ([`plugkit_durable::install`]): a package folder is written complete
+//! under a temp name and renamed into place (synced), then a new `<id>`
+//! symlink is renamed over the old one.
 //!
 //! ```text
 //! <plugin dir>/
@@ -17,8 +18,9 @@
 //! tier dropped stay for an instant upgrade back.
 
 use std::fs;
-use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
+
+use plugkit_durable::install::{self, IfExists, IfFolder, InstallError};
 
 use crate::Error;
 
@@ -31,8 +33,17 @@ pub fn folder_name(id: &str, version: &str, digest: &str) -> String {
     format!("{OCI_STORE}/{id}-{version}-{}", &hex[..12.min(hex.len())])
 }
 
+fn failed(what: String) -> impl FnOnce(InstallError) -> Error {
+    move |e| Error::Io {
+        what,
+        reason: e.to_string(),
+    }
+}
+
 /// Writes a package folder `dir/<folder>` (complete or absent): manifest,
-/// library and signature, fsynced, renamed into place.
+/// library and signature, synced, renamed into place
+/// ([`plugkit_durable::install`], the commit point xtask and the daemon's
+/// upload share). A folder already there holds the same digest and is kept.
 pub fn write_package(
     dir: &Path,
     folder: &str,
@@ -46,74 +57,46 @@ pub fn write_package(
         return Ok(target);
     }
     let store = dir.join(OCI_STORE);
-    fs::create_dir_all(&store).map_err(Error::io(format!("creating {}", store.display())))?;
-    let staging = store.join(format!(
-        ".staging-{}-{}",
-        std::process::id(),
-        folder.trim_start_matches(&format!("{OCI_STORE}/"))
-    ));
+    let name = folder.trim_start_matches(&format!("{OCI_STORE}/"));
+    let staging = store.join(format!(".staging-{}-{name}", std::process::id()));
     let _ = fs::remove_dir_all(&staging);
     fs::create_dir_all(&staging).map_err(Error::io(format!("creating {}", staging.display())))?;
-    let write = |name: &str, bytes: &[u8], mode: u32| {
-        plugkit_durable::write_atomic(&staging.join(name), bytes, mode).map_err(|e| Error::Io {
-            what: format!("writing {}/{name}", staging.display()),
-            reason: e.to_string(),
-        })
-    };
-    write("plugin.toml", manifest, 0o644)?;
-    write(library_name, library, 0o755)?;
-    write(
-        &format!("{library_name}.minisig"),
-        signature.as_bytes(),
-        0o644,
-    )?;
-    fs::rename(&staging, &target)
-        .map_err(Error::io(format!("renaming into {}", target.display())))?;
-    plugkit_durable::sync_dir(&store).map_err(|e| Error::Io {
-        what: format!("syncing {}", store.display()),
-        reason: e.to_string(),
-    })?;
-    Ok(target)
+    let signature_name = format!("{library_name}.minisig");
+    let staged = install::stage_files(
+        &staging,
+        &[
+            ("plugin.toml", manifest, 0o644),
+            (library_name, library, 0o755),
+            (&signature_name, signature.as_bytes(), 0o644),
+        ],
+    );
+    if let Err(e) = staged {
+        let _ = fs::remove_dir_all(&staging);
+        return Err(failed(format!("writing {}", staging.display()))(e));
+    }
+    install::commit_folder(&staging, &store, name, IfExists::Keep)
+        .map_err(failed(format!("installing into {}", target.display())))
 }
 
 /// Points `<dir>/<id>` at `folder` (relative to `dir`): the commit point.
 pub fn switch(dir: &Path, id: &str, folder: &str) -> Result<(), Error> {
-    let link = dir.join(id);
-    if let Ok(meta) = fs::symlink_metadata(&link) {
-        if !meta.file_type().is_symlink() {
-            return Err(Error::Io {
-                what: format!("installing `{id}`"),
-                reason: format!(
-                    "{} exists and is not a symlink (installed by hand?); move it out of the plugin directory",
-                    link.display()
-                ),
-            });
-        }
-    }
-    let tmp = dir
-        .join(OCI_STORE)
-        .join(format!(".link-{id}-{}", std::process::id()));
-    let _ = fs::remove_file(&tmp);
-    symlink(folder, &tmp).map_err(Error::io(format!("creating symlink {}", tmp.display())))?;
-    fs::rename(&tmp, &link).map_err(Error::io(format!("replacing {}", link.display())))?;
-    plugkit_durable::sync_dir(dir).map_err(|e| Error::Io {
-        what: format!("syncing {}", dir.display()),
-        reason: e.to_string(),
-    })
+    install::switch_link(
+        dir,
+        id,
+        &dir.join(folder),
+        &dir.join(OCI_STORE),
+        IfFolder::Refuse,
+    )
+    .map(drop)
+    .map_err(failed(format!("installing `{id}`")))
 }
 
 /// Removes the `<dir>/<id>` link (the package folder stays).
 pub fn unlink(dir: &Path, id: &str) -> Result<(), Error> {
-    let link = dir.join(id);
-    match fs::remove_file(&link) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::io(format!("removing {}", link.display()))(e)),
-    }
-    plugkit_durable::sync_dir(dir).map_err(|e| Error::Io {
-        what: format!("syncing {}", dir.display()),
-        reason: e.to_string(),
-    })
+    install::unlink(dir, id).map(drop).map_err(failed(format!(
+        "removing the link {}",
+        dir.join(id).display()
+    )))
 }
 
 /// Where `<dir>/<id>` points, relative to `dir`, when it is a link.

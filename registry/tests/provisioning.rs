@@ -278,3 +278,32 @@ fn a_tampered_blob_and_a_bad_signature_are_refused_and_the_last_verified_set_sta
         "the lock keeps the verified version"
     );
 }
+
+/// Issue 18: pulls from loopback were 40–50 % of a one-plugin refresh, half
+/// of the requests `GET /v2/` probes that oci-client sends before every
+/// request of a client holding anonymous auth. A refresh of one plugin is
+/// now one probe per manifest, the two manifests and the five blobs.
+#[test]
+fn a_one_plugin_refresh_makes_one_probe_per_manifest_and_no_probe_per_blob() {
+    let registry = Registry::start().expect("registry");
+    let remote = remote(&registry);
+    let operator = Operator::new();
+    let dir = tempfile::tempdir().expect("dir");
+    let v1 = operator.publish(&remote, &reloadable_manifest("1.0.0"), &library("1.0.0"));
+    operator.publish_catalog(
+        &remote,
+        &catalog(1, &[("pro", &[("reloadable", "1.0.0", &v1)])]),
+    );
+    let before = registry.requests().len();
+    let report = provision(&options(&registry, dir.path(), "pro", &operator)).expect("pro");
+    assert_eq!(report.plugins[0].action, Action::Installed, "{report:?}");
+    // The access log is written as requests end; the last may lag a moment.
+    std::thread::sleep(Duration::from_millis(200));
+    let requests: Vec<String> = registry.requests().split_off(before);
+    let count = |part: &str| requests.iter().filter(|r| r.contains(part)).count();
+    let probes = requests.iter().filter(|r| r.as_str() == "GET /v2/").count();
+    assert_eq!(count("/manifests/"), 2, "{requests:#?}");
+    assert_eq!(count("/blobs/"), 5, "{requests:#?}");
+    assert!(probes <= 2, "{probes} probes: {requests:#?}");
+    assert_eq!(requests.len(), 7 + probes, "{requests:#?}");
+}

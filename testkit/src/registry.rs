@@ -8,6 +8,9 @@
 //! storage ([`Registry::stop`], [`Registry::restart`]) to test a daemon
 //! that keeps serving while its registry is down, and its blob files can be
 //! reached ([`Registry::blob_path`]) to tamper with them.
+//! Its access log is on, so a test can count the requests a pull makes
+//! ([`Registry::requests`]). [`Registry::start_with_login`] adds distribution's `htpasswd` basic
+//! authentication (bcrypt, the only hash it takes) with one user.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
@@ -23,6 +26,7 @@ use crate::process::{find_program, free_tcp_port, wait_until, ChildGuard};
 /// A running registry; killed and its storage removed on drop.
 pub struct Registry {
     port: u16,
+    login: bool,
     child: Option<ChildGuard>,
     dir: TempDir,
 }
@@ -50,21 +54,42 @@ pub fn registry_binary() -> Result<PathBuf> {
 impl Registry {
     /// Starts a registry on a free port with storage in a new temp dir.
     pub fn start() -> Result<Self> {
+        Self::start_configured(None)
+    }
+
+    /// [`Registry::start`], with every request needing HTTP basic
+    /// credentials `user`:`password` (an `htpasswd` file of its own).
+    pub fn start_with_login(user: &str, password: &str) -> Result<Self> {
+        Self::start_configured(Some((user, password)))
+    }
+
+    fn start_configured(login: Option<(&str, &str)>) -> Result<Self> {
         let dir = tempfile::tempdir().context("registry temp dir")?;
         let port = free_tcp_port()?;
         let storage = dir.path().join("storage");
         std::fs::create_dir_all(&storage)?;
-        let config = format!(
+        let mut config = format!(
             "version: 0.1\n\
-             log:\n  level: warn\n  accesslog:\n    disabled: true\n\
+             log:\n  level: warn\n\
              storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  \
              cache:\n    blobdescriptor: inmemory\n\
              http:\n  addr: 127.0.0.1:{port}\n  secret: plugkit-test-{port}\n",
             storage.display()
         );
+        if let Some((user, password)) = login {
+            // The lowest bcrypt cost: the registry checks the hash on every request.
+            let hash = bcrypt::hash(password, 4).context("hashing the registry password")?;
+            let htpasswd = dir.path().join("htpasswd");
+            std::fs::write(&htpasswd, format!("{user}:{hash}\n"))?;
+            config.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: plugkit-test\n    path: {}\n",
+                htpasswd.display()
+            ));
+        }
         std::fs::write(dir.path().join("config.yml"), config)?;
         let mut registry = Self {
             port,
+            login: login.is_some(),
             child: None,
             dir,
         };
@@ -85,12 +110,12 @@ impl Registry {
                 .stdout(log.try_clone()?)
                 .stderr(log),
         )?;
-        let port = self.port;
+        let (port, login) = (self.port, self.login);
         wait_until(
             "docker-registry",
             Duration::from_secs(20),
             Some(&mut child),
-            || v2_answers(port),
+            || v2_answers(port, login),
         )
         .with_context(|| format!("docker-registry log: {}", self.log()))?;
         self.child = Some(child);
@@ -128,6 +153,16 @@ impl Registry {
         self.dir.path().join("storage")
     }
 
+    /// The requests served so far, from its access log, in order: method
+    /// and path, e.g. `GET /v2/plugkit/plugins/x/blobs/sha256:…`.
+    pub fn requests(&self) -> Vec<String> {
+        self.log()
+            .lines()
+            .filter_map(|line| line.split('"').nth(1))
+            .filter_map(|request| request.rsplit_once(' ').map(|(r, _)| r.to_owned()))
+            .collect()
+    }
+
     /// What the registry logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
@@ -139,8 +174,8 @@ impl Registry {
     }
 }
 
-/// Whether `GET /v2/` answers 200 on 127.0.0.1:`port`.
-fn v2_answers(port: u16) -> bool {
+/// Whether `GET /v2/` answers 200 on 127.0.0.1:`port` (401 with a `login`).
+fn v2_answers(port: u16, login: bool) -> bool {
     let Ok(mut stream) = TcpStream::connect((Ipv4Addr::LOCALHOST, port)) else {
         return false;
     };
@@ -152,5 +187,5 @@ fn v2_answers(port: u16) -> bool {
     }
     let mut answer = String::new();
     let _ = stream.read_to_string(&mut answer);
-    answer.starts_with("HTTP/1.1 200")
+    answer.starts_with("HTTP/1.1 200") || (login && answer.starts_with("HTTP/1.1 401"))
 }

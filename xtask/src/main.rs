@@ -10,6 +10,7 @@
 mod artifacts;
 mod bench;
 mod demo;
+mod demo_registry;
 mod dev;
 mod files;
 mod fuzz;
@@ -191,6 +192,11 @@ enum Command {
     Demo {
         #[command(flatten)]
         dir: PluginDirArg,
+        /// Deliver the plugins from a demo OCI registry on 127.0.0.1 (started,
+        /// filled and stopped by the demo) through the daemon's provisioning,
+        /// for this tier [default tier: enterprise; plugin dir: var/demo/provisioned].
+        #[arg(long, value_name = "TIER", num_args = 0..=1, default_missing_value = "enterprise")]
+        from_registry: Option<String>,
         #[arg(last = true)]
         args: Vec<String>,
     },
@@ -326,7 +332,11 @@ fn run(command: Command) -> anyhow::Result<()> {
             let names = install::COMMON_PLUGINS.map(String::from);
             install::run(&names, &install_options(args))
         }
-        Command::Demo { dir, args } => demo::run(dir.plugin_dir, &args),
+        Command::Demo {
+            dir,
+            from_registry,
+            args,
+        } => demo::run(dir.plugin_dir, from_registry.as_deref(), &args),
         Command::Dev {
             name,
             dir,

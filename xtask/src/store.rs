@@ -13,7 +13,8 @@
 //! Discovery skips dot-folders, so only the `<id>` links are plugins. A
 //! package is assembled and verified in `.staging`, renamed into `.store`
 //! (complete or absent), and installed by renaming a new symlink over
-//! `<id>`: that rename is the commit point. `registry.json` is written right
+//! `<id>`: that rename is the commit point (`plugkit_durable::install`, the
+//! one implementation the daemon's upload and OCI provisioning use too). `registry.json` is written right
 //! after (temp, fsync, rename, fsync dir); if a crash falls between the two,
 //! the next xtask command rebuilds the registry from the links
 //! ([`PluginDir::open`] reconciles), and removes leftovers in `.staging` and
@@ -21,10 +22,10 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use plugkit_durable::install::{self, IfExists, IfFolder, InstallError};
 use serde::{Deserialize, Serialize};
 
 use crate::files;
@@ -190,45 +191,32 @@ impl PluginDir {
         );
         // A new folder per install: the linked one may be damaged (that is
         // why it is being reinstalled), and a folder in use is never rewritten.
-        let mut target = self.root.join(STORE).join(&name);
-        let mut n = 1;
-        while target.exists() {
-            n += 1;
-            target = self.root.join(STORE).join(format!("{name}.{n}"));
-        }
-        fs::rename(staged, &target)
-            .with_context(|| format!("moving {} to {}", staged.display(), target.display()))?;
-        files::sync_dir(&self.root.join(STORE))?;
-        files::sync_dir(&self.root.join(STAGING))?;
-        Ok(target)
+        install::commit_folder(staged, &self.root.join(STORE), &name, IfExists::NewName)
+            .with_context(|| format!("moving {} into {STORE}", staged.display()))
     }
 
     /// Points `<id>` at `target` by renaming a new symlink over it: the
-    /// commit point of an install.
+    /// commit point of an install ([`plugkit_durable::install`], shared with
+    /// the daemon's upload and OCI provisioning).
     pub(crate) fn switch(&self, id: &str, target: &Path) -> Result<()> {
-        let link = self.link(id);
-        if let Ok(meta) = fs::symlink_metadata(&link) {
-            if !meta.file_type().is_symlink() {
-                bail!(
-                    "{} exists and is not managed by xtask (not a symlink into {STORE}); \
-                     move it out of the plugin directory and run the command again",
-                    link.display()
-                );
-            }
+        let tmp = self.root.join(STAGING);
+        match install::switch_link(&self.root, id, target, &tmp, IfFolder::Refuse) {
+            Ok(_) => Ok(()),
+            Err(InstallError::NotALink { link }) => bail!(
+                "{} exists and is not managed by xtask (not a symlink into {STORE}); \
+                 move it out of the plugin directory and run the command again",
+                link.display()
+            ),
+            Err(e) => Err(e).with_context(|| format!("installing `{id}`")),
         }
-        let relative = target.strip_prefix(&self.root).unwrap_or(target);
-        let tmp = self.root.join(STAGING).join(format!(".link-{id}"));
-        let _ = fs::remove_file(&tmp);
-        symlink(relative, &tmp).with_context(|| format!("creating symlink {}", tmp.display()))?;
-        fs::rename(&tmp, &link).with_context(|| format!("replacing {}", link.display()))?;
-        files::sync_dir(&self.root)
     }
 
     /// Removes `<id>`: the commit point of a removal.
     pub(crate) fn unlink(&self, id: &str) -> Result<()> {
-        let link = self.link(id);
-        fs::remove_file(&link).with_context(|| format!("removing {}", link.display()))?;
-        files::sync_dir(&self.root)
+        if !install::unlink(&self.root, id)? {
+            bail!("{} is not installed", self.link(id).display());
+        }
+        Ok(())
     }
 
     /// Brings the registry in line with the links and removes leftovers of

@@ -160,7 +160,11 @@ impl Daemon {
             })?;
         let mut platform_config = PlatformConfig::new(&state_dir, config_dir);
         platform_config.tiers = tiers;
-        platform_config.env = Environment::fixed(env);
+        platform_config.env = Environment::fixed(env.clone());
+        platform_config.vault = match &config.vault {
+            Some(vault) => Some(vault.resolve(&Environment::fixed(env))?),
+            None => None,
+        };
         platform_config.actor = "isp-daemon".to_owned();
         let platform = Platform::open(platform_config, host.clone())
             .with_context(|| format!("opening the platform state in {}", state_dir.display()))?;

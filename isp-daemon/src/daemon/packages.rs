@@ -12,9 +12,9 @@
 //!   the plugin; every step, refused or done, is in the audit log.
 
 use std::fs;
-use std::os::unix::fs::symlink;
 
 use plugin_host::package::signature::sha256_hex;
+use plugkit_durable::install::{self, IfExists, IfFolder, Previous};
 
 use super::*;
 use crate::upload::{self, VerifiedPackage};
@@ -24,15 +24,6 @@ static CHANGING: Mutex<()> = Mutex::new(());
 
 const STORE: &str = ".store";
 const STAGING: &str = ".staging";
-
-/// What `<dir>/<id>` was before an install replaced it.
-enum Previous {
-    Nothing,
-    /// A symlink to this target (as written in the link).
-    Link(PathBuf),
-    /// A plain folder, moved aside to this path.
-    Folder(PathBuf),
-}
 
 impl Daemon {
     fn refuse_install(&self, actor: &str, problem: Problem, to: Option<String>) -> Problem {
@@ -327,25 +318,26 @@ fn write_package(root: &Path, name: &str, package: &VerifiedPackage) -> Result<P
         ))
     };
     let staging_root = root.join(STAGING);
-    let store = root.join(STORE);
-    for dir in [&staging_root, &store] {
-        fs::create_dir_all(dir).map_err(|e| io("cannot create", dir, &e))?;
-    }
+    fs::create_dir_all(&staging_root).map_err(|e| io("cannot create", &staging_root, &e))?;
     let manifest = &package.manifest;
     let staging = tempfile::Builder::new()
         .prefix(&format!("{}-upload-", manifest.id))
         .tempdir_in(&staging_root)
         .map_err(|e| io("cannot create a folder in", &staging_root, &e))?;
-    for (file, bytes) in &package.files {
-        let mode = if *file == manifest.library {
-            0o755
-        } else {
-            0o644
-        };
-        let path = staging.path().join(file);
-        plugkit_durable::write_atomic(&path, bytes, mode)
-            .map_err(|e| io("cannot write", &path, &e))?;
-    }
+    let files: Vec<(&str, &[u8], u32)> = package
+        .files
+        .iter()
+        .map(|(file, bytes)| {
+            let mode = if *file == manifest.library {
+                0o755
+            } else {
+                0o644
+            };
+            (file.as_str(), bytes.as_slice(), mode)
+        })
+        .collect();
+    install::stage_files(staging.path(), &files)
+        .map_err(|e| io("cannot write the package into", staging.path(), &e))?;
     plugin_host::discovery::check_installed(staging.path()).map_err(|e| {
         Problem::unprocessable(format!(
             "package {name}: the written package fails the host's checks: {e}"
@@ -357,73 +349,29 @@ fn write_package(root: &Path, name: &str, package: &VerifiedPackage) -> Result<P
         manifest.version,
         &sha256_hex(&package.files[&manifest.library])[..12]
     );
-    let mut target = store.join(&base);
-    let mut n = 1;
-    while target.exists() {
-        target = store.join(format!("{base}.{n}"));
-        n += 1;
-    }
-    let staged = staging.keep();
-    fs::rename(&staged, &target).map_err(|e| {
-        let _ = fs::remove_dir_all(&staged);
-        io("cannot move the package into", &target, &e)
-    })?;
-    sync_dir(&store);
-    Ok(target)
+    let store = root.join(STORE);
+    install::commit_folder(&staging.keep(), &store, &base, IfExists::NewName)
+        .map_err(|e| io("cannot move the package into", &store, &e))
 }
 
-/// Points `<root>/<id>` at `stored` with one rename; returns what was there.
+/// Points `<root>/<id>` at `stored` with one rename; returns what was there
+/// (a folder laid out by hand is moved aside into `.staging`).
 fn swap_link(root: &Path, id: &str, stored: &Path) -> Result<Previous, Problem> {
-    let link = root.join(id);
-    let fail = |what: &str, e: std::io::Error| {
-        Problem::internal(format!(
-            "{what} {}: {e}; check the plugin directory's permissions",
-            link.display()
-        ))
-    };
-    let relative = Path::new(STORE).join(stored.file_name().unwrap_or_default());
-    let previous = match fs::symlink_metadata(&link) {
-        Err(_) => Previous::Nothing,
-        Ok(meta) if meta.file_type().is_symlink() => {
-            Previous::Link(fs::read_link(&link).map_err(|e| fail("cannot read", e))?)
-        }
-        Ok(_) => {
-            // A folder laid out by hand: moved aside, so the link can take its place.
-            let aside = root
-                .join(STAGING)
-                .join(format!("{id}-replaced-{}", std::process::id()));
-            let _ = fs::remove_dir_all(&aside);
-            fs::rename(&link, &aside).map_err(|e| fail("cannot move aside", e))?;
-            Previous::Folder(aside)
-        }
-    };
-    let temporary = root.join(STAGING).join(format!("{id}.link"));
-    let _ = fs::remove_file(&temporary);
-    let linked = symlink(&relative, &temporary).and_then(|()| fs::rename(&temporary, &link));
-    if let Err(e) = linked {
-        restore_link(root, id, previous);
-        return Err(fail("cannot link", e));
-    }
-    sync_dir(root);
-    Ok(previous)
+    install::switch_link(
+        root,
+        id,
+        stored,
+        &root.join(STAGING),
+        IfFolder::MoveAside(root.join(STAGING)),
+    )
+    .map_err(|e| Problem::internal(format!("{e}; check the plugin directory's permissions")))
 }
 
 /// Puts back what `<root>/<id>` was before [`swap_link`].
 fn restore_link(root: &Path, id: &str, previous: Previous) {
-    let link = root.join(id);
-    let result = match previous {
-        Previous::Nothing => fs::remove_file(&link),
-        Previous::Link(target) => {
-            let temporary = root.join(STAGING).join(format!("{id}.link"));
-            let _ = fs::remove_file(&temporary);
-            symlink(&target, &temporary).and_then(|()| fs::rename(&temporary, &link))
-        }
-        Previous::Folder(aside) => fs::remove_file(&link).and_then(|()| fs::rename(&aside, &link)),
-    };
-    if let Err(e) = result {
-        tracing::error!(plugin = id, "restoring {}: {e}", link.display());
+    if let Err(e) = install::restore_link(root, id, previous, &root.join(STAGING)) {
+        tracing::error!(plugin = id, "restoring {}: {e}", root.join(id).display());
     }
-    sync_dir(root);
 }
 
 /// Deletes what an install replaced (the host runs from private copies).

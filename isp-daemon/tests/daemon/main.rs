@@ -15,6 +15,8 @@ mod logs;
 mod metrics;
 mod packages;
 mod provisioning;
+mod provisioning_cli;
+mod provisioning_vault;
 mod support;
 mod webhooks_in;
 mod webhooks_out;

@@ -23,7 +23,11 @@ fn remote(registry: &Registry) -> Remote {
 
 /// The test configuration provisioning tier `tier` from `registry` into
 /// `<dir>/provisioned` (its only plugin directory), trusting `operator`.
-fn provisioned(registry: &Registry, tier: &str, operator: &Operator) -> impl FnOnce(&mut Config) {
+pub(crate) fn provisioned(
+    registry: &Registry,
+    tier: &str,
+    operator: &Operator,
+) -> impl FnOnce(&mut Config) {
     let url = registry.url();
     let key = operator.public_line();
     let tier = tier.to_owned();
@@ -48,7 +52,7 @@ fn provisioned(registry: &Registry, tier: &str, operator: &Operator) -> impl FnO
     }
 }
 
-fn version_of(daemon: &TestDaemon, plugin: &str) -> Option<String> {
+pub(crate) fn version_of(daemon: &TestDaemon, plugin: &str) -> Option<String> {
     daemon
         .daemon
         .host()

@@ -350,19 +350,7 @@ pub fn resolve_secret_reference(
     env: &Environment,
 ) -> Result<SecretString, SecretError> {
     const SUPPORTED: &str = "only ${env:VAR} and ${file:/path} references are supported here";
-    let reference = match SecretRef::classify(text) {
-        Reference::Secret(reference) => reference,
-        Reference::Literal | Reference::Escaped(_) => {
-            return Err(SecretError::NotAReference {
-                reason: format!("the value is not a reference; write one ({SUPPORTED})"),
-            })
-        }
-        Reference::Malformed(why) => {
-            return Err(SecretError::NotAReference {
-                reason: format!("the value is not a valid reference: {why} ({SUPPORTED})"),
-            })
-        }
-    };
+    let reference = parse_reference(text, SUPPORTED)?;
     match reference.scheme {
         Scheme::Env => EnvSecrets { env: env.clone() }.resolve(&reference),
         Scheme::File => FileSecrets.resolve(&reference),
@@ -371,6 +359,39 @@ pub fn resolve_secret_reference(
                 "`{reference}`: {SUPPORTED}; Vault references are resolved at plugin activation"
             ),
         }),
+    }
+}
+
+/// `text` as a reference, or why it is not one (`supported` says what to
+/// write); never quotes the text.
+fn parse_reference(text: &str, supported: &str) -> Result<SecretRef, SecretError> {
+    match SecretRef::classify(text) {
+        Reference::Secret(reference) => Ok(reference),
+        Reference::Literal | Reference::Escaped(_) => Err(SecretError::NotAReference {
+            reason: format!("the value is not a reference; write one ({supported})"),
+        }),
+        Reference::Malformed(why) => Err(SecretError::NotAReference {
+            reason: format!("the value is not a valid reference: {why} ({supported})"),
+        }),
+    }
+}
+
+impl crate::Platform {
+    /// Resolves a `${env:VAR}`, `${file:/path}` or `${vault:path#key}`
+    /// reference that is not plugin configuration (an embedding daemon's
+    /// registry credentials, say) through this platform's own providers:
+    /// the same environment and the same Vault (`PlatformConfig::vault`) as
+    /// plugin activation, so secrets have one resolver. Literals and
+    /// `$${…}` escapes are refused; errors name the reference, never the value.
+    ///
+    /// # Errors
+    /// [`SecretError::NotAReference`] for a literal or malformed value,
+    /// [`SecretError::NoProvider`] for `${vault:…}` without a Vault, and
+    /// the provider's own error otherwise (not found, denied, sealed, …).
+    pub fn resolve_secret(&self, text: &str) -> Result<SecretString, SecretError> {
+        let reference =
+            parse_reference(text, "write ${env:VAR}, ${file:/path} or ${vault:path#key}")?;
+        self.inner.secrets.resolve(&reference)
     }
 }
 

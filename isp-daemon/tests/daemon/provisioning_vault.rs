@@ -1,0 +1,109 @@
+//! Registry credentials from Vault: a real OpenBao holds the login of a
+//! real docker-registry that requires one (htpasswd, its own config on
+//! 127.0.0.1); `[provisioning]` names them as `${vault:path#key}` and the
+//! daemon resolves them through the platform's resolver and `[vault]`.
+
+use isp_daemon::vault::VaultSection;
+use plugkit_registry::{RegistryConfig, Remote};
+use plugkit_testkit::openbao::OpenBao;
+use plugkit_testkit::registry::Registry;
+use plugkit_tests::oci::{catalog, reloadable_manifest, Operator};
+use serde_json::json;
+
+use crate::provisioning::{provisioned, version_of};
+use crate::support::{library, TestDaemon};
+
+const USER: &str = "plugkit-fleet";
+const PASSWORD: &str = "pw-from-vault-7c1e";
+
+#[test]
+fn registry_credentials_come_from_vault_and_a_registry_with_a_login_refuses_without_them() {
+    let bao = OpenBao::start().expect("openbao");
+    bao.put_secret(
+        "registry/plugkit",
+        &json!({"username": USER, "password": PASSWORD}),
+    )
+    .expect("secret");
+    let registry = Registry::start_with_login(USER, PASSWORD).expect("registry");
+    let remote = Remote::new(&RegistryConfig {
+        url: registry.url(),
+        credentials: Some((USER.to_owned(), PASSWORD.to_owned())),
+    })
+    .expect("remote");
+    let operator = Operator::new();
+    let v1 = operator.publish(
+        &remote,
+        &reloadable_manifest("1.0.0"),
+        &std::fs::read(library("fixture-reload-v1")).expect("v1"),
+    );
+    operator.publish_catalog(
+        &remote,
+        &catalog(1, &[("pro", &[("reloadable", "1.0.0", &v1)])]),
+    );
+    let secrets = tempfile::tempdir().expect("temp dir");
+    let token_file = secrets.path().join("vault-token");
+    std::fs::write(&token_file, format!("{}\n", bao.root_token())).expect("token file");
+    let vault = VaultSection {
+        addr: bao.addr(),
+        token: format!("${{file:{}}}", token_file.display()),
+        mount: None,
+        timeout: None,
+    };
+    let start = |username: Option<&str>, password: Option<&str>| {
+        let base = provisioned(&registry, "pro", &operator);
+        let vault = vault.clone();
+        let (username, password) = (username.map(str::to_owned), password.map(str::to_owned));
+        TestDaemon::start_with(
+            move |config| {
+                base(config);
+                config.vault = Some(vault);
+                if let Some(p) = config.provisioning.as_mut() {
+                    p.username = username;
+                    p.password = password;
+                }
+            },
+            None,
+        )
+    };
+
+    let daemon = start(
+        Some("${vault:registry/plugkit#username}"),
+        Some("${vault:registry/plugkit#password}"),
+    );
+    let answer = daemon.post_empty("/api/provisioning/refresh").expect(200);
+    assert_eq!(answer["ok"], true, "{answer}");
+    assert_eq!(version_of(&daemon, "reloadable").as_deref(), Some("1.0.0"));
+    drop(daemon);
+
+    // A key Vault does not hold: refused naming the reference, not a value.
+    let daemon = start(
+        Some("${vault:registry/plugkit#username}"),
+        Some("${vault:registry/plugkit#passwd}"),
+    );
+    let problem = daemon.post_empty("/api/provisioning/refresh").expect_error(
+        500,
+        "[provisioning] password: secret `${vault:registry/plugkit#passwd}`",
+    );
+    assert!(!problem.to_string().contains(PASSWORD), "{problem}");
+    drop(daemon);
+
+    // No credentials: the registry refuses, and the refresh says which registry.
+    let daemon = start(None, None);
+    let problem = daemon
+        .post_empty("/api/provisioning/refresh")
+        .expect_error(500, "keep serving");
+    assert!(
+        problem["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&registry.url()),
+        "{problem}"
+    );
+    assert_eq!(version_of(&daemon, "reloadable"), None);
+
+    // Only one of the two: refused before anything is asked.
+    let daemon = start(Some("${vault:registry/plugkit#username}"), None);
+    daemon
+        .post_empty("/api/provisioning/refresh")
+        .expect_error(409, "only one of username and password");
+}

@@ -11,4 +11,5 @@ mod reference;
 mod reload;
 mod resolution;
 mod signing;
+mod tenant_metrics;
 mod tenants;

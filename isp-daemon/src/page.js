@@ -287,9 +287,20 @@ function renderMetrics(data) {
       chart,
       el("p", {}, el("span", { class: "legend-calls" }, "calls " + (last.calls || 0)), " · ",
         el("span", { class: "legend-errors" }, "errors " + (last.errors || 0)), " · p50 " + nanos(last.p50_ns) + " · p99 " + nanos(last.p99_ns),
-        " · reloads " + (last.reloads || 0) + " · rollbacks " + (last.rollbacks || 0))));
+        " · reloads " + (last.reloads || 0) + " · rollbacks " + (last.rollbacks || 0)),
+      tenantCounts(last.tenants || {}, samples.length > 1 ? samples[0].tenants || {} : {})));
   }
-  root.append(charts, el("p", { class: "why" }, "Counts per plugin over all tenants (the host counts calls per plugin)."));
+  root.append(charts, el("p", { class: "why" },
+    "Bars count calls per plugin over all tenants; the table under each chart splits them by tenant (so far, and over the window)."));
+}
+
+// A plugin's calls and errors per tenant: so far, and since the oldest sample shown.
+function tenantCounts(now, then) {
+  const names = Object.keys(now);
+  if (names.length === 0) return el("p", { class: "why" }, "no tenant calls yet");
+  return table(["tenant", "calls", "errors", "calls (15 min)"], names.map(t => el("tr", { "data-tenant": t },
+    el("td", {}, t), el("td", {}, now[t].calls), el("td", { class: now[t].errors ? "error" : "" }, now[t].errors),
+    el("td", {}, Math.max(0, now[t].calls - ((then[t] || {}).calls || 0))))));
 }
 
 function auditRows(entries) {

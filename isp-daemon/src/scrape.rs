@@ -5,7 +5,7 @@
 //! Invariants:
 //! - Nothing is counted here: every number is read on scrape from the
 //!   host's public status API (`Host::statuses`, `Host::metrics`,
-//!   `Host::isolation_status`) and the platform's tenants, so the call path
+//!   `Host::tenant_metrics`, `Host::isolation_status`) and the platform's tenants, so the call path
 //!   keeps its single set of counters. Test: `daemon::metrics::
 //!   prometheus_scrapes_plugin_and_tenant_series` (a real Prometheus).
 //! - A scrape never calls into a plugin (no health check): it reads
@@ -21,6 +21,17 @@
 //! - `plugin_call_duration_seconds`: histogram of the sampled calls (the
 //!   host times one call in 256), buckets at powers of four nanoseconds
 //!   from ~1 µs to ~17 s; `_sum` is estimated from the buckets' midpoints.
+//! - Per plugin and tenant (`plugin`, `tenant`): `plugin_tenant_calls_total`,
+//!   `plugin_tenant_errors_total`, `plugin_tenant_panics_total`,
+//!   `plugin_tenant_permission_denials_total`,
+//!   `plugin_tenant_hook_failures_total` and
+//!   `plugin_tenant_call_duration_seconds`, from `Host::tenant_metrics`:
+//!   one set per tenant the plugin was activated for since it was loaded,
+//!   at most `TENANT_SERIES_LIMIT` (1,000) tenants per plugin, later ones
+//!   together as `tenant="(other)"`. The per-plugin families are the sum
+//!   of these plus what happened outside any tenant (a lifecycle step's
+//!   error); reloads are per plugin only (a reload swaps every tenant's
+//!   version at once).
 //! - `plugin_info{version,state}` 1, `plugin_up` 1 unless failed or cleaned up.
 //! - `plugin_tenant_active{tenant}` 1 for each tenant the plugin serves.
 //! - `plugin_isolation_restarts_total`, `plugin_quarantined` for plugins
@@ -39,7 +50,9 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use plugin_host::isolation::IsolationStatus;
-use plugin_host::status::{MetricsSnapshot, PluginState};
+use std::collections::BTreeMap;
+
+use plugin_host::status::{MetricsSnapshot, PluginState, TenantMetricsSnapshot};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -62,6 +75,8 @@ struct PluginSample {
     state_name: String,
     tenants: Vec<String>,
     metrics: MetricsSnapshot,
+    /// The plugin's counters per tenant.
+    by_tenant: BTreeMap<String, TenantMetricsSnapshot>,
     isolation: Option<IsolationStatus>,
 }
 
@@ -84,6 +99,7 @@ impl Sample {
                 let id = status.identity.id.clone();
                 // A plugin removed between the two reads is left out.
                 let metrics = host.metrics(&id).ok()?;
+                let by_tenant = host.tenant_metrics(&id).ok()?;
                 Some(PluginSample {
                     isolation: host.isolation_status(&id),
                     version: status.identity.version.clone(),
@@ -91,6 +107,7 @@ impl Sample {
                     state_name: status.state.to_string(),
                     tenants: status.tenants,
                     metrics,
+                    by_tenant,
                     id,
                 })
             })
@@ -251,6 +268,65 @@ impl Collector for Sample {
                     vec![("plugin", p.id.as_str())],
                     histogram(&p.metrics.latency_buckets),
                 )
+            }),
+        )?;
+        let by_tenant = |value: fn(&TenantMetricsSnapshot) -> u64| {
+            self.plugins.iter().flat_map(move |p| {
+                p.by_tenant.iter().map(move |(tenant, m)| {
+                    (
+                        vec![("plugin", p.id.as_str()), ("tenant", tenant.as_str())],
+                        ConstCounter::new(value(m)),
+                    )
+                })
+            })
+        };
+        family(
+            e,
+            "plugin_tenant_calls",
+            "Calls made into the plugin for the tenant (hook invocations included).",
+            None,
+            by_tenant(|m| m.calls),
+        )?;
+        family(
+            e,
+            "plugin_tenant_errors",
+            "Calls for the tenant that returned an error or panicked.",
+            None,
+            by_tenant(|m| m.errors),
+        )?;
+        family(
+            e,
+            "plugin_tenant_panics",
+            "Panics the plugin SDK caught in calls for the tenant.",
+            None,
+            by_tenant(|m| m.panics),
+        )?;
+        family(
+            e,
+            "plugin_tenant_permission_denials",
+            "Host service calls naming the tenant refused for a permission the plugin did not declare.",
+            None,
+            by_tenant(|m| m.permission_denials),
+        )?;
+        family(
+            e,
+            "plugin_tenant_hook_failures",
+            "Event hook invocations for the tenant that failed.",
+            None,
+            by_tenant(|m| m.hook_failures),
+        )?;
+        family(
+            e,
+            "plugin_tenant_call_duration",
+            "Latency of the sampled calls into the plugin for the tenant (one call in 256 is timed).",
+            Some(&Unit::Seconds),
+            self.plugins.iter().flat_map(|p| {
+                p.by_tenant.iter().map(move |(tenant, m)| {
+                    (
+                        vec![("plugin", p.id.as_str()), ("tenant", tenant.as_str())],
+                        histogram(&m.latency_buckets),
+                    )
+                })
             }),
         )?;
         family(

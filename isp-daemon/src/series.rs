@@ -34,6 +34,17 @@ pub struct Sample {
     pub reloads: u64,
     /// Hot reloads rolled back, so far.
     pub rollbacks: u64,
+    /// Calls and errors so far per tenant (`Host::tenant_metrics`).
+    pub tenants: BTreeMap<String, TenantSample>,
+}
+
+/// One tenant's numbers for one plugin at one moment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TenantSample {
+    /// Calls into the plugin for the tenant so far.
+    pub calls: u64,
+    /// Those that failed or panicked.
+    pub errors: u64,
 }
 
 /// The rings, by plugin id.
@@ -82,6 +93,18 @@ pub fn sample_now(daemon: &Daemon) -> BTreeMap<String, Sample> {
         .into_iter()
         .filter_map(|id| {
             let m = host.metrics(&id).ok()?;
+            let tenants = host
+                .tenant_metrics(&id)
+                .ok()?
+                .into_iter()
+                .map(|(tenant, t)| {
+                    let sample = TenantSample {
+                        calls: t.calls,
+                        errors: t.errors,
+                    };
+                    (tenant, sample)
+                })
+                .collect();
             Some((
                 id,
                 Sample {
@@ -92,6 +115,7 @@ pub fn sample_now(daemon: &Daemon) -> BTreeMap<String, Sample> {
                     p99_ns: m.latency_p99_ns,
                     reloads: m.reloads,
                     rollbacks: m.rollbacks,
+                    tenants,
                 },
             ))
         })
@@ -138,6 +162,7 @@ mod tests {
             p99_ns: None,
             reloads: 0,
             rollbacks: 0,
+            tenants: BTreeMap::new(),
         }
     }
 

@@ -16,7 +16,8 @@
 //! One acquire load of the slot's epoch, compared with the handle's: equal
 //! means neither the tenants nor the serving version changed since the
 //! handles last looked, so the tenant stays active and the method id stays
-//! valid. Then a load and a store on the handle's own counter, the
+//! valid. Then a load and a store on the handle's own counter for that
+//! tenant (an address compare finds it), the
 //! plugin's `extern "C"` `call` (panic-guarded in the plugin), and the
 //! reply appended to the caller's `Vec` by the plugin itself. No
 //! allocation once the buffer has room, no string compared, no atomic
@@ -56,13 +57,15 @@ use plugin_api::fast::{self as table_abi, BytesRef, CallArgs, FastCallTable, Out
 use crate::error::{Call, HostError};
 use crate::host::{PluginHandle, Slot};
 use crate::loader::{self, LoadedPlugin};
-use crate::metrics::CallShard;
+use crate::metrics::{CallShard, Counters};
 
 /// A tenant of one plugin, checked active when taken and again whenever the
 /// plugin's tenants or version changed. Cheap to share across threads.
 pub struct TenantHandle {
     slot: Arc<Slot>,
     name: Box<str>,
+    /// The tenant's counters for this plugin (kept while it is loaded).
+    counters: Arc<Counters>,
     /// The slot epoch at which the tenant was last seen active.
     checked: AtomicU64,
 }
@@ -93,7 +96,7 @@ impl TenantHandle {
         }
         // The set is written before the epoch is bumped (release), and the
         // epoch was read with acquire: this set is at least that new.
-        if slot.active_tenants.read().contains(&*self.name) {
+        if slot.active_tenants.read().contains(&self.name) {
             self.checked.store(epoch, Relaxed);
             Ok(())
         } else {
@@ -151,12 +154,58 @@ impl Drop for Bound {
 
 /// One service method of one plugin, resolved to the plugin's method id.
 /// Calls take `&mut self` (each thread clones its own handle: the clone
-/// gets its own call counter); it follows hot reloads by itself.
+/// gets its own call counters); it follows hot reloads by itself.
 pub struct MethodHandle {
     slot: Arc<Slot>,
     name: Box<str>,
     bound: Bound,
-    shard: Arc<CallShard>,
+    shards: TenantShards,
+}
+
+/// A method handle's call counters, one per tenant it called for: the one
+/// used last is compared by address first, so a run of calls for one
+/// tenant costs one compare more than a single counter.
+#[derive(Default)]
+struct TenantShards {
+    /// The address of the counters `last` counts into (0 before the first call).
+    last_of: usize,
+    last: Arc<CallShard>,
+    /// Every tenant's shard (the last one's too), folded in when dropped.
+    all: Vec<(Arc<Counters>, Arc<CallShard>)>,
+}
+
+impl TenantShards {
+    /// Counts a call for `tenant`; true when its latency is sampled.
+    #[inline(always)]
+    fn count(&mut self, tenant: &TenantHandle) -> bool {
+        if self.last_of != Arc::as_ptr(&tenant.counters) as usize {
+            self.switch(&tenant.counters);
+        }
+        self.last.count()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn switch(&mut self, counters: &Arc<Counters>) {
+        let shard = match self.all.iter().find(|(c, _)| Arc::ptr_eq(c, counters)) {
+            Some((_, shard)) => Arc::clone(shard),
+            None => {
+                let shard = counters.new_shard();
+                self.all.push((Arc::clone(counters), Arc::clone(&shard)));
+                shard
+            }
+        };
+        self.last = shard;
+        self.last_of = Arc::as_ptr(counters) as usize;
+    }
+}
+
+impl Drop for TenantShards {
+    fn drop(&mut self) {
+        for (counters, shard) in &self.all {
+            counters.retire_shard(shard);
+        }
+    }
 }
 
 impl Clone for MethodHandle {
@@ -169,14 +218,8 @@ impl Clone for MethodHandle {
                 self.bound.loaded.clone(),
                 self.bound.route,
             ),
-            shard: self.slot.metrics.new_shard(),
+            shards: TenantShards::default(),
         }
-    }
-}
-
-impl Drop for MethodHandle {
-    fn drop(&mut self) {
-        self.slot.metrics.retire_shard(&self.shard);
     }
 }
 
@@ -198,7 +241,7 @@ impl PluginHandle {
             bound: Bound::new(epoch, loaded, route),
             slot: self.slot.clone(),
             name: method.into(),
-            shard: self.slot.metrics.new_shard(),
+            shards: TenantShards::default(),
         })
     }
 
@@ -207,9 +250,17 @@ impl PluginHandle {
     /// # Errors
     /// [`HostError::NotActive`] when the plugin is not active for `tenant`.
     pub fn tenant(&self, tenant: &str) -> Result<TenantHandle, HostError> {
+        let counters = self.slot.active_tenants.read().get(tenant).cloned();
+        let Some(counters) = counters else {
+            return Err(HostError::NotActive {
+                plugin: self.slot.id.clone(),
+                tenant: tenant.to_owned(),
+            });
+        };
         let handle = TenantHandle {
             slot: self.slot.clone(),
             name: tenant.into(),
+            counters,
             checked: AtomicU64::new(u64::MAX),
         };
         handle.check(&self.slot, self.slot.epoch.load(Acquire))?;
@@ -245,7 +296,7 @@ impl MethodHandle {
         }
         tenant.check(&self.slot, epoch)?;
         out.clear();
-        let start = self.shard.count().then(Instant::now);
+        let start = self.shards.count(tenant).then(Instant::now);
         let result = match self.bound.route {
             // SAFETY: `table` belongs to `self.bound.loaded`, which is alive.
             Route::Table { table, method } => unsafe {
@@ -257,9 +308,9 @@ impl MethodHandle {
             }
         };
         if let Some(start) = start {
-            self.slot.metrics.record_latency(start.elapsed());
+            tenant.counters.record_latency(start.elapsed());
         }
-        result.map_err(|error| self.fail(&error))
+        result.map_err(|error| self.fail(&tenant.counters, &error))
     }
 
     /// [`MethodHandle::call_into`] into a new `Vec`.
@@ -310,10 +361,11 @@ impl MethodHandle {
 
     #[cold]
     #[inline(never)]
-    fn fail(&self, error: &PluginError) -> HostError {
+    fn fail(&self, counters: &Counters, error: &PluginError) -> HostError {
         let source = self.slot.source.read().clone();
         let err = loader::call_error(&self.slot.id, &source, Call::Service, error);
         self.slot.metrics.record_error(
+            Some(counters),
             &err.to_string(),
             matches!(err, HostError::CallPanicked { .. }),
         );
@@ -468,8 +520,8 @@ impl PluginHandle {
         self.loaded.fast_bound.fetch_add(1, Release);
         Ok(BoundPlugin {
             handle: self.clone(),
+            shard: tenant.counters.new_shard(),
             tenant,
-            shard: self.slot.metrics.new_shard(),
             _one_writer: std::marker::PhantomData,
         })
     }
@@ -483,9 +535,10 @@ impl Clone for BoundPlugin {
             tenant: TenantHandle {
                 slot: self.tenant.slot.clone(),
                 name: self.tenant.name.clone(),
+                counters: self.tenant.counters.clone(),
                 checked: AtomicU64::new(self.tenant.checked.load(Relaxed)),
             },
-            shard: self.handle.slot.metrics.new_shard(),
+            shard: self.tenant.counters.new_shard(),
             _one_writer: std::marker::PhantomData,
         }
     }
@@ -493,7 +546,7 @@ impl Clone for BoundPlugin {
 
 impl Drop for BoundPlugin {
     fn drop(&mut self) {
-        self.handle.slot.metrics.retire_shard(&self.shard);
+        self.tenant.counters.retire_shard(&self.shard);
         self.handle.loaded.fast_bound.fetch_sub(1, Release);
     }
 }
@@ -531,6 +584,21 @@ impl BoundPlugin {
         }
         self.tenant.check(slot, epoch)
     }
+
+    /// The counters of `tenant` when it is not the bound one (checked
+    /// active just before), else `None`: calls for the bound tenant count
+    /// on the handle's own shard.
+    #[cold]
+    #[inline(never)]
+    fn other_tenant(&self, tenant: &str) -> Option<Arc<Counters>> {
+        if tenant == &*self.tenant.name {
+            return None;
+        }
+        let slot = &self.handle.slot;
+        let counters = slot.active_tenants.read().get(tenant).cloned();
+        // Deactivated since the check: count it under its own entry anyway.
+        Some(counters.unwrap_or_else(|| slot.metrics.tenant(tenant)))
+    }
 }
 
 impl plugin_api::category::Caller for BoundPlugin {
@@ -550,17 +618,23 @@ impl plugin_api::category::Caller for BoundPlugin {
         let epoch = slot.epoch.load(Acquire);
         let bound = std::ptr::eq(tenant.as_ptr(), self.tenant.name.as_ptr())
             && tenant.len() == self.tenant.name.len();
+        let mut other = None;
         if !(bound && self.tenant.checked.load(Relaxed) == epoch) {
             self.recheck(tenant, epoch)?;
+            other = self.other_tenant(tenant);
         }
-        let start = self.shard.count().then(Instant::now);
+        let (counters, sampled) = match &other {
+            None => (&*self.tenant.counters, self.shard.count()),
+            Some(counters) => (&**counters, counters.start_call()),
+        };
+        let start = sampled.then(Instant::now);
         let result = call();
         if let Some(start) = start {
-            slot.metrics.record_latency(start.elapsed());
+            counters.record_latency(start.elapsed());
         }
         match result {
             RResult::ROk(value) => Ok(value),
-            RResult::RErr(error) => Err(self.handle.fail_call(&error)),
+            RResult::RErr(error) => Err(self.handle.fail_call(counters, &error)),
         }
     }
 }

@@ -50,7 +50,7 @@ use crate::hook_call::{
 use crate::hooks::{HookKind, OrderingCycle};
 use crate::host::{EmitSummary, EventReport, FilterError, FilteredPayload, Host, Inner, Slot};
 use crate::loader::LoadedPlugin;
-use crate::metrics::CallShard;
+use crate::metrics::{CallShard, Counters};
 
 /// A version a handle delivers to, counted in its `fast_bound` so a
 /// reload's drain does not wait for a parked handle.
@@ -74,12 +74,14 @@ struct Subscriber {
     slot: Arc<Slot>,
     held: Held,
     route: HookRoute,
+    /// The subscriber's counters for the handle's tenant.
+    counters: Arc<Counters>,
     shard: Arc<CallShard>,
 }
 
 impl Drop for Subscriber {
     fn drop(&mut self) {
-        self.slot.metrics.retire_shard(&self.shard);
+        self.counters.retire_shard(&self.shard);
     }
 }
 
@@ -100,7 +102,7 @@ impl EventTarget for Subscriber {
     }
 
     fn record_latency(&self, elapsed: std::time::Duration) {
-        self.slot.metrics.record_latency(elapsed);
+        self.counters.record_latency(elapsed);
     }
 }
 
@@ -111,7 +113,7 @@ impl Subscriber {
         let start = self.shard.count().then(Instant::now);
         let outcome = deliver(&self.held.0, self.route, call, out);
         if let Some(start) = start {
-            self.slot.metrics.record_latency(start.elapsed());
+            self.counters.record_latency(start.elapsed());
         }
         outcome
     }
@@ -119,7 +121,7 @@ impl Subscriber {
     #[cold]
     #[inline(never)]
     fn failed(&self, call: Delivery<'_>, error: &PluginError, what: &str) -> String {
-        let message = self.slot.metrics.record_hook_error(error);
+        let message = self.slot.metrics.record_hook_error(&self.counters, error);
         tracing::warn!(
             plugin = %self.slot.id,
             hook = call.hook,
@@ -222,14 +224,15 @@ impl HookHandle {
         self.filters.clear();
         let order = inner.ordered(&self.hook)?;
         for sub in order.iter() {
-            let Some((slot, loaded)) = inner.subscriber(&sub.plugin, &self.tenant) else {
+            let Some((slot, loaded, counters)) = inner.subscriber(&sub.plugin, &self.tenant) else {
                 continue;
             };
             let Some(route) = route_for(&slot.id, &loaded) else {
                 continue;
             };
             let subscriber = Subscriber {
-                shard: slot.metrics.new_shard(),
+                shard: counters.new_shard(),
+                counters,
                 held: Held::new(loaded),
                 route,
                 slot,

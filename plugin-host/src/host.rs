@@ -22,7 +22,9 @@ use crate::hook_call::{self, Delivery, HookRoute, Outcome};
 use crate::hooks::{self, HookKind, OrderingCycle, Subscription};
 use crate::lifecycle::{Lifecycle, PluginState, Transition};
 use crate::loader::{self, LoadedPlugin, Loader, PluginIdentity, UnloadStats};
-use crate::metrics::{MetricsSnapshot, PluginMetrics};
+use crate::metrics::{
+    ActiveTenants, Counters, MetricsSnapshot, PluginMetrics, TenantMetricsSnapshot,
+};
 use crate::services::{PluginServices, ServiceBackend, StateStore};
 use crate::signature::{self, SignatureCheck, SignatureStatus, TrustPolicy};
 use plugin_package::manifest::Permission;
@@ -106,9 +108,10 @@ pub(crate) struct Slot {
     pub(crate) id: String,
     pub(crate) source: RwLock<PathBuf>,
     pub(crate) lifecycle: Mutex<Lifecycle>,
-    /// Mirror of the lifecycle's tenant set for the call path, copied on
-    /// write so a handle can keep a snapshot and check it without locking.
-    pub(crate) active_tenants: RwLock<Arc<BTreeSet<String>>>,
+    /// Mirror of the lifecycle's tenant set for the call path, each with
+    /// its counters, copied on write so a handle can keep a snapshot and
+    /// check it without locking.
+    pub(crate) active_tenants: RwLock<Arc<ActiveTenants>>,
     /// Bumped after every change to `active_tenants` and every swap of
     /// `current`: fast-path handles compare it to the value they checked
     /// at, and look again only when it moved (see `fast`).
@@ -286,6 +289,8 @@ pub(crate) struct Target {
     loaded: Arc<LoadedPlugin>,
     /// Its fast hook table in `loaded`, or its `HookHandler`.
     route: HookRoute,
+    /// The subscriber's counters for the tenant the table is for.
+    counters: Arc<Counters>,
 }
 
 impl hook_call::EventTarget for Target {
@@ -301,11 +306,11 @@ impl hook_call::EventTarget for Target {
 
     #[inline(always)]
     fn count(&self) -> bool {
-        self.slot.metrics.start_call()
+        self.counters.start_call()
     }
 
     fn record_latency(&self, elapsed: std::time::Duration) {
-        self.slot.metrics.record_latency(elapsed);
+        self.counters.record_latency(elapsed);
     }
 }
 
@@ -369,7 +374,7 @@ impl Host {
             id: id.clone(),
             source: RwLock::new(path.to_owned()),
             lifecycle: Mutex::new(Lifecycle::new()),
-            active_tenants: RwLock::new(Arc::new(BTreeSet::new())),
+            active_tenants: RwLock::new(Arc::new(ActiveTenants::default())),
             epoch: std::sync::atomic::AtomicU64::new(0),
             tenant_configs: Mutex::new(BTreeMap::new()),
             current: RwLock::new(Arc::new(loaded)),
@@ -662,8 +667,8 @@ impl Host {
             .insert(tenant.to_owned(), config_json.to_owned());
         {
             let mut active = slot.active_tenants.write();
-            let mut next = BTreeSet::clone(&active);
-            next.insert(tenant.to_owned());
+            let mut next = ActiveTenants::clone(&active);
+            next.insert(tenant.to_owned(), slot.metrics.tenant(tenant));
             *active = Arc::new(next);
         }
         slot.bump_epoch();
@@ -678,7 +683,7 @@ impl Host {
         // New calls for this tenant stop first; calls in flight finish.
         {
             let mut active = slot.active_tenants.write();
-            let mut next = BTreeSet::clone(&active);
+            let mut next = ActiveTenants::clone(&active);
             next.remove(tenant);
             *active = Arc::new(next);
         }
@@ -756,6 +761,7 @@ impl Host {
                 let source = slot.source.read().clone();
                 let err = loader::call_error(&slot.id, &source, call, &error);
                 slot.metrics.record_error(
+                    None,
                     &err.to_string(),
                     matches!(err, HostError::CallPanicked { .. }),
                 );
@@ -816,9 +822,23 @@ impl Host {
         self.inner.loader.unload_stats()
     }
 
-    /// The plugin's metrics.
+    /// The plugin's metrics (over all tenants).
     pub fn metrics(&self, id: &str) -> Result<MetricsSnapshot, HostError> {
         Ok(self.inner.slot(id)?.metrics.snapshot())
+    }
+
+    /// The plugin's metrics per tenant, by tenant id: every tenant it was
+    /// activated for since it was loaded, up to
+    /// [`TENANT_SERIES_LIMIT`](crate::status::TENANT_SERIES_LIMIT) of them
+    /// (later ones count together under
+    /// [`OTHER_TENANTS`](crate::status::OTHER_TENANTS)). Calls, errors,
+    /// panics, denials and hook failures outside any tenant (a lifecycle
+    /// step's error, say) count only in [`Host::metrics`].
+    pub fn tenant_metrics(
+        &self,
+        id: &str,
+    ) -> Result<BTreeMap<String, TenantMetricsSnapshot>, HostError> {
+        Ok(self.inner.slot(id)?.metrics.tenant_snapshots())
     }
 
     /// Asks every plugin for its health and aggregates the answers.
@@ -1013,8 +1033,8 @@ impl Inner {
 }
 
 impl ServiceBackend for Inner {
-    fn record_denied(&self, plugin: &str) {
-        self.metrics_for(plugin, |m| m.record_denied());
+    fn record_denied(&self, plugin: &str, tenant: Option<&str>) {
+        self.metrics_for(plugin, |m| m.record_denied(tenant));
     }
 
     fn record_custom(&self, plugin: &str, name: &str, value: f64) {
@@ -1082,7 +1102,7 @@ impl Inner {
         let table: Vec<Target> = order
             .iter()
             .filter_map(|sub| {
-                let (slot, loaded) = self.subscriber(&sub.plugin, tenant)?;
+                let (slot, loaded, counters) = self.subscriber(&sub.plugin, tenant)?;
                 let route = hook_call::route_for(&sub.plugin, &loaded)?;
                 Some(Target {
                     plugin: sub.plugin.clone(),
@@ -1090,6 +1110,7 @@ impl Inner {
                     slot,
                     loaded,
                     route,
+                    counters,
                 })
             })
             .collect();
@@ -1127,18 +1148,17 @@ impl Inner {
         Ok(order)
     }
 
-    /// The subscriber's current version, if it is active for the tenant.
+    /// The subscriber's current version and its counters for the tenant,
+    /// if it is active for the tenant.
     pub(crate) fn subscriber(
         &self,
         plugin: &str,
         tenant: &str,
-    ) -> Option<(Arc<Slot>, Arc<LoadedPlugin>)> {
+    ) -> Option<(Arc<Slot>, Arc<LoadedPlugin>, Arc<Counters>)> {
         let slot = self.plugins.read().get(plugin).cloned()?;
-        if !slot.active_tenants.read().contains(tenant) {
-            return None;
-        }
+        let counters = slot.active_tenants.read().get(tenant).cloned()?;
         let loaded = slot.current.read().clone();
-        Some((slot, loaded))
+        Some((slot, loaded, counters))
     }
 
     fn run_filter(
@@ -1161,7 +1181,7 @@ impl Inner {
                 content_type: &content_type,
                 payload: &bytes,
             };
-            slot.metrics.start_call();
+            sub.counters.start_call();
             let outcome = hook_call::deliver(&sub.loaded, sub.route, call, &mut out);
             ran.push(sub.plugin.clone());
             match outcome {
@@ -1180,7 +1200,7 @@ impl Inner {
                     });
                 }
                 Outcome::Failed(error) => {
-                    let message = slot.metrics.record_hook_error(&error);
+                    let message = slot.metrics.record_hook_error(&sub.counters, &error);
                     tracing::error!(plugin = %sub.plugin, hook, tenant, "filter failed: {message}");
                     return Err(FilterError::Failed {
                         hook: hook.to_owned(),
@@ -1259,7 +1279,10 @@ impl Inner {
         let events = targets.iter().filter(|t| t.kind == HookKind::Event);
         hook_call::deliver_events(events, call, &mut out, |target, failure| match failure {
             Some(error) => {
-                let message = target.slot.metrics.record_hook_error(&error);
+                let message = target
+                    .slot
+                    .metrics
+                    .record_hook_error(&target.counters, &error);
                 tracing::warn!(plugin = %target.plugin, hook, tenant, "event subscriber failed: {message}");
                 outcome(target, Some(message));
             }
@@ -1322,9 +1345,10 @@ fn extensions_of(loaded: &LoadedPlugin) -> Vec<&'static str> {
 pub struct PluginHandle {
     pub(crate) slot: Arc<Slot>,
     pub(crate) loaded: Arc<LoadedPlugin>,
-    /// The tenants the plugin was active for when the handle was taken: a
-    /// call for any other tenant is refused before it reaches the plugin.
-    tenants: Arc<BTreeSet<String>>,
+    /// The tenants the plugin was active for when the handle was taken,
+    /// with their counters: a call for any other tenant is refused before
+    /// it reaches the plugin.
+    tenants: Arc<ActiveTenants>,
 }
 
 impl PluginHandle {
@@ -1338,17 +1362,19 @@ impl PluginHandle {
         &self.loaded.identity
     }
 
-    /// A plugin error as the host error a call returns, counted.
+    /// A plugin error as the host error a call returns, counted under the
+    /// tenant's `counters`.
     #[cold]
-    pub(crate) fn fail_call(&self, error: &PluginError) -> HostError {
-        self.fail(error)
+    pub(crate) fn fail_call(&self, counters: &Counters, error: &PluginError) -> HostError {
+        self.fail(counters, error)
     }
 
     #[cold]
-    fn fail(&self, error: &PluginError) -> HostError {
+    fn fail(&self, counters: &Counters, error: &PluginError) -> HostError {
         let source = self.slot.source.read().clone();
         let err = loader::call_error(&self.slot.id, &source, Call::Service, error);
         self.slot.metrics.record_error(
+            Some(counters),
             &err.to_string(),
             matches!(err, HostError::CallPanicked { .. }),
         );
@@ -1362,19 +1388,19 @@ impl PluginHandle {
     /// moving it through two intermediate enums.
     #[inline]
     pub fn invoke(&self, tenant: &str, method: &str, payload: &[u8]) -> Result<Vec<u8>, HostError> {
-        if !self.tenants.contains(tenant) {
+        let Some(counters) = self.tenants.get(tenant) else {
             return Err(self.not_active(tenant));
-        }
+        };
         let Some(service) = self.loaded.instance.service.as_ref().into_option() else {
             return Err(HostError::MissingExtension {
                 plugin: self.slot.id.clone(),
                 extension: "service",
             });
         };
-        let start = self.slot.metrics.start_call().then(Instant::now);
+        let start = counters.start_call().then(Instant::now);
         let result = service.invoke(tenant.into(), method.into(), payload.into());
         if let Some(start) = start {
-            self.slot.metrics.record_latency(start.elapsed());
+            counters.record_latency(start.elapsed());
         }
         match result {
             RResult::ROk(v) if v.capacity() == 0 => {
@@ -1384,7 +1410,7 @@ impl PluginHandle {
                 Ok(Vec::new())
             }
             RResult::ROk(v) => Ok(v.into_vec()),
-            RResult::RErr(error) => Err(self.fail(&error)),
+            RResult::RErr(error) => Err(self.fail(counters, &error)),
         }
     }
 
@@ -1423,18 +1449,17 @@ impl plugin_api::category::Caller for PluginHandle {
         _method: &'static str,
         call: impl FnOnce() -> RResult<T, PluginError>,
     ) -> Result<T, HostError> {
-        if !self.tenants.contains(tenant) {
+        let Some(counters) = self.tenants.get(tenant) else {
             return Err(self.not_active(tenant));
-        }
-        let sampled = self.slot.metrics.start_call();
-        let start = sampled.then(Instant::now);
+        };
+        let start = counters.start_call().then(Instant::now);
         let result = call();
         if let Some(start) = start {
-            self.slot.metrics.record_latency(start.elapsed());
+            counters.record_latency(start.elapsed());
         }
         match result {
             RResult::ROk(value) => Ok(value),
-            RResult::RErr(error) => Err(self.fail(&error)),
+            RResult::RErr(error) => Err(self.fail(counters, &error)),
         }
     }
 }

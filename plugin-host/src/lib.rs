@@ -55,7 +55,9 @@ pub mod status {
     pub use crate::host::{HealthReport, PluginHealth, PluginStatus};
     pub use crate::lifecycle::{PluginState, Transition};
     pub use crate::loader::{PinnedLibrary, PluginIdentity, UnloadStats};
-    pub use crate::metrics::MetricsSnapshot;
+    pub use crate::metrics::{
+        MetricsSnapshot, TenantMetricsSnapshot, OTHER_TENANTS, TENANT_SERIES_LIMIT,
+    };
     pub use crate::supervisor::{SkippedPlugin, StartReport};
     pub use crate::watch::LiveReloadHealth;
 }

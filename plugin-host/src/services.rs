@@ -17,8 +17,9 @@ use plugin_package::manifest::Permission;
 /// What the services need from the host, so that this module does not
 /// depend on the host's registry (the host implements it).
 pub(crate) trait ServiceBackend: Send + Sync {
-    /// Counts a refused host service call for `plugin`.
-    fn record_denied(&self, plugin: &str);
+    /// Counts a refused host service call for `plugin`, under `tenant` when
+    /// the call named one the plugin is counted for.
+    fn record_denied(&self, plugin: &str, tenant: Option<&str>);
     /// Counts a custom metric value for `plugin`.
     fn record_custom(&self, plugin: &str, name: &str, value: f64);
     /// Secret `name` of `plugin` for `tenant`: a string value of the
@@ -52,17 +53,18 @@ impl PluginServices {
         HostServices_TO::from_ptr(RArc::new(self), TD_Opaque)
     }
 
-    fn require(&self, permission: Permission) -> Result<(), PluginError> {
+    fn require(&self, permission: Permission, tenant: Option<&str>) -> Result<(), PluginError> {
         if self.permissions.contains(&permission) {
             Ok(())
         } else {
             tracing::warn!(
                 plugin = %self.plugin,
                 permission = permission.name(),
+                tenant = tenant.unwrap_or_default(),
                 "refused a host service call: permission not declared in plugin.toml"
             );
             if let Some(host) = self.host.upgrade() {
-                host.record_denied(&self.plugin);
+                host.record_denied(&self.plugin, tenant);
             }
             Err(PluginError::PermissionDenied {
                 permission: permission.name().into(),
@@ -89,7 +91,7 @@ impl HostServices for PluginServices {
     }
 
     fn secret(&self, tenant: RStr<'_>, name: RStr<'_>) -> RResult<RString, PluginError> {
-        if let Err(e) = self.require(Permission::SecretsRead) {
+        if let Err(e) = self.require(Permission::SecretsRead, Some(tenant.as_str())) {
             return RResult::RErr(e);
         }
         let Some(host) = self.host.upgrade() else {
@@ -101,7 +103,7 @@ impl HostServices for PluginServices {
     }
 
     fn emit(&self, tenant: RStr<'_>, hook: RStr<'_>, payload: Payload) -> RResult<(), PluginError> {
-        if let Err(e) = self.require(Permission::HooksEmit) {
+        if let Err(e) = self.require(Permission::HooksEmit, Some(tenant.as_str())) {
             return RResult::RErr(e);
         }
         let Some(host) = self.host.upgrade() else {
@@ -122,7 +124,7 @@ impl HostServices for PluginServices {
         tenant: RStr<'_>,
         key: RStr<'_>,
     ) -> RResult<ROption<RVec<u8>>, PluginError> {
-        if let Err(e) = self.require(Permission::StorageRead) {
+        if let Err(e) = self.require(Permission::StorageRead, Some(tenant.as_str())) {
             return RResult::RErr(e);
         }
         let store = self.store.lock();
@@ -138,7 +140,7 @@ impl HostServices for PluginServices {
         key: RStr<'_>,
         value: RSlice<'_, u8>,
     ) -> RResult<(), PluginError> {
-        if let Err(e) = self.require(Permission::StorageWrite) {
+        if let Err(e) = self.require(Permission::StorageWrite, Some(tenant.as_str())) {
             return RResult::RErr(e);
         }
         self.store
@@ -148,7 +150,7 @@ impl HostServices for PluginServices {
     }
 
     fn metric(&self, name: RStr<'_>, value: f64) -> RResult<(), PluginError> {
-        if let Err(e) = self.require(Permission::MetricsWrite) {
+        if let Err(e) = self.require(Permission::MetricsWrite, None) {
             return RResult::RErr(e);
         }
         if let Some(host) = self.host.upgrade() {

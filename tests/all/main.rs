@@ -12,4 +12,5 @@ mod reference;
 mod reload;
 mod resolution;
 mod signing;
+mod tenant_metrics;
 mod tenants;

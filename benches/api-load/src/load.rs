@@ -1,6 +1,7 @@
 //! The load loop: `connections` workers, each on one HTTP/1.1 keep-alive
-//! connection, share a budget of requests to one path and record each
-//! request's latency and whether its answer was the expected one.
+//! connection, share a budget of requests over a list of paths and a list
+//! of credentials, and record each request's latency per path and whether
+//! its answer was the one the credential's scopes call for.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,37 +9,47 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::client::conn::http1::SendRequest;
-use hyper::header::{AUTHORIZATION, HOST};
-use hyper::{Request, StatusCode};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
+use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-/// A credential the load presents, and which paths it may read.
+/// The scope a read path needs, as the daemon's route table declares it
+/// (README "The admin API"); kept here by hand so that the load test checks
+/// the daemon against an independent copy.
+pub(crate) fn scope_of(path: &str) -> &'static str {
+    let path = path.split('?').next().unwrap_or(path);
+    if path == "/metrics" {
+        "metrics:read"
+    } else if path.starts_with("/api/tenants") {
+        "tenants:read"
+    } else if path.starts_with("/api/audit") {
+        "audit:read"
+    } else if path.starts_with("/api/webhooks") {
+        "webhooks:manage"
+    } else {
+        "plugins:read"
+    }
+}
+
+/// A credential the load presents, and the scopes it carries.
 #[derive(Debug, Clone)]
 pub(crate) struct Credential {
+    /// What the tables call it.
+    pub(crate) name: String,
     /// The bearer secret.
     pub(crate) token: String,
-    /// Path prefixes it is allowed to read; empty means every path.
-    pub(crate) allowed: Vec<String>,
+    /// Its scopes; the admin token has none (it only manages keys).
+    pub(crate) scopes: Vec<String>,
 }
 
 impl Credential {
-    /// `TOKEN` or `TOKEN,/api/plugins,/metrics` (the paths it may read).
-    pub(crate) fn parse(text: &str) -> Self {
-        let mut parts = text.split(',');
-        let token = parts.next().unwrap_or_default().to_owned();
-        Self {
-            token,
-            allowed: parts.map(str::to_owned).collect(),
-        }
-    }
-
     /// The status the daemon should answer `path` with for this credential.
     pub(crate) fn expected(&self, path: &str) -> StatusCode {
-        if self.allowed.is_empty() || self.allowed.iter().any(|p| path.starts_with(p.as_str())) {
+        if self.scopes.iter().any(|s| s == scope_of(path)) {
             StatusCode::OK
         } else {
             StatusCode::FORBIDDEN
@@ -46,25 +57,25 @@ impl Credential {
     }
 }
 
-/// What one endpoint's run measured.
-#[derive(Debug)]
-pub(crate) struct Outcome {
+/// What one path measured in a run.
+#[derive(Debug, Default)]
+pub(crate) struct PathOutcome {
     pub(crate) requests: usize,
-    /// Connection errors and answers other than the expected status.
+    /// Answered as expected with 200.
+    pub(crate) ok: usize,
+    /// Answered as expected with 403 (a key without the route's scope).
+    pub(crate) refused: usize,
+    /// Connection errors and answers other than the expected status, other
+    /// than the two authorisation mix-ups below.
     pub(crate) failed: usize,
-    /// Answers 2xx where a refusal was expected.
+    /// 2xx where 403 was expected, or 403 where 200 was expected.
     pub(crate) misauthorised: usize,
-    pub(crate) elapsed: Duration,
     /// Sorted latencies of the answered requests.
     pub(crate) latencies: Vec<Duration>,
     pub(crate) first_failure: Option<String>,
 }
 
-impl Outcome {
-    pub(crate) fn throughput(&self) -> f64 {
-        self.requests as f64 / self.elapsed.as_secs_f64().max(1e-9)
-    }
-
+impl PathOutcome {
     /// The `q` quantile of the latencies (nearest rank), in milliseconds.
     pub(crate) fn quantile_ms(&self, q: f64) -> f64 {
         if self.latencies.is_empty() {
@@ -73,9 +84,92 @@ impl Outcome {
         let rank = ((self.latencies.len() as f64) * q).ceil().max(1.0) as usize;
         self.latencies[rank.min(self.latencies.len()) - 1].as_secs_f64() * 1000.0
     }
+
+    fn record(
+        &mut self,
+        path: &str,
+        expected: StatusCode,
+        result: &Result<StatusCode>,
+        took: Duration,
+    ) {
+        self.requests += 1;
+        match result {
+            Ok(status) => {
+                self.latencies.push(took);
+                if *status == expected {
+                    if status.is_success() {
+                        self.ok += 1;
+                    } else {
+                        self.refused += 1;
+                    }
+                    return;
+                }
+                let mixup = (status.is_success() && expected == StatusCode::FORBIDDEN)
+                    || (*status == StatusCode::FORBIDDEN && expected.is_success());
+                if mixup {
+                    self.misauthorised += 1;
+                } else {
+                    self.failed += 1;
+                }
+                self.first_failure
+                    .get_or_insert_with(|| format!("{path}: {status}, expected {expected}"));
+            }
+            Err(e) => {
+                self.failed += 1;
+                self.first_failure
+                    .get_or_insert_with(|| format!("{path}: {e:#}"));
+            }
+        }
+    }
+
+    fn merge(&mut self, other: Self) {
+        self.requests += other.requests;
+        self.ok += other.ok;
+        self.refused += other.refused;
+        self.failed += other.failed;
+        self.misauthorised += other.misauthorised;
+        self.latencies.extend(other.latencies);
+        if self.first_failure.is_none() {
+            self.first_failure = other.first_failure;
+        }
+    }
 }
 
-async fn connect(addr: SocketAddr) -> Result<SendRequest<Empty<Bytes>>> {
+/// What one run measured: per path (in the order given), and its length.
+#[derive(Debug)]
+pub(crate) struct Outcome {
+    pub(crate) paths: Vec<(String, PathOutcome)>,
+    pub(crate) elapsed: Duration,
+}
+
+impl Outcome {
+    /// Requests per second of the whole run for `path`'s share.
+    pub(crate) fn throughput(&self, path: &PathOutcome) -> f64 {
+        path.requests as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Every path together.
+    pub(crate) fn total(&self) -> PathOutcome {
+        let mut total = PathOutcome::default();
+        for (_, p) in &self.paths {
+            total.merge(PathOutcome {
+                requests: p.requests,
+                ok: p.ok,
+                refused: p.refused,
+                failed: p.failed,
+                misauthorised: p.misauthorised,
+                latencies: p.latencies.clone(),
+                first_failure: p.first_failure.clone(),
+            });
+        }
+        total.latencies.sort_unstable();
+        total
+    }
+}
+
+type Sender = SendRequest<Full<Bytes>>;
+
+async fn connect(addr: SocketAddr) -> Result<Sender> {
     let stream = TcpStream::connect(addr)
         .await
         .with_context(|| format!("connecting to {addr}"))?;
@@ -87,140 +181,174 @@ async fn connect(addr: SocketAddr) -> Result<SendRequest<Empty<Bytes>>> {
     Ok(sender)
 }
 
-/// One request; its status, or why it got none.
+/// One request; its status and body, or why it got none.
 async fn send(
-    sender: &mut SendRequest<Empty<Bytes>>,
+    sender: &mut Sender,
     addr: SocketAddr,
+    method: Method,
     path: &str,
     token: &str,
-) -> Result<StatusCode> {
+    body: Option<&serde_json::Value>,
+) -> Result<(StatusCode, Bytes)> {
     sender.ready().await.context("connection closed")?;
-    let request = Request::get(path)
+    let mut request = Request::builder()
+        .method(method)
+        .uri(path)
         .header(HOST, addr.to_string())
-        .header(AUTHORIZATION, format!("Bearer {token}"))
-        .body(Empty::new())?;
-    let response = sender.send_request(request).await?;
+        .header(AUTHORIZATION, format!("Bearer {token}"));
+    let bytes = match body {
+        Some(json) => {
+            request = request.header(CONTENT_TYPE, "application/json");
+            Bytes::from(serde_json::to_vec(json)?)
+        }
+        None => Bytes::new(),
+    };
+    let response = sender.send_request(request.body(Full::new(bytes))?).await?;
     let status = response.status();
-    response.into_body().collect().await?;
-    Ok(status)
+    let body = response.into_body().collect().await?.to_bytes();
+    Ok((status, body))
 }
 
-/// Sends `requests` GETs of `path` over `connections` connections,
-/// cycling through `credentials`.
+/// Sends `requests` GETs over `connections` connections: request `n` goes
+/// to `paths[n % paths.len()]` with `credentials[(n / paths.len()) %
+/// credentials.len()]`, so every path sees every credential.
 pub(crate) async fn run(
     addr: SocketAddr,
-    path: &str,
+    paths: &[String],
     requests: usize,
     connections: usize,
     credentials: &[Credential],
 ) -> Result<Outcome> {
     let budget = Arc::new(AtomicUsize::new(0));
     let credentials: Arc<[Credential]> = credentials.into();
+    let paths: Arc<[String]> = paths.into();
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..connections {
         let budget = Arc::clone(&budget);
         let credentials = Arc::clone(&credentials);
-        let path = path.to_owned();
+        let paths = Arc::clone(&paths);
         workers.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let (mut failed, mut misauthorised, mut first_failure) = (0, 0, None);
+            let mut outcomes: Vec<PathOutcome> =
+                paths.iter().map(|_| PathOutcome::default()).collect();
             let mut sender = None;
             loop {
                 let n = budget.fetch_add(1, Ordering::Relaxed);
                 if n >= requests {
                     break;
                 }
-                let credential = &credentials[n % credentials.len()];
-                let expected = credential.expected(&path);
+                let which = n % paths.len();
+                let path = &paths[which];
+                let credential = &credentials[(n / paths.len()) % credentials.len()];
+                let expected = credential.expected(path);
                 let begun = Instant::now();
                 let result = async {
                     if sender.is_none() {
                         sender = Some(connect(addr).await?);
                     }
                     let s = sender.as_mut().context("no connection")?;
-                    send(s, addr, &path, &credential.token).await
+                    send(s, addr, Method::GET, path, &credential.token, None)
+                        .await
+                        .map(|(status, _)| status)
                 }
                 .await;
-                match result {
-                    Ok(status) => {
-                        latencies.push(begun.elapsed());
-                        if status != expected {
-                            failed += 1;
-                            if status.is_success() {
-                                misauthorised += 1;
-                            }
-                            first_failure.get_or_insert_with(|| {
-                                format!("{path}: {status}, expected {expected}")
-                            });
-                        }
-                    }
-                    Err(e) => {
-                        failed += 1;
-                        sender = None;
-                        first_failure.get_or_insert_with(|| format!("{path}: {e:#}"));
-                    }
+                if result.is_err() {
+                    sender = None;
                 }
+                outcomes[which].record(path, expected, &result, begun.elapsed());
             }
-            (latencies, failed, misauthorised, first_failure)
+            outcomes
         }));
     }
-    let mut outcome = Outcome {
-        requests,
-        failed: 0,
-        misauthorised: 0,
-        elapsed: Duration::ZERO,
-        latencies: Vec::with_capacity(requests),
-        first_failure: None,
-    };
+    let mut merged: Vec<PathOutcome> = paths.iter().map(|_| PathOutcome::default()).collect();
     for worker in workers {
-        let (latencies, failed, misauthorised, first) = worker.await?;
-        outcome.latencies.extend(latencies);
-        outcome.failed += failed;
-        outcome.misauthorised += misauthorised;
-        if outcome.first_failure.is_none() {
-            outcome.first_failure = first;
+        for (mine, theirs) in merged.iter_mut().zip(worker.await?) {
+            mine.merge(theirs);
         }
     }
-    outcome.elapsed = started.elapsed();
-    outcome.latencies.sort_unstable();
-    Ok(outcome)
+    let elapsed = started.elapsed();
+    for p in &mut merged {
+        p.latencies.sort_unstable();
+    }
+    Ok(Outcome {
+        paths: paths.iter().cloned().zip(merged).collect(),
+        elapsed,
+    })
 }
 
-/// One GET with the first credential: status and body.
-pub(crate) async fn get(addr: SocketAddr, path: &str, token: &str) -> Result<(StatusCode, Bytes)> {
+/// One request on a fresh connection: status and body.
+pub(crate) async fn request(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    token: &str,
+    body: Option<&serde_json::Value>,
+) -> Result<(StatusCode, Bytes)> {
     let mut sender = connect(addr).await?;
-    sender.ready().await?;
-    let request = Request::get(path)
-        .header(HOST, addr.to_string())
-        .header(AUTHORIZATION, format!("Bearer {token}"))
-        .body(Empty::new())?;
-    let response = sender.send_request(request).await?;
-    let status = response.status();
-    let body = response.into_body().collect().await?.to_bytes();
-    Ok((status, body))
+    send(&mut sender, addr, method, path, token, body).await
+}
+
+/// One GET on a fresh connection: status and body.
+pub(crate) async fn get(addr: SocketAddr, path: &str, token: &str) -> Result<(StatusCode, Bytes)> {
+    request(addr, Method::GET, path, token, None).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn credential(scopes: &[&str]) -> Credential {
+        Credential {
+            name: "test".to_owned(),
+            token: String::new(),
+            scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+
     #[test]
-    fn a_credential_without_paths_may_read_everything() {
-        let check = |text: &str, path: &str, expected: StatusCode| {
+    fn a_credential_may_read_the_paths_its_scopes_name() {
+        let check = |scopes: &[&str], path: &str, expected: StatusCode| {
             assert_eq!(
-                Credential::parse(text).expected(path),
+                credential(scopes).expected(path),
                 expected,
-                "{text} {path}"
+                "{scopes:?} {path}"
             );
         };
-        check("secret", "/api/plugins", StatusCode::OK);
-        check("secret,/api/plugins", "/api/plugins", StatusCode::OK);
-        check("secret,/api/plugins", "/api/audit", StatusCode::FORBIDDEN);
-        check(
-            "secret,/api/tenants,/metrics",
-            "/api/tenants/acme",
-            StatusCode::OK,
+        check(&["plugins:read"], "/api/plugins", StatusCode::OK);
+        check(&["plugins:read"], "/api/health", StatusCode::OK);
+        check(&["plugins:read"], "/api/audit", StatusCode::FORBIDDEN);
+        check(&["tenants:read"], "/api/tenants/acme", StatusCode::OK);
+        check(&["tenants:read"], "/metrics", StatusCode::FORBIDDEN);
+        check(&["metrics:read"], "/metrics", StatusCode::OK);
+        check(&["audit:read"], "/api/audit?limit=5", StatusCode::OK);
+        // The admin token carries no scope: every read route refuses it.
+        check(&[], "/api/health", StatusCode::FORBIDDEN);
+    }
+
+    #[test]
+    fn answers_are_sorted_into_expected_refused_failed_and_misauthorised() {
+        let mut p = PathOutcome::default();
+        let took = Duration::from_millis(1);
+        p.record("/a", StatusCode::OK, &Ok(StatusCode::OK), took);
+        p.record(
+            "/a",
+            StatusCode::FORBIDDEN,
+            &Ok(StatusCode::FORBIDDEN),
+            took,
         );
+        p.record("/a", StatusCode::FORBIDDEN, &Ok(StatusCode::OK), took);
+        p.record("/a", StatusCode::OK, &Ok(StatusCode::FORBIDDEN), took);
+        p.record(
+            "/a",
+            StatusCode::OK,
+            &Ok(StatusCode::TOO_MANY_REQUESTS),
+            took,
+        );
+        p.record("/a", StatusCode::OK, &Err(anyhow::anyhow!("reset")), took);
+        assert_eq!(
+            (p.requests, p.ok, p.refused, p.misauthorised, p.failed),
+            (6, 1, 1, 2, 2)
+        );
+        assert_eq!(p.latencies.len(), 5);
     }
 }

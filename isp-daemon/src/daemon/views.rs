@@ -144,12 +144,18 @@ impl Daemon {
         Ok(json!({ "tenants": tenants }))
     }
 
-    /// Each plugin's metrics.
+    /// Each plugin's metrics, with its counts per tenant under `tenants`.
     pub fn metrics(&self) -> Value {
         let mut out = serde_json::Map::new();
         for id in self.host.plugin_ids() {
             if let Ok(snapshot) = self.host.metrics(&id) {
-                out.insert(id, serde_json::to_value(snapshot).unwrap_or(Value::Null));
+                let mut value = serde_json::to_value(snapshot).unwrap_or(Value::Null);
+                if let (Value::Object(map), Ok(tenants)) =
+                    (&mut value, self.host.tenant_metrics(&id))
+                {
+                    map.insert("tenants".to_owned(), json!(tenants));
+                }
+                out.insert(id, value);
             }
         }
         json!({ "plugins": out })

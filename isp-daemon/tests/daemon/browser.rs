@@ -510,6 +510,13 @@ fn the_admin_page_installs_configures_activates_and_removes_a_plugin() {
         "a chart per plugin",
         "svg[data-chart='tenant-echo'] rect.bar-errors",
     );
+    // Under the chart, the same calls by tenant: the 5 unknown-method errors
+    // were corner-wifi's.
+    page.wait_for_text(
+        "tenant-echo's errors for corner-wifi",
+        "[data-metrics='tenant-echo'] tr[data-tenant='corner-wifi'] td.error",
+        |t| t == "5",
+    );
     // The whole page in one picture: the window as tall as the page.
     page.click("#settings-close");
     // Focus goes back to the button that opened the form.

@@ -72,6 +72,22 @@ fn prometheus_scrapes_plugin_and_tenant_series() {
     new_customer(&d, "acme-fiber", "c-metrics-2");
     let stripe = d.daemon.host().metrics("stripe").expect("stripe metrics");
     assert!(stripe.calls > 0, "the flow called stripe: {stripe:?}");
+    // The same calls by tenant: the flows ran for acme-fiber only.
+    let stripe_tenants = d
+        .daemon
+        .host()
+        .tenant_metrics("stripe")
+        .expect("stripe tenant metrics");
+    let acme = &stripe_tenants["acme-fiber"];
+    assert!(
+        acme.calls > 0,
+        "the flow called stripe for acme-fiber: {acme:?}"
+    );
+    assert_eq!(
+        stripe_tenants.values().map(|t| t.calls).sum::<u64>(),
+        stripe.calls,
+        "every stripe call was made for a tenant: {stripe_tenants:?}"
+    );
 
     // Stripe's steps in the two reports, as the daemon counted them.
     let stripe_steps = d
@@ -123,6 +139,21 @@ fn prometheus_scrapes_plugin_and_tenant_series() {
         (
             "plugkit_plugin_tenant_active{plugin=\"stripe\",tenant=\"acme-fiber\"}".to_owned(),
             1.0,
+        ),
+        // Per plugin and tenant.
+        (
+            "plugkit_plugin_tenant_calls_total{plugin=\"stripe\",tenant=\"acme-fiber\"}".to_owned(),
+            acme.calls as f64,
+        ),
+        (
+            "plugkit_plugin_tenant_errors_total{plugin=\"stripe\",tenant=\"acme-fiber\"}"
+                .to_owned(),
+            acme.errors as f64,
+        ),
+        (
+            "plugkit_plugin_tenant_call_duration_seconds_count{plugin=\"stripe\",tenant=\"acme-fiber\"}"
+                .to_owned(),
+            acme.latency_buckets.iter().sum::<u64>() as f64,
         ),
         (
             "plugkit_tenant_info{tenant=\"acme-fiber\",tier=\"enterprise\"}".to_owned(),

@@ -38,7 +38,6 @@
 //!   in process isolation) are called through `Service::invoke`
 //!   (`fast_path::a_plugin_built_against_0_2_0_is_served_through_the_fallback`).
 
-use std::ffi::c_void;
 use std::mem::MaybeUninit;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
@@ -52,12 +51,13 @@ use abi_stable::std_types::RResult;
 use abi_stable::type_layout::TypeLayout;
 use abi_stable::StableAbi;
 use plugin_api::abi::PluginError;
-use plugin_api::fast::{self as table_abi, BytesRef, CallArgs, FastCallTable, OutBuf, StrRef};
+use plugin_api::fast::{self as table_abi, BytesRef, CallArgs, FastCallTable, StrRef};
 
-use crate::error::{Call, HostError};
+use crate::error::HostError;
 use crate::host::{PluginHandle, Slot};
-use crate::loader::{self, LoadedPlugin};
+use crate::loader::LoadedPlugin;
 use crate::metrics::{CallShard, Counters};
+use crate::reply_buf;
 
 /// A tenant of one plugin, checked active when taken and again whenever the
 /// plugin's tenants or version changed. Cheap to share across threads.
@@ -100,10 +100,7 @@ impl TenantHandle {
             self.checked.store(epoch, Relaxed);
             Ok(())
         } else {
-            Err(HostError::NotActive {
-                plugin: slot.id.clone(),
-                tenant: self.name.to_string(),
-            })
+            Err(slot.not_active(&self.name))
         }
     }
 }
@@ -252,10 +249,7 @@ impl PluginHandle {
     pub fn tenant(&self, tenant: &str) -> Result<TenantHandle, HostError> {
         let counters = self.slot.active_tenants.read().get(tenant).cloned();
         let Some(counters) = counters else {
-            return Err(HostError::NotActive {
-                plugin: self.slot.id.clone(),
-                tenant: tenant.to_owned(),
-            });
+            return Err(self.slot.not_active(tenant));
         };
         let handle = TenantHandle {
             slot: self.slot.clone(),
@@ -310,7 +304,7 @@ impl MethodHandle {
         if let Some(start) = start {
             tenant.counters.record_latency(start.elapsed());
         }
-        result.map_err(|error| self.fail(&tenant.counters, &error))
+        result.map_err(|error| self.slot.call_failed(&tenant.counters, &error))
     }
 
     /// [`MethodHandle::call_into`] into a new `Vec`.
@@ -357,19 +351,6 @@ impl MethodHandle {
             }
             RResult::RErr(error) => Err(error),
         }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn fail(&self, counters: &Counters, error: &PluginError) -> HostError {
-        let source = self.slot.source.read().clone();
-        let err = loader::call_error(&self.slot.id, &source, Call::Service, error);
-        self.slot.metrics.record_error(
-            Some(counters),
-            &err.to_string(),
-            matches!(err, HostError::CallPanicked { .. }),
-        );
-        err
     }
 }
 
@@ -450,21 +431,14 @@ unsafe fn call_table(
 ) -> Result<(), PluginError> {
     // Every access to `out` until the call returns goes through `vec`.
     let vec = std::ptr::from_mut(out);
-    // SAFETY: `vec` is `out`, alive and unaliased for this call.
-    let (ptr, cap) = unsafe { ((*vec).as_mut_ptr(), (*vec).capacity()) };
     let mut error = MaybeUninit::<PluginError>::uninit();
     let mut args = CallArgs {
         method,
         name: StrRef::new(name),
         tenant: StrRef::new(tenant),
         input: BytesRef::new(input),
-        out: OutBuf {
-            ptr,
-            len: 0,
-            cap,
-            ctx: vec.cast::<c_void>(),
-            grow: crate::reply_buf::grow,
-        },
+        // SAFETY: `vec` is `out`, alive and unaliased for this call.
+        out: unsafe { reply_buf::lend(vec) },
         error: error.as_mut_ptr(),
     };
     // SAFETY: the table's own `plugin`, live borrowed values, a valid
@@ -576,10 +550,7 @@ impl BoundPlugin {
             return if slot.active_tenants.read().contains(tenant) {
                 Ok(())
             } else {
-                Err(HostError::NotActive {
-                    plugin: slot.id.clone(),
-                    tenant: tenant.to_owned(),
-                })
+                Err(slot.not_active(tenant))
             };
         }
         self.tenant.check(slot, epoch)
@@ -634,7 +605,7 @@ impl plugin_api::category::Caller for BoundPlugin {
         }
         match result {
             RResult::ROk(value) => Ok(value),
-            RResult::RErr(error) => Err(self.handle.fail_call(counters, &error)),
+            RResult::RErr(error) => Err(self.handle.slot.call_failed(counters, &error)),
         }
     }
 }
@@ -647,12 +618,6 @@ impl plugin_api::category::CategoryHost for BoundPlugin {
     fn category<C: plugin_api::category::Contract>(
         &self,
     ) -> Result<C::Client<'_, BoundPlugin>, HostError> {
-        match self.handle.loaded.categories.get::<C>() {
-            Some(object) => Ok(C::client(object, self)),
-            None => Err(HostError::MissingExtension {
-                plugin: self.handle.slot.id.clone(),
-                extension: C::NAME,
-            }),
-        }
+        self.handle.client_with::<C, _>(self)
     }
 }

@@ -156,15 +156,7 @@ impl Host {
     /// [`OrderingCycle`] when the subscribers' `before`/`after` constraints
     /// form a cycle.
     pub fn hook(&self, hook: &str, tenant: &str) -> Result<HookHandle, OrderingCycle> {
-        let mut handle = HookHandle {
-            host: self.clone(),
-            hook: hook.into(),
-            tenant: tenant.into(),
-            generation: u64::MAX,
-            events: Vec::new(),
-            filters: Vec::new(),
-            scratch: Vec::new(),
-        };
+        let mut handle = HookHandle::unresolved(self.clone(), hook.into(), tenant.into());
         handle.resolve(self.inner.dispatch_generation.load(Acquire))?;
         Ok(handle)
     }
@@ -173,15 +165,8 @@ impl Host {
 impl Clone for HookHandle {
     /// A handle for the same hook and tenant with counters of its own.
     fn clone(&self) -> Self {
-        let mut handle = HookHandle {
-            host: self.host.clone(),
-            hook: self.hook.clone(),
-            tenant: self.tenant.clone(),
-            generation: u64::MAX,
-            events: Vec::new(),
-            filters: Vec::new(),
-            scratch: Vec::new(),
-        };
+        let mut handle =
+            HookHandle::unresolved(self.host.clone(), self.hook.clone(), self.tenant.clone());
         // A cycle now is reported by the clone's first emit.
         drop(handle.resolve(self.host.inner.dispatch_generation.load(Acquire)));
         handle
@@ -189,6 +174,19 @@ impl Clone for HookHandle {
 }
 
 impl HookHandle {
+    /// A handle with no subscribers yet; its first `resolve` fills it.
+    fn unresolved(host: Host, hook: Box<str>, tenant: Box<str>) -> Self {
+        HookHandle {
+            host,
+            hook,
+            tenant,
+            generation: u64::MAX,
+            events: Vec::new(),
+            filters: Vec::new(),
+            scratch: Vec::new(),
+        }
+    }
+
     /// The hook's name.
     pub fn hook(&self) -> &str {
         &self.hook
@@ -256,6 +254,30 @@ impl HookHandle {
         Ok(())
     }
 
+    /// Resolves again when needed, then delivers one event to every event
+    /// subscriber (`emit` and `fire`): a failure is counted and logged
+    /// here, and `each` hears every subscriber with its failure's message.
+    #[inline(always)]
+    fn deliver_to_events(
+        &mut self,
+        content_type: &str,
+        payload: &[u8],
+        mut each: impl FnMut(&Subscriber, Option<String>),
+    ) -> Result<(), OrderingCycle> {
+        self.refresh()?;
+        let call = Delivery {
+            tenant: &self.tenant,
+            hook: &self.hook,
+            content_type,
+            payload,
+        };
+        deliver_events(&self.events, call, &mut self.scratch, |sub, failure| {
+            let failure = failure.map(|error| sub.failed(call, &error, "event subscriber"));
+            each(sub, failure);
+        });
+        Ok(())
+    }
+
     /// Fires the event to every subscriber active for the tenant; one
     /// failing or panicking subscriber does not stop the others (failures
     /// are logged with the plugin id and counted in its metrics).
@@ -268,26 +290,11 @@ impl HookHandle {
         content_type: &str,
         payload: &[u8],
     ) -> Result<EmitSummary, OrderingCycle> {
-        self.refresh()?;
-        let call = Delivery {
-            tenant: &self.tenant,
-            hook: &self.hook,
-            content_type,
-            payload,
-        };
         let mut summary = EmitSummary::default();
-        deliver_events(
-            &self.events,
-            call,
-            &mut self.scratch,
-            |sub, failure| match failure {
-                Some(error) => {
-                    sub.failed(call, &error, "event subscriber");
-                    summary.failed += 1;
-                }
-                None => summary.delivered += 1,
-            },
-        );
+        self.deliver_to_events(content_type, payload, |_, failure| match failure {
+            Some(_) => summary.failed += 1,
+            None => summary.delivered += 1,
+        })?;
         Ok(summary)
     }
 
@@ -300,26 +307,11 @@ impl HookHandle {
         content_type: &str,
         payload: &[u8],
     ) -> Result<EventReport, OrderingCycle> {
-        self.refresh()?;
-        let call = Delivery {
-            tenant: &self.tenant,
-            hook: &self.hook,
-            content_type,
-            payload,
-        };
         let mut report = EventReport::default();
-        deliver_events(
-            &self.events,
-            call,
-            &mut self.scratch,
-            |sub, failure| match failure {
-                Some(error) => {
-                    let message = sub.failed(call, &error, "event subscriber");
-                    report.failures.push((sub.slot.id.clone(), message));
-                }
-                None => report.delivered.push(sub.slot.id.clone()),
-            },
-        );
+        self.deliver_to_events(content_type, payload, |sub, failure| match failure {
+            Some(message) => report.failures.push((sub.slot.id.clone(), message)),
+            None => report.delivered.push(sub.slot.id.clone()),
+        })?;
         Ok(report)
     }
 

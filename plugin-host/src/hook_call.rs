@@ -3,7 +3,6 @@
 //! this host checked, else through the frozen `HookHandler`. Used by the
 //! host's dispatch tables and by `HookHandle` (`fast_hooks`).
 
-use std::ffi::c_void;
 use std::mem::MaybeUninit;
 use std::time::{Duration, Instant};
 
@@ -14,7 +13,7 @@ use abi_stable::std_types::RStr;
 use abi_stable::type_layout::TypeLayout;
 use abi_stable::StableAbi;
 use plugin_api::abi::{HookCall, HookOutcome, PluginError};
-use plugin_api::fast::{BytesRef, OutBuf, StrRef};
+use plugin_api::fast::{BytesRef, StrRef};
 use plugin_api::fast_hooks::{self as table_abi, FastHookTable, HookArgs};
 
 use crate::loader::LoadedPlugin;
@@ -96,6 +95,30 @@ pub(crate) enum Outcome {
     Failed(PluginError),
 }
 
+/// The argument block of one delivery: `call`'s borrowed values, an empty
+/// reply buffer over `vec`, and `error` as the plugin's error slot.
+///
+/// # Safety
+/// As for [`crate::reply_buf::lend`]: `vec` is alive and unaliased until
+/// the last call made with the block returns.
+#[inline(always)]
+unsafe fn hook_args(
+    call: Delivery<'_>,
+    vec: *mut Vec<u8>,
+    error: &mut MaybeUninit<PluginError>,
+) -> HookArgs {
+    HookArgs {
+        tenant: StrRef::new(call.tenant),
+        hook: StrRef::new(call.hook),
+        content_type: StrRef::new(call.content_type),
+        payload: BytesRef::new(call.payload),
+        // SAFETY: the function's contract.
+        out: unsafe { crate::reply_buf::lend(vec) },
+        split: 0,
+        error: error.as_mut_ptr(),
+    }
+}
+
 /// Delivers one hook to `loaded` by `route`; `out` is cleared first.
 ///
 /// # Safety (upheld by construction)
@@ -121,24 +144,9 @@ pub(crate) fn deliver(
 #[inline(always)]
 unsafe fn deliver_table(table: &FastHookTable, call: Delivery<'_>, out: &mut Vec<u8>) -> Outcome {
     let vec = std::ptr::from_mut(out);
-    // SAFETY: `vec` is `out`, alive and unaliased for this call.
-    let (ptr, cap) = unsafe { ((*vec).as_mut_ptr(), (*vec).capacity()) };
     let mut error = MaybeUninit::<PluginError>::uninit();
-    let mut args = HookArgs {
-        tenant: StrRef::new(call.tenant),
-        hook: StrRef::new(call.hook),
-        content_type: StrRef::new(call.content_type),
-        payload: BytesRef::new(call.payload),
-        out: OutBuf {
-            ptr,
-            len: 0,
-            cap,
-            ctx: vec.cast::<c_void>(),
-            grow: crate::reply_buf::grow,
-        },
-        split: 0,
-        error: error.as_mut_ptr(),
-    };
+    // SAFETY: `vec` is `out`, alive and unaliased for this call.
+    let mut args = unsafe { hook_args(call, vec, &mut error) };
     // SAFETY: the table's own `plugin`, live borrowed values, a valid
     // buffer and error storage (the contract of `FastHookTable::on_hook`).
     let status = unsafe { (table.on_hook)(table.plugin, &mut args) };
@@ -225,24 +233,9 @@ pub(crate) fn deliver_events<'t, T: EventTarget + 't>(
     out.clear();
     // Every access to `out` until this returns goes through `vec`.
     let vec = std::ptr::from_mut(out);
-    // SAFETY: `vec` is `out`, alive and unaliased here.
-    let (ptr, cap) = unsafe { ((*vec).as_mut_ptr(), (*vec).capacity()) };
     let mut error = MaybeUninit::<PluginError>::uninit();
-    let mut args = HookArgs {
-        tenant: StrRef::new(call.tenant),
-        hook: StrRef::new(call.hook),
-        content_type: StrRef::new(call.content_type),
-        payload: BytesRef::new(call.payload),
-        out: OutBuf {
-            ptr,
-            len: 0,
-            cap,
-            ctx: vec.cast::<c_void>(),
-            grow: crate::reply_buf::grow,
-        },
-        split: 0,
-        error: error.as_mut_ptr(),
-    };
+    // SAFETY: `vec` is `out`, alive and unaliased here.
+    let mut args = unsafe { hook_args(call, vec, &mut error) };
     for target in targets {
         let start = target.count().then(Instant::now);
         let failure = match target.route() {

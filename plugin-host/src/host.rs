@@ -1299,6 +1299,31 @@ impl Slot {
             .fetch_add(1, std::sync::atomic::Ordering::Release);
     }
 
+    /// The refusal of a call for `tenant`, which is not active here.
+    #[cold]
+    pub(crate) fn not_active(&self, tenant: &str) -> HostError {
+        HostError::NotActive {
+            plugin: self.id.clone(),
+            tenant: tenant.to_owned(),
+        }
+    }
+
+    /// A plugin's error from a call as the host error the caller gets,
+    /// counted (error, panic) under the tenant's `counters`. Every call
+    /// path (`invoke`, typed, method handles, bound plugins) ends here.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn call_failed(&self, counters: &Counters, error: &PluginError) -> HostError {
+        let source = self.source.read().clone();
+        let err = loader::call_error(&self.id, &source, Call::Service, error);
+        self.metrics.record_error(
+            Some(counters),
+            &err.to_string(),
+            matches!(err, HostError::CallPanicked { .. }),
+        );
+        err
+    }
+
     fn status(&self) -> PluginStatus {
         let (state, tenants, failure) = {
             let life = self.lifecycle.lock();
@@ -1362,25 +1387,6 @@ impl PluginHandle {
         &self.loaded.identity
     }
 
-    /// A plugin error as the host error a call returns, counted under the
-    /// tenant's `counters`.
-    #[cold]
-    pub(crate) fn fail_call(&self, counters: &Counters, error: &PluginError) -> HostError {
-        self.fail(counters, error)
-    }
-
-    #[cold]
-    fn fail(&self, counters: &Counters, error: &PluginError) -> HostError {
-        let source = self.slot.source.read().clone();
-        let err = loader::call_error(&self.slot.id, &source, Call::Service, error);
-        self.slot.metrics.record_error(
-            Some(counters),
-            &err.to_string(),
-            matches!(err, HostError::CallPanicked { .. }),
-        );
-        err
-    }
-
     /// A generic byte-level call (`service` extension).
     ///
     /// Written out rather than through the generic wrapper: this is the
@@ -1389,7 +1395,7 @@ impl PluginHandle {
     #[inline]
     pub fn invoke(&self, tenant: &str, method: &str, payload: &[u8]) -> Result<Vec<u8>, HostError> {
         let Some(counters) = self.tenants.get(tenant) else {
-            return Err(self.not_active(tenant));
+            return Err(self.slot.not_active(tenant));
         };
         let Some(service) = self.loaded.instance.service.as_ref().into_option() else {
             return Err(HostError::MissingExtension {
@@ -1410,7 +1416,7 @@ impl PluginHandle {
                 Ok(Vec::new())
             }
             RResult::ROk(v) => Ok(v.into_vec()),
-            RResult::RErr(error) => Err(self.fail(counters, &error)),
+            RResult::RErr(error) => Err(self.slot.call_failed(counters, &error)),
         }
     }
 
@@ -1427,14 +1433,6 @@ impl PluginHandle {
     pub fn is_active_for(&self, tenant: &str) -> bool {
         self.slot.active_tenants.read().contains(tenant)
     }
-
-    #[cold]
-    fn not_active(&self, tenant: &str) -> HostError {
-        HostError::NotActive {
-            plugin: self.slot.id.clone(),
-            tenant: tenant.to_owned(),
-        }
-    }
 }
 
 impl plugin_api::category::Caller for PluginHandle {
@@ -1450,7 +1448,7 @@ impl plugin_api::category::Caller for PluginHandle {
         call: impl FnOnce() -> RResult<T, PluginError>,
     ) -> Result<T, HostError> {
         let Some(counters) = self.tenants.get(tenant) else {
-            return Err(self.not_active(tenant));
+            return Err(self.slot.not_active(tenant));
         };
         let start = counters.start_call().then(Instant::now);
         let result = call();
@@ -1459,7 +1457,7 @@ impl plugin_api::category::Caller for PluginHandle {
         }
         match result {
             RResult::ROk(value) => Ok(value),
-            RResult::RErr(error) => Err(self.fail(counters, &error)),
+            RResult::RErr(error) => Err(self.slot.call_failed(counters, &error)),
         }
     }
 }
@@ -1473,8 +1471,20 @@ impl CategoryHost for PluginHandle {
 
     #[inline]
     fn category<C: Contract>(&self) -> Result<C::Client<'_, PluginHandle>, HostError> {
+        self.client_with::<C, _>(self)
+    }
+}
+
+impl PluginHandle {
+    /// This version's `C` object as a typed client calling through
+    /// `caller` (this handle, or a [`crate::fast::BoundPlugin`] over it).
+    #[inline]
+    pub(crate) fn client_with<'a, C: Contract, K: plugin_api::category::Caller + 'a>(
+        &'a self,
+        caller: &'a K,
+    ) -> Result<C::Client<'a, K>, HostError> {
         match self.loaded.categories.get::<C>() {
-            Some(object) => Ok(C::client(object, self)),
+            Some(object) => Ok(C::client(object, caller)),
             None => Err(HostError::MissingExtension {
                 plugin: self.slot.id.clone(),
                 extension: C::NAME,

@@ -3,7 +3,29 @@
 //! [`grow`], for more room (host code, host allocator). Shared by the fast
 //! call path (`fast`) and hook delivery (`hook_call`).
 
+use std::ffi::c_void;
+
 use plugin_api::fast::OutBuf;
+
+/// An empty reply buffer over `vec`'s allocation, for one call: the plugin
+/// appends from `ptr`, and asks [`grow`] (with `ctx` = `vec`) for room.
+///
+/// # Safety
+/// `vec` is a live `Vec<u8>` that nothing else touches until the plugin's
+/// call returns and the caller has read `len` back (the `Vec`'s length is
+/// set by the caller, never by the plugin).
+#[inline(always)]
+pub(crate) unsafe fn lend(vec: *mut Vec<u8>) -> OutBuf {
+    // SAFETY: `vec` is alive and unaliased (the function's contract).
+    let (ptr, cap) = unsafe { ((*vec).as_mut_ptr(), (*vec).capacity()) };
+    OutBuf {
+        ptr,
+        len: 0,
+        cap,
+        ctx: vec.cast::<c_void>(),
+        grow,
+    }
+}
 
 /// Grows the caller's `Vec` for the plugin, keeping the first `len` bytes
 /// the plugin wrote, and updates `ptr` and `cap`; false when it cannot.

@@ -1,5 +1,10 @@
 //! Reading an answer's `Retry-After` header (RFC 9110 §10.2.3) in both of
 //! its forms. Pure: no IO; the clock is passed in.
+//!
+//! The Twilio plugin has the same function (`retry::retry_after`, same
+//! tests): the two plugins share only `plugin-api`, the stable interface
+//! crate, which carries no HTTP helpers (nor `httpdate`), and a plugin
+//! never depends on another plugin.
 
 use std::time::{Duration, SystemTime};
 

@@ -100,6 +100,11 @@ impl From<TwilioError> for Failure {
 /// no wait. A number too large for a `Duration` asks for the longest wait
 /// (so it ends the retries instead of being ignored). Anything else is
 /// `None`, as if the header were absent.
+///
+/// The Stripe plugin has the same function (`plugkit_stripe`'s
+/// `retry_after::parse`, same tests): the two plugins share only
+/// `plugin-api`, the stable interface crate, which carries no HTTP helpers
+/// (nor `httpdate`), and a plugin never depends on another plugin.
 pub(crate) fn retry_after(value: &str, date: Option<&str>, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {

@@ -13,12 +13,106 @@ use plugkit_tests::oci::{catalog, reloadable_manifest, Operator};
 
 use crate::support::{library, TestDaemon, PLUGINS};
 
-fn remote(registry: &Registry) -> Remote {
-    Remote::new(&RegistryConfig {
-        url: registry.url(),
-        credentials: None,
-    })
-    .expect("remote")
+/// What every provisioning test starts from: a real registry on
+/// 127.0.0.1, a remote on it, and the operator whose key signs what is
+/// published (and whom the daemons under test trust).
+pub(crate) struct Fixture {
+    pub(crate) registry: Registry,
+    pub(crate) remote: Remote,
+    pub(crate) operator: Operator,
+}
+
+impl Fixture {
+    /// An open registry.
+    pub(crate) fn start() -> Self {
+        Self::on(Registry::start().expect("registry"), None)
+    }
+
+    /// A registry that requires `user`/`password` (htpasswd); the fixture's
+    /// remote logs in with them.
+    pub(crate) fn with_login(user: &str, password: &str) -> Self {
+        Self::on(
+            Registry::start_with_login(user, password).expect("registry"),
+            Some((user.to_owned(), password.to_owned())),
+        )
+    }
+
+    fn on(registry: Registry, credentials: Option<(String, String)>) -> Self {
+        let remote = Remote::new(&RegistryConfig {
+            url: registry.url(),
+            credentials,
+        })
+        .expect("remote");
+        Self {
+            registry,
+            remote,
+            operator: Operator::new(),
+        }
+    }
+
+    /// Fixture plugin `reloadable` at `version`, its library from fixture
+    /// package `package`, signed and published; returns its digest.
+    pub(crate) fn publish_reloadable(&self, version: &str, package: &str) -> String {
+        self.publish_library(&reloadable_manifest(version), package)
+    }
+
+    /// Like [`Fixture::publish_reloadable`], with a manifest whose
+    /// `fail_in` default makes the plugin fail in `initialize`: signed, it
+    /// verifies, and fails only when started.
+    pub(crate) fn publish_failing_reloadable(&self, version: &str, package: &str) -> String {
+        let broken = format!(
+            "{}[config.fail_in]\ntype = \"string\"\ndefault = \"initialize\"\ndescription = \"test knob\"\n",
+            reloadable_manifest(version)
+        );
+        self.publish_library(&broken, package)
+    }
+
+    fn publish_library(&self, manifest: &str, package: &str) -> String {
+        let bytes = std::fs::read(library(package)).expect(package);
+        self.operator.publish(&self.remote, manifest, &bytes)
+    }
+
+    /// Publishes catalog `serial` whose one tier `pro` holds `reloadable`
+    /// at `version` (`digest`).
+    pub(crate) fn publish_pro_catalog(&self, serial: u64, version: &str, digest: &str) {
+        self.operator.publish_catalog(
+            &self.remote,
+            &catalog(serial, &[("pro", &[("reloadable", version, digest)])]),
+        );
+    }
+
+    /// Publishes the three reference plugins; returns (id, version, digest).
+    pub(crate) fn publish_reference(&self) -> Vec<(String, String, String)> {
+        PLUGINS
+            .iter()
+            .map(|(id, package, folder)| {
+                let manifest =
+                    std::fs::read_to_string(workspace_root().join(folder).join("plugin.toml"))
+                        .expect("manifest");
+                let digest = self.publish_library(&manifest, package);
+                let version = manifest
+                    .lines()
+                    .find_map(|l| l.strip_prefix("version = \""))
+                    .map(|v| v.trim_end_matches('"').to_owned())
+                    .expect("version");
+                ((*id).to_owned(), version, digest)
+            })
+            .collect()
+    }
+
+    /// The test configuration provisioning `tier` from this registry; see
+    /// [`provisioned`].
+    pub(crate) fn provisioned(&self, tier: &str) -> impl FnOnce(&mut Config) {
+        provisioned(&self.registry, tier, &self.operator)
+    }
+}
+
+/// `(id, version, digest)` triples as the borrowed entries `catalog` takes.
+pub(crate) fn entries(published: &[(String, String, String)]) -> Vec<(&str, &str, &str)> {
+    published
+        .iter()
+        .map(|(i, v, d)| (i.as_str(), v.as_str(), d.as_str()))
+        .collect()
 }
 
 /// The test configuration provisioning tier `tier` from `registry` into
@@ -61,26 +155,6 @@ pub(crate) fn version_of(daemon: &TestDaemon, plugin: &str) -> Option<String> {
         .map(|s| s.identity.version.to_string())
 }
 
-/// Publishes the three reference plugins; returns (id, version, digest).
-fn publish_reference(remote: &Remote, operator: &Operator) -> Vec<(String, String, String)> {
-    PLUGINS
-        .iter()
-        .map(|(id, package, folder)| {
-            let manifest =
-                std::fs::read_to_string(workspace_root().join(folder).join("plugin.toml"))
-                    .expect("manifest");
-            let bytes = std::fs::read(library(package)).expect("library");
-            let digest = operator.publish(remote, &manifest, &bytes);
-            let version = manifest
-                .lines()
-                .find_map(|l| l.strip_prefix("version = \""))
-                .map(|v| v.trim_end_matches('"').to_owned())
-                .expect("version");
-            ((*id).to_owned(), version, digest)
-        })
-        .collect()
-}
-
 fn lock_text(daemon: &TestDaemon) -> String {
     std::fs::read_to_string(daemon.dir.path().join("provisioned/plugkit.lock")).expect("lock")
 }
@@ -88,16 +162,12 @@ fn lock_text(daemon: &TestDaemon) -> String {
 #[test]
 fn refresh_delivers_the_reference_plugins_a_tier_drop_stops_them_and_a_down_registry_keeps_serving()
 {
-    let mut registry = Registry::start().expect("registry");
-    let remote = remote(&registry);
-    let operator = Operator::new();
-    let published = publish_reference(&remote, &operator);
-    let all: Vec<(&str, &str, &str)> = published
-        .iter()
-        .map(|(i, v, d)| (i.as_str(), v.as_str(), d.as_str()))
-        .collect();
-    operator.publish_catalog(&remote, &catalog(1, &[("pro", &all), ("free", &all[..1])]));
-    let daemon = TestDaemon::start_with(provisioned(&registry, "pro", &operator), None);
+    let mut fixture = Fixture::start();
+    let (remote, operator) = (&fixture.remote, &fixture.operator);
+    let published = fixture.publish_reference();
+    let all = entries(&published);
+    operator.publish_catalog(remote, &catalog(1, &[("pro", &all), ("free", &all[..1])]));
+    let daemon = TestDaemon::start_with(fixture.provisioned("pro"), None);
 
     let answer = daemon.post_empty("/api/provisioning/refresh").expect(200);
     assert_eq!(answer["ok"], true, "{answer}");
@@ -121,7 +191,7 @@ fn refresh_delivers_the_reference_plugins_a_tier_drop_stops_them_and_a_down_regi
 
     // The operator moves this site to `free`: stripe and network-automation stop, files kept.
     operator.publish_catalog(
-        &remote,
+        remote,
         &catalog(2, &[("pro", &all[..1]), ("free", &all[..1])]),
     );
     let answer = daemon.post_empty("/api/provisioning/refresh").expect(200);
@@ -136,7 +206,7 @@ fn refresh_delivers_the_reference_plugins_a_tier_drop_stops_them_and_a_down_regi
     );
 
     // The registry goes away: the refresh fails, saying so, and twilio serves on.
-    registry.stop();
+    fixture.registry.stop();
     let problem = daemon
         .post_empty("/api/provisioning/refresh")
         .expect_error(500, "the installed plugins keep serving");
@@ -144,7 +214,7 @@ fn refresh_delivers_the_reference_plugins_a_tier_drop_stops_them_and_a_down_regi
         problem["error"]
             .as_str()
             .unwrap_or_default()
-            .contains(&registry.url()),
+            .contains(&fixture.registry.url()),
         "{problem}"
     );
     assert!(version_of(&daemon, "twilio").is_some());
@@ -155,30 +225,16 @@ fn refresh_delivers_the_reference_plugins_a_tier_drop_stops_them_and_a_down_regi
 
 #[test]
 fn a_plugin_that_fails_its_start_is_rolled_back_and_reported() {
-    let registry = Registry::start().expect("registry");
-    let remote = remote(&registry);
-    let operator = Operator::new();
-    let v1_bytes = std::fs::read(library("fixture-reload-v1")).expect("v1");
-    let v2_bytes = std::fs::read(library("fixture-reload-v2")).expect("v2");
-    let v1 = operator.publish(&remote, &reloadable_manifest("1.0.0"), &v1_bytes);
-    operator.publish_catalog(
-        &remote,
-        &catalog(1, &[("pro", &[("reloadable", "1.0.0", &v1)])]),
-    );
-    let daemon = TestDaemon::start_with(provisioned(&registry, "pro", &operator), None);
+    let fixture = Fixture::start();
+    let v1 = fixture.publish_reloadable("1.0.0", "fixture-reload-v1");
+    fixture.publish_pro_catalog(1, "1.0.0", &v1);
+    let daemon = TestDaemon::start_with(fixture.provisioned("pro"), None);
     daemon.post_empty("/api/provisioning/refresh").expect(200);
     assert_eq!(version_of(&daemon, "reloadable").as_deref(), Some("1.0.0"));
 
     // 2.0.0 is signed and verifies, but fails in initialize.
-    let broken = format!(
-        "{}[config.fail_in]\ntype = \"string\"\ndefault = \"initialize\"\ndescription = \"test knob\"\n",
-        reloadable_manifest("2.0.0")
-    );
-    let v2 = operator.publish(&remote, &broken, &v2_bytes);
-    operator.publish_catalog(
-        &remote,
-        &catalog(2, &[("pro", &[("reloadable", "2.0.0", &v2)])]),
-    );
+    let v2 = fixture.publish_failing_reloadable("2.0.0", "fixture-reload-v2");
+    fixture.publish_pro_catalog(2, "2.0.0", &v2);
     let answer = daemon.post_empty("/api/provisioning/refresh").expect(200);
     assert_eq!(answer["ok"], false, "{answer}");
     let why = answer["failures"][0]["error"].as_str().unwrap_or_default();
@@ -211,20 +267,11 @@ fn a_plugin_that_fails_its_start_is_rolled_back_and_reported() {
 
 #[test]
 fn three_daemons_converge_on_one_lock_and_swap_together() {
-    let registry = Registry::start().expect("registry");
-    let remote = remote(&registry);
-    let operator = Operator::new();
-    let v1 = operator.publish(
-        &remote,
-        &reloadable_manifest("1.0.0"),
-        &std::fs::read(library("fixture-reload-v1")).expect("v1"),
-    );
-    operator.publish_catalog(
-        &remote,
-        &catalog(1, &[("pro", &[("reloadable", "1.0.0", &v1)])]),
-    );
+    let fixture = Fixture::start();
+    let v1 = fixture.publish_reloadable("1.0.0", "fixture-reload-v1");
+    fixture.publish_pro_catalog(1, "1.0.0", &v1);
     let fleet: Vec<TestDaemon> = (0..3)
-        .map(|_| TestDaemon::start_with(provisioned(&registry, "pro", &operator), None))
+        .map(|_| TestDaemon::start_with(fixture.provisioned("pro"), None))
         .collect();
     for daemon in &fleet {
         daemon.post_empty("/api/provisioning/refresh").expect(200);
@@ -240,15 +287,8 @@ fn three_daemons_converge_on_one_lock_and_swap_together() {
         "the fleet's lock files differ"
     );
 
-    let v2 = operator.publish(
-        &remote,
-        &reloadable_manifest("2.0.0"),
-        &std::fs::read(library("fixture-reload-v2")).expect("v2"),
-    );
-    operator.publish_catalog(
-        &remote,
-        &catalog(2, &[("pro", &[("reloadable", "2.0.0", &v2)])]),
-    );
+    let v2 = fixture.publish_reloadable("2.0.0", "fixture-reload-v2");
+    fixture.publish_pro_catalog(2, "2.0.0", &v2);
     // Concurrent traffic on every daemon while each refreshes: no call fails.
     let stop = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|scope| {
@@ -293,19 +333,8 @@ fn three_daemons_converge_on_one_lock_and_swap_together() {
     );
 
     // A broken version (signed, verifies, fails in initialize): all three roll back and say so.
-    let broken = format!(
-        "{}[config.fail_in]\ntype = \"string\"\ndefault = \"initialize\"\ndescription = \"test knob\"\n",
-        reloadable_manifest("1.0.0")
-    );
-    let v3 = operator.publish(
-        &remote,
-        &broken,
-        &std::fs::read(library("fixture-reload-v1")).expect("v1"),
-    );
-    operator.publish_catalog(
-        &remote,
-        &catalog(3, &[("pro", &[("reloadable", "1.0.0", &v3)])]),
-    );
+    let v3 = fixture.publish_failing_reloadable("1.0.0", "fixture-reload-v1");
+    fixture.publish_pro_catalog(3, "1.0.0", &v3);
     for daemon in &fleet {
         let answer = daemon.post_empty("/api/provisioning/refresh").expect(200);
         assert_eq!(answer["failures"][0]["plugin"], "reloadable", "{answer}");
@@ -325,8 +354,8 @@ fn three_daemons_converge_on_one_lock_and_swap_together() {
     );
 
     // The registry stops: every refresh fails, every daemon serves 2.0.0 on.
-    let mut registry = registry;
-    registry.stop();
+    let mut fixture = fixture;
+    fixture.registry.stop();
     for daemon in &fleet {
         daemon
             .post_empty("/api/provisioning/refresh")
@@ -343,41 +372,26 @@ fn three_daemons_converge_on_one_lock_and_swap_together() {
 
 #[test]
 fn a_tampered_blob_is_reported_by_plugin_in_the_api_and_audit_and_the_last_set_serves() {
-    let registry = Registry::start().expect("registry");
-    let remote = remote(&registry);
-    let operator = Operator::new();
-    let v1 = operator.publish(
-        &remote,
-        &reloadable_manifest("1.0.0"),
-        &std::fs::read(library("fixture-reload-v1")).expect("v1"),
-    );
-    operator.publish_catalog(
-        &remote,
-        &catalog(1, &[("pro", &[("reloadable", "1.0.0", &v1)])]),
-    );
-    let daemon = TestDaemon::start_with(provisioned(&registry, "pro", &operator), None);
+    let fixture = Fixture::start();
+    let v1 = fixture.publish_reloadable("1.0.0", "fixture-reload-v1");
+    fixture.publish_pro_catalog(1, "1.0.0", &v1);
+    let daemon = TestDaemon::start_with(fixture.provisioned("pro"), None);
     daemon.post_empty("/api/provisioning/refresh").expect(200);
-    let v2 = operator.publish(
-        &remote,
-        &reloadable_manifest("2.0.0"),
-        &std::fs::read(library("fixture-reload-v2")).expect("v2"),
-    );
-    let (manifest, _) = remote
+    let v2 = fixture.publish_reloadable("2.0.0", "fixture-reload-v2");
+    let (manifest, _) = fixture
+        .remote
         .pull_manifest(
             &plugin_host::package::oci::plugin_repository("reloadable"),
             &v2,
             plugin_host::package::oci::PLUGIN_ARTIFACT_TYPE,
         )
         .expect("manifest");
-    let blob = registry.blob_path(&manifest.layers[1].digest);
+    let blob = fixture.registry.blob_path(&manifest.layers[1].digest);
     let mut bytes = std::fs::read(&blob).expect("blob");
     let last = bytes.len() - 1;
     bytes[last] ^= 0x01;
     std::fs::write(&blob, bytes).expect("tamper");
-    operator.publish_catalog(
-        &remote,
-        &catalog(2, &[("pro", &[("reloadable", "2.0.0", &v2)])]),
-    );
+    fixture.publish_pro_catalog(2, "2.0.0", &v2);
     let answer = daemon.post_empty("/api/provisioning/refresh").expect(200);
     let why = answer["failures"][0]["error"].as_str().unwrap_or_default();
     assert!(
@@ -397,24 +411,11 @@ fn a_tampered_blob_is_reported_by_plugin_in_the_api_and_audit_and_the_last_set_s
 
 #[test]
 fn the_periodic_refresh_picks_up_a_new_catalog_on_its_own() {
-    let registry = Registry::start().expect("registry");
-    let remote = remote(&registry);
-    let operator = Operator::new();
-    let v1 = operator.publish(
-        &remote,
-        &reloadable_manifest("1.0.0"),
-        &std::fs::read(library("fixture-reload-v1")).expect("v1"),
-    );
-    let v2 = operator.publish(
-        &remote,
-        &reloadable_manifest("2.0.0"),
-        &std::fs::read(library("fixture-reload-v2")).expect("v2"),
-    );
-    operator.publish_catalog(
-        &remote,
-        &catalog(1, &[("pro", &[("reloadable", "1.0.0", &v1)])]),
-    );
-    let periodic = provisioned(&registry, "pro", &operator);
+    let fixture = Fixture::start();
+    let v1 = fixture.publish_reloadable("1.0.0", "fixture-reload-v1");
+    let v2 = fixture.publish_reloadable("2.0.0", "fixture-reload-v2");
+    fixture.publish_pro_catalog(1, "1.0.0", &v1);
+    let periodic = fixture.provisioned("pro");
     let daemon = TestDaemon::start_with(
         |config: &mut Config| {
             periodic(config);
@@ -434,10 +435,7 @@ fn the_periodic_refresh_picks_up_a_new_catalog_on_its_own() {
         )
     };
     serving("1.0.0").expect("the first refresh runs at start");
-    operator.publish_catalog(
-        &remote,
-        &catalog(2, &[("pro", &[("reloadable", "2.0.0", &v2)])]),
-    );
+    fixture.publish_pro_catalog(2, "2.0.0", &v2);
     serving("2.0.0").expect("the next interval picks up serial 2");
     // The status is recorded when the refresh that swapped ends.
     plugkit_testkit::process::wait_until(

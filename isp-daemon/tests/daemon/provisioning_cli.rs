@@ -6,22 +6,12 @@
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use plugkit_registry::{RegistryConfig, Remote};
-use plugkit_testkit::registry::Registry;
-use plugkit_tests::oci::{catalog, reloadable_manifest, Operator};
+use plugkit_tests::oci::{catalog, Operator};
 use serde_json::Value;
 
-use crate::support::library;
+use crate::provisioning::{entries, Fixture};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_isp-daemon");
-
-fn remote(registry: &Registry) -> Remote {
-    Remote::new(&RegistryConfig {
-        url: registry.url(),
-        credentials: None,
-    })
-    .expect("remote")
-}
 
 /// Runs the daemon binary in `dir` (its plugin directory `dir/plugins`,
 /// state `dir/state`) trusting `operator`, with `args`, to its end.
@@ -58,24 +48,16 @@ fn answer(output: &Output) -> Value {
 
 #[test]
 fn provision_flag_installs_the_tier_prints_json_and_exits_zero_then_exits_one_naming_the_failure() {
-    let mut registry = Registry::start().expect("registry");
-    let remote = remote(&registry);
-    let operator = Operator::new();
-    let v1 = operator.publish(
-        &remote,
-        &reloadable_manifest("1.0.0"),
-        &std::fs::read(library("fixture-reload-v1")).expect("v1"),
-    );
-    operator.publish_catalog(
-        &remote,
-        &catalog(1, &[("pro", &[("reloadable", "1.0.0", &v1)])]),
-    );
+    let mut fixture = Fixture::start();
+    let v1 = fixture.publish_reloadable("1.0.0", "fixture-reload-v1");
+    fixture.publish_pro_catalog(1, "1.0.0", &v1);
+    let operator = &fixture.operator;
     let dir = tempfile::tempdir().expect("temp dir");
-    let url = registry.url();
+    let url = fixture.registry.url();
 
     let first = run_daemon(
         dir.path(),
-        &operator,
+        operator,
         &["--provision", "--json", "--registry", &url, "--tier", "pro"],
     );
     assert_eq!(first.status.code(), Some(0), "{}", text(&first));
@@ -98,7 +80,7 @@ fn provision_flag_installs_the_tier_prints_json_and_exits_zero_then_exits_one_na
     // Without --json: progress and a summary on stdout; the tier is unchanged.
     let again = run_daemon(
         dir.path(),
-        &operator,
+        operator,
         &["--provision", "--registry", &url, "--tier", "pro"],
     );
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
@@ -114,7 +96,7 @@ fn provision_flag_installs_the_tier_prints_json_and_exits_zero_then_exits_one_na
     // A tier the catalog does not have: exit 1, naming it; the lock stays.
     let unknown = run_daemon(
         dir.path(),
-        &operator,
+        operator,
         &[
             "--provision",
             "--json",
@@ -139,10 +121,10 @@ fn provision_flag_installs_the_tier_prints_json_and_exits_zero_then_exits_one_na
     );
 
     // The registry down: exit 1, naming the registry; what was installed stays.
-    registry.stop();
+    fixture.registry.stop();
     let down = run_daemon(
         dir.path(),
-        &operator,
+        &fixture.operator,
         &["--provision", "--registry", &url, "--tier", "pro"],
     );
     assert_eq!(down.status.code(), Some(1), "{}", text(&down));
@@ -190,46 +172,21 @@ fn provision_flags_without_a_registry_or_tier_are_refused_before_starting() {
     );
 }
 
-/// The three reference plugins signed by `operator` and published; the
-/// catalog's `enterprise` tier includes all three.
-fn publish_reference_catalog(remote: &Remote, operator: &Operator) {
-    let mut entries = Vec::new();
-    for (id, package, folder) in crate::support::PLUGINS {
-        let manifest = std::fs::read_to_string(
-            plugkit_testkit::process::workspace_root()
-                .join(folder)
-                .join("plugin.toml"),
-        )
-        .expect("manifest");
-        let digest = operator.publish(
-            remote,
-            &manifest,
-            &std::fs::read(library(package)).expect("library"),
-        );
-        let version = manifest
-            .lines()
-            .find_map(|l| l.strip_prefix("version = \""))
-            .map(|v| v.trim_end_matches('"').to_owned())
-            .expect("version");
-        entries.push((id.to_string(), version, digest));
-    }
-    let listed: Vec<(&str, &str, &str)> = entries
-        .iter()
-        .map(|(i, v, d)| (i.as_str(), v.as_str(), d.as_str()))
-        .collect();
-    operator.publish_catalog(remote, &catalog(1, &[("enterprise", &listed)]));
-}
-
 #[test]
 fn the_demo_runs_on_plugins_provisioned_from_the_registry_at_start() {
-    let registry = Registry::start().expect("registry");
-    let operator = Operator::new();
-    publish_reference_catalog(&remote(&registry), &operator);
+    // The three reference plugins signed and published; the catalog's
+    // `enterprise` tier includes all three.
+    let fixture = Fixture::start();
+    let published = fixture.publish_reference();
+    fixture.operator.publish_catalog(
+        &fixture.remote,
+        &catalog(1, &[("enterprise", &entries(&published))]),
+    );
     let dir = tempfile::tempdir().expect("temp dir");
-    let url = registry.url();
+    let url = fixture.registry.url();
     let output = run_daemon(
         dir.path(),
-        &operator,
+        &fixture.operator,
         &[
             "--demo",
             "--provision",

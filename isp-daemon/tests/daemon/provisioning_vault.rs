@@ -4,14 +4,11 @@
 //! daemon resolves them through the platform's resolver and `[vault]`.
 
 use isp_daemon::vault::VaultSection;
-use plugkit_registry::{RegistryConfig, Remote};
 use plugkit_testkit::openbao::OpenBao;
-use plugkit_testkit::registry::Registry;
-use plugkit_tests::oci::{catalog, reloadable_manifest, Operator};
 use serde_json::json;
 
-use crate::provisioning::{provisioned, version_of};
-use crate::support::{library, TestDaemon};
+use crate::provisioning::{version_of, Fixture};
+use crate::support::TestDaemon;
 
 const USER: &str = "plugkit-fleet";
 const PASSWORD: &str = "pw-from-vault-7c1e";
@@ -24,22 +21,9 @@ fn registry_credentials_come_from_vault_and_a_registry_with_a_login_refuses_with
         &json!({"username": USER, "password": PASSWORD}),
     )
     .expect("secret");
-    let registry = Registry::start_with_login(USER, PASSWORD).expect("registry");
-    let remote = Remote::new(&RegistryConfig {
-        url: registry.url(),
-        credentials: Some((USER.to_owned(), PASSWORD.to_owned())),
-    })
-    .expect("remote");
-    let operator = Operator::new();
-    let v1 = operator.publish(
-        &remote,
-        &reloadable_manifest("1.0.0"),
-        &std::fs::read(library("fixture-reload-v1")).expect("v1"),
-    );
-    operator.publish_catalog(
-        &remote,
-        &catalog(1, &[("pro", &[("reloadable", "1.0.0", &v1)])]),
-    );
+    let fixture = Fixture::with_login(USER, PASSWORD);
+    let v1 = fixture.publish_reloadable("1.0.0", "fixture-reload-v1");
+    fixture.publish_pro_catalog(1, "1.0.0", &v1);
     let secrets = tempfile::tempdir().expect("temp dir");
     let token_file = secrets.path().join("vault-token");
     std::fs::write(&token_file, format!("{}\n", bao.root_token())).expect("token file");
@@ -50,7 +34,7 @@ fn registry_credentials_come_from_vault_and_a_registry_with_a_login_refuses_with
         timeout: None,
     };
     let start = |username: Option<&str>, password: Option<&str>| {
-        let base = provisioned(&registry, "pro", &operator);
+        let base = fixture.provisioned("pro");
         let vault = vault.clone();
         let (username, password) = (username.map(str::to_owned), password.map(str::to_owned));
         TestDaemon::start_with(
@@ -96,7 +80,7 @@ fn registry_credentials_come_from_vault_and_a_registry_with_a_login_refuses_with
         problem["error"]
             .as_str()
             .unwrap_or_default()
-            .contains(&registry.url()),
+            .contains(&fixture.registry.url()),
         "{problem}"
     );
     assert_eq!(version_of(&daemon, "reloadable"), None);

@@ -244,7 +244,7 @@ fn install_one(
         .join(format!("{id}.toml.example"));
     files::write_atomic(
         &example,
-        plugin_host::tenancy::example_toml(&manifest).as_bytes(),
+        plugin_package::manifest::example_toml(&manifest).as_bytes(),
     )?;
     dir.tidy()?;
     warn_missing_dependencies(dir, &manifest)?;

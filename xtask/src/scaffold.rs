@@ -13,7 +13,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use plugin_host::package::manifest::Manifest;
+use plugin_package::manifest::Manifest;
 
 use crate::artifacts::workspace_root;
 

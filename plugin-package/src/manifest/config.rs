@@ -1,5 +1,8 @@
-//! The `[config.<key>]` schema a manifest declares, and the type check every
-//! configured value (TOML from a file, JSON from the admin API) goes through.
+//! The `[config.<key>]` schema a manifest declares, the type check every
+//! configured value (TOML from a file, JSON from the admin API) goes through,
+//! the environment variable that overrides a key, and the commented-out
+//! `config/plugins/<id>.toml.example` a schema renders (shared by the host's
+//! tenancy and xtask's install).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -179,6 +182,92 @@ fn json_type_name(value: &serde_json::Value) -> &'static str {
         Json::String(_) => "a string",
         Json::Array(_) => "a list",
         Json::Object(_) => "an object",
+    }
+}
+
+/// The environment variable that overrides `key` of `plugin`:
+/// `PLUGKIT_<ID>_<KEY>`, upper-cased, every other character than a letter or
+/// digit turned into `_`.
+pub fn env_var_name(plugin: &str, key: &str) -> String {
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_uppercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    format!("PLUGKIT_{}_{}", clean(plugin), clean(key))
+}
+
+/// The text of `config/plugins/<id>.toml.example` for a plugin: every key
+/// with its description, type, default and environment variable, all
+/// commented out, so a copy of the file changes nothing until edited.
+pub fn example_toml(manifest: &super::Manifest) -> String {
+    let id = &manifest.id;
+    let mut out = format!(
+        "# Configuration of plugin `{id}` {}, for every tenant.\n\
+         # Copy this file to {id}.toml and uncomment what you change.\n\
+         # Layers, later wins: manifest defaults < this file < per-tenant overrides\n\
+         # < environment variables PLUGKIT_<ID>_<KEY>.\n\
+         # A string value may be a secret reference, resolved at activation:\n\
+         # \"${{env:VAR}}\", \"${{file:/path}}\" or \"${{vault:path#key}}\".\n",
+        manifest.version
+    );
+    if manifest.config.is_empty() {
+        out.push_str("\n# This plugin declares no configuration keys.\n");
+    }
+    for (name, key) in manifest.config.iter() {
+        out.push('\n');
+        for line in key.description.lines().filter(|l| !l.trim().is_empty()) {
+            out.push_str(&format!("# {}\n", line.trim()));
+        }
+        let mut facts = vec![key.value_type.as_str().to_owned()];
+        if key.required {
+            facts.push("required".to_owned());
+        }
+        if key.sensitive {
+            facts.push("sensitive: use a secret reference".to_owned());
+        }
+        out.push_str(&format!(
+            "# {} · env {}\n",
+            facts.join(", "),
+            env_var_name(id, name)
+        ));
+        let shown_name = toml_key(name);
+        let value = match (&key.default, key.sensitive) {
+            (_, true) => format!("\"${{vault:plugins/{id}#{name}}}\""),
+            (Some(default), false) => default.to_string(),
+            (None, false) => placeholder(key.value_type).to_owned(),
+        };
+        out.push_str(&format!("# {shown_name} = {value}\n"));
+    }
+    out
+}
+
+fn placeholder(t: ConfigType) -> &'static str {
+    match t {
+        ConfigType::String => "\"\"",
+        ConfigType::Integer => "0",
+        ConfigType::Float => "0.0",
+        ConfigType::Boolean => "false",
+        ConfigType::List => "[]",
+    }
+}
+
+/// A key as TOML needs it: bare when it can be, quoted otherwise.
+fn toml_key(name: &str) -> String {
+    let bare = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if bare {
+        name.to_owned()
+    } else {
+        serde_json::Value::String(name.to_owned()).to_string()
     }
 }
 

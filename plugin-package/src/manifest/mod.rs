@@ -35,7 +35,9 @@ use std::path::{Path, PathBuf};
 
 use semver::{Version, VersionReq};
 
-pub use config::{ConfigKey, ConfigSchema, ConfigType, ConfigTypeMismatch};
+pub use config::{
+    env_var_name, example_toml, ConfigKey, ConfigSchema, ConfigType, ConfigTypeMismatch,
+};
 pub use error::{ManifestError, ManifestProblem, Position};
 pub use vocabulary::{Category, HookKind, Isolation, Permission};
 

@@ -55,21 +55,3 @@ impl fmt::Debug for Environment {
         }
     }
 }
-
-/// The environment variable that overrides `key` of `plugin`:
-/// `PLUGKIT_<ID>_<KEY>`, upper-cased, every other character than a letter or
-/// digit turned into `_`.
-pub fn env_var_name(plugin: &str, key: &str) -> String {
-    let clean = |s: &str| -> String {
-        s.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_uppercase()
-                } else {
-                    '_'
-                }
-            })
-            .collect()
-    };
-    format!("PLUGKIT_{}_{}", clean(plugin), clean(key))
-}

@@ -8,9 +8,9 @@ use std::path::Path;
 use serde_json::{Map, Value};
 
 use crate::tenancy::secrets::{Reference, SecretRef};
-use plugin_package::manifest::ConfigType;
+use plugin_package::manifest::{env_var_name, ConfigType};
 
-use super::environment::{env_var_name, Environment};
+use super::environment::Environment;
 use super::error::{ConfigError, ConfigProblem, ConfigSource, REDACTED};
 use super::file::{config_file_path, toml_to_json, ConfigFile};
 use super::schema::{KeySpec, Schema};

@@ -10,21 +10,22 @@
 //!
 //! One job per file: `environment` (where variables come from), `error`
 //! (problems and errors), `file` (the operator's file, the only IO),
-//! `schema` (the storable schema), `layer` (layering and checking) and
-//! `example` (the `.toml.example` text). Each uses only those before it.
+//! `schema` (the storable schema) and `layer` (layering and checking).
+//! Each uses only those before it. The variable name that overrides a key
+//! and the `.toml.example` text are plugin-package's (`manifest`), pure and
+//! shared with xtask; they are re-exported here under their old paths.
 
 mod environment;
 mod error;
-mod example;
 mod file;
 mod layer;
 mod schema;
 
-pub use environment::{env_var_name, Environment};
+pub use environment::Environment;
 pub use error::{ConfigError, ConfigProblem, ConfigSource, REDACTED};
-pub use example::example_toml;
 pub(crate) use file::ConfigFile;
 pub(crate) use layer::{layer, parse_typed, Layered, Layers};
+pub use plugin_package::manifest::{env_var_name, example_toml};
 pub(crate) use schema::Schema;
 
 use std::path::Path;

@@ -400,3 +400,37 @@ fn a_key_over_its_rate_limit_gets_429_with_the_headers_and_another_key_does_not(
     let (status, [limit, ..], _) = limited_get(&d, "/api/tenants", &busy);
     assert_eq!((status, limit), (200, Some(200)));
 }
+
+/// New-user trial: each admin page visit with `?token=` made a new 12 h
+/// session key, so the key list grew with every visit.
+#[test]
+fn page_visits_with_the_admin_token_reuse_one_session_key() {
+    let d = TestDaemon::start();
+    let mut secrets = std::collections::BTreeSet::new();
+    for visit in 0..25 {
+        let answer = d.request("POST", "/api/session", Some(ADMIN_TOKEN), None);
+        let status = answer.status;
+        let session = answer.json();
+        assert_eq!(status, if visit == 0 { 201 } else { 200 }, "{session}");
+        assert_eq!(session["reused"], visit > 0, "{session}");
+        secrets.insert(session["secret"].as_str().expect("a secret").to_owned());
+    }
+    assert_eq!(secrets.len(), 1, "{secrets:?}");
+    let keys = d
+        .request("GET", "/api/keys", Some(ADMIN_TOKEN), None)
+        .expect(200);
+    let sessions: Vec<&Value> = keys["keys"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|k| k["page_session"] == true)
+        .collect();
+    assert_eq!(sessions.len(), 1, "{keys:#}");
+    assert_eq!(sessions[0]["name"], "admin page session");
+    // The session key opens every scoped route; an API key cannot make one.
+    let secret = secrets.first().expect("one");
+    d.request("GET", "/api/audit", Some(secret), None)
+        .expect(200);
+    d.request("POST", "/api/session", Some(TOKEN), None)
+        .expect_error(403, "API keys cannot manage API keys");
+}

@@ -434,3 +434,47 @@ fn page_visits_with_the_admin_token_reuse_one_session_key() {
     d.request("POST", "/api/session", Some(TOKEN), None)
         .expect_error(403, "API keys cannot manage API keys");
 }
+
+/// New-user trial: a 403 for a missing scope lacked the `RateLimit-*`
+/// headers that the key's other answers carry.
+#[test]
+fn a_refused_answer_to_a_known_key_carries_the_rate_limit_headers() {
+    let d = TestDaemon::start_with(
+        |config| {
+            config.rate_limits.scopes.insert(
+                Scope::AuditRead,
+                Limit {
+                    per_second: 0.05,
+                    burst: 2,
+                },
+            );
+        },
+        None,
+    );
+    let (_, reader) = create_key(&d, "tenants only", &[Scope::TenantsRead]);
+    // 403 (missing scope), counted against the route's scope.
+    for remaining in [1, 0] {
+        let (status, [limit, left, reset, retry], body) = limited_get(&d, "/api/audit", &reader);
+        assert_eq!(status, 403, "{body}");
+        assert_eq!(
+            (limit, left, retry),
+            (Some(2), Some(remaining), None),
+            "{body}"
+        );
+        assert!(reset.is_some(), "{body}");
+    }
+    // Over the limit: 429 with Retry-After, refused or not.
+    let (status, [limit, left, _, retry], body) = limited_get(&d, "/api/audit", &reader);
+    assert_eq!(status, 429, "{body}");
+    assert_eq!((limit, left), (Some(2), Some(0)));
+    assert!(retry.is_some_and(|r| r >= 1), "{retry:?}");
+    // A 404 from the handler and a 400 for a path that is not UTF-8 carry them too.
+    for path in ["/api/tenants/no-such-tenant", "/api/tenants/%FF"] {
+        let (status, [limit, left, reset, _], body) = limited_get(&d, path, &reader);
+        assert!((400..500).contains(&status), "{path}: {status} {body}");
+        assert!(
+            limit.is_some() && left.is_some() && reset.is_some(),
+            "{path}: {body}"
+        );
+    }
+}

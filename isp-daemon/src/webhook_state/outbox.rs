@@ -368,6 +368,24 @@ impl Outbox {
                 "an endpoint needs at least one event type (`*` for all)",
             ));
         }
+        let unknown = super::events::unknown_event_filters(&events);
+        if !unknown.is_empty() {
+            return Err(Problem::unprocessable(format!(
+                "endpoint `{id}` subscribes to {} the daemon never sends: {}; use `*`, \
+                 `<group>.*` or these types (GET /api/webhooks/event-types lists them): {}",
+                if unknown.len() == 1 {
+                    "an event type"
+                } else {
+                    "event types"
+                },
+                unknown
+                    .iter()
+                    .map(|u| format!("{u:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                super::events::EVENT_TYPES.join(", ")
+            )));
+        }
         let secret = match secret {
             Some(s) => {
                 sign::key_of(&s).map_err(|e| Problem::unprocessable(e.to_string()))?;

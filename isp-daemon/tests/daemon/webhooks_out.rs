@@ -483,6 +483,17 @@ fn every_webhook_admin_route_needs_the_admin_token_and_bad_endpoints_are_refused
             "at least one event type",
         ),
         (json!({"id": "a"}), 400, "missing field `url`"),
+        // New-user trial: a misspelt event type was accepted and never delivered.
+        (
+            json!({"id": "a", "url": "https://h/", "events": ["plugin.instaled", "plugin.*"]}),
+            422,
+            "endpoint `a` subscribes to an event type the daemon never sends: \"plugin.instaled\"",
+        ),
+        (
+            json!({"id": "a", "url": "https://h/", "events": ["invoice.*"]}),
+            422,
+            "plugin.installed, plugin.removed",
+        ),
     ] {
         d.post("/api/webhooks/endpoints", &body)
             .expect_error(status, part);

@@ -228,6 +228,29 @@ fn an_uploaded_signed_package_is_verified_installed_started_and_removed() {
 
     let removed = remove(&d, "tenant-echo").expect(200);
     assert_eq!(removed["removed_version"], "0.1.0", "{removed}");
+    // New-user trial: the answer said `"deactivation": null`; it says what
+    // happened for each tenant.
+    assert_eq!(
+        removed["deactivation"],
+        json!({"acme-fiber": "was not active", "bluesky-net": "was not active",
+               "corner-wifi": "deactivated"}),
+        "{removed}"
+    );
+    assert_eq!(removed["stop"], "stopped and unloaded", "{removed}");
+    // The kept request's problem names what the operator does, not a Rust
+    // function (it named `Platform::register_plugin`).
+    let tenant = d.get("/api/tenants/corner-wifi").expect(200);
+    let request = tenant["requests"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["plugin"] == "tenant-echo")
+        .unwrap_or_else(|| panic!("the request is kept: {tenant:#}"));
+    let problem = request["problem"].as_str().unwrap_or_default();
+    assert!(
+        problem.contains("POST /api/packages") && !problem.contains("::"),
+        "{problem}"
+    );
     assert!(!installed_ids(&d).contains(&"tenant-echo".to_owned()));
     assert!(
         std::fs::symlink_metadata(&link).is_err(),

@@ -390,7 +390,15 @@ fn bad_packages_are_refused_by_name_and_nothing_is_written() {
         422,
         "its manifest is broken",
     );
-    check("not a tar", b"hello, world", 422, "not a");
+    // New-user trial: garbage gave the tar reader's words; the refusal
+    // names the upload, what it looks like and how to make a package.
+    check(
+        "not a tar",
+        b"hello, world",
+        422,
+        "package `bad.tar`: the upload is not a tar archive: its 12 bytes look like text; upload a plain tar of \
+         one package folder: make the folder with `cargo xtask install-plugin",
+    );
     check("gzip", &[0x1f, 0x8b, 8, 0, 0, 0], 422, "gzip-compressed");
     let huge = vec![0u8; isp_daemon::upload::MAX_PACKAGE_BYTES + 1];
     check("too large", &huge, 413, "over the limit of 64 MiB");

@@ -113,7 +113,11 @@ fn a_wrong_method_is_a_json_405_with_allow() {
         &[("authorization", &auth)],
         Vec::new(),
     );
-    check(&raw, 405, "does not take that method");
+    check(
+        &raw,
+        405,
+        "DELETE /api/tenants is not allowed: this route takes GET",
+    );
     let allow = raw
         .headers
         .get("allow")

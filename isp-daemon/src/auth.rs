@@ -217,6 +217,8 @@ async fn guard_route(State(g): State<Guard>, mut request: Request, next: Next) -
     let scope = match g.need {
         Need::AdminToken => {
             if g.auth.admin.matches(credential) {
+                // As the audit log names it (`api::keys_api`).
+                tracing::Span::current().record("key_id", "admin-token");
                 if let Some(refused) = wrong_content_type(g.body, request.headers()) {
                     return refused;
                 }

@@ -260,7 +260,7 @@ impl Daemon {
                 .plugin(plugin)
                 .detail(detail),
         );
-        result.map_err(|e| Problem::internal(e.to_string()).plugin(plugin))?;
+        result.map_err(|e| Problem::from(e).plugin(plugin))?;
         Ok(serde_json::json!({
             "plugin": plugin,
             "was_quarantined": before.quarantined,

@@ -158,6 +158,9 @@ pub fn router(daemon: Arc<Daemon>, token: AdminToken) -> Router {
         // `GET /api/metrics/series` reads the page's metric ring from here.
         .layer(series)
         .fallback(no_route)
+        .layer(axum::extract::DefaultBodyLimit::max(
+            crate::limits::BODY_LIMIT_BYTES,
+        ))
         .layer(crate::limits::body_timeout())
         .layer(middleware::map_response(json_errors))
         .layer(middleware::from_fn(crate::telemetry::log_request));
@@ -190,6 +193,17 @@ async fn json_errors(response: Response) -> Response {
         StatusCode::METHOD_NOT_ALLOWED => (
             ProblemKind::BadRequest,
             "this route does not take that method".to_owned(),
+        ),
+        // axum's text is its own error chain ("Failed to buffer the request
+        // body: length limit exceeded"); the caller gets the limit instead.
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            ProblemKind::PayloadTooLarge,
+            format!(
+                "the request was refused: its body is over the limit of {} MiB for this route; \
+                 send a smaller body (package uploads to POST /api/packages take up to {} MiB)",
+                crate::limits::BODY_LIMIT_BYTES / (1024 * 1024),
+                crate::upload::MAX_PACKAGE_BYTES / (1024 * 1024)
+            ),
         ),
         StatusCode::BAD_REQUEST if text.starts_with("Invalid URL") => (
             ProblemKind::BadRequest,

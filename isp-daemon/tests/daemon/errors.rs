@@ -265,6 +265,9 @@ fn a_bad_query_value_is_a_json_400_naming_the_parameter() {
     }
 }
 
+/// A request without a credential: method, path, headers, body, status.
+type PublicCase<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], Vec<u8>, u16);
+
 /// New-user trial (the public webhook 403 named a library's path): no
 /// answer to a caller without a credential names a file, a library, or an
 /// internal error chain (the HTTP library's or the host's own words).
@@ -281,7 +284,7 @@ fn public_answers_name_no_files_libraries_or_internal_errors() {
         "::".to_owned(),
     ];
     let json = [("content-type", "application/json")];
-    let cases: Vec<(&str, &str, &[(&str, &str)], Vec<u8>, u16)> = vec![
+    let cases: Vec<PublicCase<'_>> = vec![
         ("GET", "/nothing-here", &[], Vec::new(), 404),
         ("GET", "/api/tenants", &[], Vec::new(), 401),
         ("PUT", "/", &[], Vec::new(), 405),

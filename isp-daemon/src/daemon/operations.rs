@@ -104,6 +104,10 @@ impl Daemon {
         view.plugins
             .into_iter()
             .find(|p| p.plugin == plugin)
+            .map(|mut found| {
+                found.problem = found.problem.map(crate::error::in_operator_words);
+                found
+            })
             .ok_or_else(|| {
                 Problem::new(
                     ProblemKind::NotFound,

@@ -140,6 +140,7 @@ impl Daemon {
                         request.plugin
                     ));
                 }
+                request.problem = request.problem.map(crate::error::in_operator_words);
                 request
             }).collect::<Vec<_>>(),
         }))

@@ -33,6 +33,7 @@ use crate::error::{Problem, ProblemKind};
 use crate::flows::{self, DeviceAlertRequest, NewCustomer, TierChangeRequest};
 use crate::keys::{Caller, Scope};
 
+mod not_allowed;
 mod operator;
 
 /// The admin page, a single static file.
@@ -102,6 +103,7 @@ fn route_table() -> Vec<ApiRoute<AppState>> {
         ApiRoute::delete("/keys/{id}", Need::AdminToken, keys_api::revoke),
         ApiRoute::post("/keys/{id}/revoke", Need::AdminToken, keys_api::revoke),
         ApiRoute::post("/keys/{id}/rotate", Need::AdminToken, keys_api::rotate),
+        ApiRoute::post("/session", Need::AdminToken, keys_api::session),
     ];
     table.extend(crate::webhooks::admin::route_table());
     table.extend(operator::route_table());
@@ -147,7 +149,7 @@ pub fn router(daemon: Arc<Daemon>, token: AdminToken) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .with_state(state);
-    Router::new()
+    let app = Router::new()
         .route("/", get(page))
         .merge(inbound)
         .merge(operator::asset_routes())
@@ -156,9 +158,13 @@ pub fn router(daemon: Arc<Daemon>, token: AdminToken) -> Router {
         // `GET /api/metrics/series` reads the page's metric ring from here.
         .layer(series)
         .fallback(no_route)
+        .layer(axum::extract::DefaultBodyLimit::max(
+            crate::limits::BODY_LIMIT_BYTES,
+        ))
         .layer(crate::limits::body_timeout())
         .layer(middleware::map_response(json_errors))
-        .layer(middleware::from_fn(crate::telemetry::log_request))
+        .layer(middleware::from_fn(crate::telemetry::log_request));
+    not_allowed::around(app)
 }
 
 /// The most an error answer's own text is read to rewrap it.
@@ -187,6 +193,17 @@ async fn json_errors(response: Response) -> Response {
         StatusCode::METHOD_NOT_ALLOWED => (
             ProblemKind::BadRequest,
             "this route does not take that method".to_owned(),
+        ),
+        // axum's text is its own error chain ("Failed to buffer the request
+        // body: length limit exceeded"); the caller gets the limit instead.
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            ProblemKind::PayloadTooLarge,
+            format!(
+                "the request was refused: its body is over the limit of {} MiB for this route; \
+                 send a smaller body (package uploads to POST /api/packages take up to {} MiB)",
+                crate::limits::BODY_LIMIT_BYTES / (1024 * 1024),
+                crate::upload::MAX_PACKAGE_BYTES / (1024 * 1024)
+            ),
         ),
         StatusCode::BAD_REQUEST if text.starts_with("Invalid URL") => (
             ProblemKind::BadRequest,
@@ -614,8 +631,78 @@ mod tests {
                 path,
                 Vec::new(),
                 405,
-                "does not take that method",
+                "is not allowed: this route takes",
             );
+        }
+    }
+
+    /// New-user trial: a 405 said only "this route does not take that
+    /// method". RFC 9110 §15.5.6: a 405 carries `Allow`; the body names the
+    /// route and the methods it takes.
+    #[test]
+    fn a_405_names_the_route_and_its_methods_and_carries_allow() {
+        let (router, _dir) = bare_router();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        for (method, path, allowed) in [
+            ("DELETE", "/api/health", "GET"),
+            ("PUT", "/api/keys", "GET,POST"),
+            (
+                "GET",
+                "/api/tenants/acme-fiber/plugins/twilio/activate",
+                "POST",
+            ),
+            (
+                "POST",
+                "/api/tenants/acme-fiber/plugins/twilio/config",
+                "GET,PUT",
+            ),
+            ("PATCH", "/api/webhooks/endpoints/x", "GET,DELETE"),
+            ("GET", "/webhooks/stripe/acme-fiber", "POST"),
+            ("POST", "/", "GET"),
+            ("DELETE", "/metrics", "GET"),
+        ] {
+            let request = Request::builder()
+                .method(method)
+                .uri(path)
+                .header(
+                    header::AUTHORIZATION,
+                    format!("Bearer {}", KEY.with(|k| k.borrow().clone())),
+                )
+                .body(axum::body::Body::empty())
+                .expect("request");
+            let (status, allow, text) = runtime.block_on(async {
+                let response = router.clone().oneshot(request).await.expect("answer");
+                let status = response.status().as_u16();
+                let allow = response
+                    .headers()
+                    .get(header::ALLOW)
+                    .map(|v| v.to_str().unwrap_or_default().replace(' ', ""));
+                let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+                    .await
+                    .expect("body");
+                (status, allow, String::from_utf8_lossy(&body).into_owned())
+            });
+            let what = format!("{method} {path}");
+            assert_eq!(status, 405, "{what}: {text}");
+            let mut got: Vec<String> = allow
+                .unwrap_or_else(|| panic!("{what}: no Allow header"))
+                .split(',')
+                .map(str::to_owned)
+                .filter(|m| m != "HEAD")
+                .collect();
+            got.sort();
+            let mut want: Vec<&str> = allowed.split(',').collect();
+            want.sort();
+            assert_eq!(got, want, "{what}");
+            let problem: Value = serde_json::from_str(&text).expect("a JSON body");
+            let error = problem["error"].as_str().unwrap_or_default();
+            assert!(error.contains(&what), "{what}: {error}");
+            for m in want {
+                assert!(error.contains(m), "{what}: {error} lacks {m}");
+            }
         }
     }
 
@@ -690,21 +777,5 @@ mod tests {
                 "{method} {path} twice"
             );
         }
-    }
-
-    #[test]
-    fn the_page_asks_for_every_scope_in_a_session_key() {
-        let list = operator::SCRIPT
-            .split_once("const ALL_SCOPES = [")
-            .and_then(|(_, rest)| rest.split_once("];"))
-            .map(|(list, _)| list)
-            .expect("page.js has ALL_SCOPES");
-        let on_page: Vec<&str> = list
-            .split(',')
-            .map(|s| s.trim().trim_matches('"'))
-            .filter(|s| !s.is_empty())
-            .collect();
-        let all: Vec<&str> = Scope::ALL.iter().map(|s| s.as_str()).collect();
-        assert_eq!(on_page, all, "page.js's ALL_SCOPES differs from Scope::ALL");
     }
 }

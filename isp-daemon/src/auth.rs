@@ -10,7 +10,9 @@
 //! - The admin token opens only [`Need::AdminToken`] routes (`/api/keys`);
 //!   an API key never opens them, so no key can mint a stronger key.
 //! - A refusal (401, 403, 415, 429) is decided before the handler runs, is a
-//!   JSON problem, and never echoes the credential.
+//!   JSON problem, and never echoes the credential; every answer to a known
+//!   key (refusals too) carries the `RateLimit-*` headers, a 429 also
+//!   `Retry-After` (`keys::a_refused_answer_to_a_known_key_carries_the_rate_limit_headers`).
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -215,6 +217,8 @@ async fn guard_route(State(g): State<Guard>, mut request: Request, next: Next) -
     let scope = match g.need {
         Need::AdminToken => {
             if g.auth.admin.matches(credential) {
+                // As the audit log names it (`api::keys_api`).
+                tracing::Span::current().record("key_id", "admin-token");
                 if let Some(refused) = wrong_content_type(g.body, request.headers()) {
                     return refused;
                 }
@@ -242,13 +246,9 @@ async fn guard_route(State(g): State<Guard>, mut request: Request, next: Next) -
     // The request log's span (`telemetry`) names the key on every line,
     // never its secret.
     tracing::Span::current().record("key_id", &*caller.id);
-    if !caller.scopes.contains(scope) {
-        return forbidden(format!(
-            "API key {} lacks the scope `{scope}` this route needs; ask the operator for a key \
-             with it",
-            caller.id
-        ));
-    }
+    // Every request of a known key counts against its bucket for the
+    // route's scope, refused ones too, so every answer to it carries the
+    // rate-limit headers (and a flood of refused requests is limited).
     let verdict = g.auth.limits.check(scope, &caller.id);
     let mut response = if !verdict.allowed {
         let mut refused = problem(
@@ -264,6 +264,12 @@ async fn guard_route(State(g): State<Guard>, mut request: Request, next: Next) -
             HeaderValue::from(verdict.retry_after_secs),
         );
         refused
+    } else if !caller.scopes.contains(scope) {
+        forbidden(format!(
+            "API key {} lacks the scope `{scope}` this route needs; ask the operator for a key \
+             with it",
+            caller.id
+        ))
     } else if let Some(refused) = wrong_content_type(g.body, request.headers()) {
         refused
     } else {

@@ -135,9 +135,81 @@ impl fmt::Display for Problem {
 
 impl std::error::Error for Problem {}
 
+/// `plugin` is not installed, in the words of the daemon's operator.
+fn not_installed(plugin: &str) -> String {
+    format!(
+        "no plugin `{plugin}` is installed; GET /api/plugins lists the installed plugins, and \
+         POST /api/packages (or the admin page's upload) installs one"
+    )
+}
+
+/// The operator's words for platform errors whose own text tells an
+/// embedder which Rust function to call (`Platform::register_plugin`):
+/// the daemon's operator acts through routes, configuration keys and
+/// commands instead.
+fn platform_words(error: &PlatformError) -> Option<String> {
+    Some(match error {
+        PlatformError::UnknownTenant { tenant } => format!(
+            "no tenant `{tenant}`; GET /api/tenants lists the tenants, and a new tenant is a \
+             `[tenants.<id>]` table in the daemon's configuration"
+        ),
+        PlatformError::TenantExists { tenant, tier } => format!(
+            "tenant `{tenant}` already exists with tier `{tier}`; change its tier with POST \
+             /api/flows/tier-change"
+        ),
+        PlatformError::UnknownPlugin { plugin } => not_installed(plugin),
+        PlatformError::Host { tenant, source } => {
+            format!("tenant `{tenant}`: {}", host_words(source)?)
+        }
+        _ => return None,
+    })
+}
+
+/// [`platform_words`] for the host's errors.
+fn host_words(error: &HostError) -> Option<String> {
+    Some(match error {
+        HostError::UnknownPlugin { plugin } => not_installed(plugin),
+        HostError::Quarantined { plugin, reason } => format!(
+            "plugin `{plugin}` is quarantined: {reason}; fix the cause, then release it with \
+             POST /api/plugins/{plugin}/release (or the admin page's Release button)"
+        ),
+        HostError::Reloaded { plugin } => {
+            format!("plugin `{plugin}` was reloaded while the request ran; send the request again")
+        }
+        _ => return None,
+    })
+}
+
+/// Rust names the host's texts use for settings, and the daemon's
+/// configuration keys an operator sets instead; applied to every text the
+/// host writes, nested ones too (a secret's error inside a tenant's).
+const OPERATOR_NAMES: [(&str, &str); 2] = [
+    (
+        "`PlatformConfig::vault` (address and token)",
+        "`[vault]` in the daemon's configuration (address and token)",
+    ),
+    (
+        "`PlatformConfig::tiers`",
+        "`tiers` in the daemon's configuration",
+    ),
+];
+
+/// `text` with the host's Rust names of settings replaced by the daemon's
+/// configuration keys.
+pub(crate) fn in_operator_words(text: String) -> String {
+    OPERATOR_NAMES.iter().fold(text, |text, (rust, operator)| {
+        if text.contains(rust) {
+            text.replace(rust, operator)
+        } else {
+            text
+        }
+    })
+}
+
 impl From<PlatformError> for Problem {
     fn from(error: PlatformError) -> Self {
-        let message = error.to_string();
+        let message =
+            platform_words(&error).unwrap_or_else(|| in_operator_words(error.to_string()));
         let (kind, tenant, plugin) = match &error {
             PlatformError::UnknownTenant { tenant } => (ProblemKind::NotFound, Some(tenant), None),
             PlatformError::TenantExists { tenant, .. } => {
@@ -250,7 +322,7 @@ impl From<HostError> for Problem {
         let plugin = error.plugin().map(str::to_owned);
         Problem {
             kind,
-            error: error.to_string(),
+            error: host_words(&error).unwrap_or_else(|| in_operator_words(error.to_string())),
             tenant: None,
             plugin,
             detail: None,
@@ -269,5 +341,73 @@ pub(crate) fn status_of(kind: ProblemKind) -> axum::http::StatusCode {
         ProblemKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
         ProblemKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ProblemKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// New-user trial: a tenant's problem named `Platform::register_plugin`.
+    #[test]
+    fn operator_facing_texts_name_routes_and_keys_not_rust_functions() {
+        let host = |source: HostError| PlatformError::Host {
+            tenant: "acme-fiber".to_owned(),
+            source,
+        };
+        let cases: Vec<(PlatformError, &str)> = vec![
+            (
+                PlatformError::UnknownTenant {
+                    tenant: "ghost".to_owned(),
+                },
+                "GET /api/tenants",
+            ),
+            (
+                PlatformError::TenantExists {
+                    tenant: "acme-fiber".to_owned(),
+                    tier: "pro".to_owned(),
+                },
+                "POST /api/flows/tier-change",
+            ),
+            (
+                PlatformError::UnknownPlugin {
+                    plugin: "twilio".to_owned(),
+                },
+                "POST /api/packages",
+            ),
+            (
+                host(HostError::UnknownPlugin {
+                    plugin: "twilio".to_owned(),
+                }),
+                "GET /api/plugins",
+            ),
+            (
+                host(HostError::Quarantined {
+                    plugin: "network-automation".to_owned(),
+                    reason: "crashed 5 times".to_owned(),
+                }),
+                "POST /api/plugins/network-automation/release",
+            ),
+            (
+                host(HostError::Reloaded {
+                    plugin: "twilio".to_owned(),
+                }),
+                "send the request again",
+            ),
+        ];
+        for (error, route) in cases {
+            let raw = error.to_string();
+            let problem = Problem::from(error);
+            assert!(problem.error.contains(route), "{raw} → {}", problem.error);
+            assert!(!problem.error.contains("::"), "{raw} → {}", problem.error);
+        }
+        let secret = "secret `${vault:x#y}` needs a Vault, and none is configured; set \
+                      `PlatformConfig::vault` (address and token) or use an env or file reference";
+        let words = in_operator_words(secret.to_owned());
+        assert!(
+            words.contains("`[vault]` in the daemon's configuration"),
+            "{words}"
+        );
+        assert!(!words.contains("::"), "{words}");
     }
 }

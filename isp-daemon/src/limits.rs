@@ -42,8 +42,13 @@ pub async fn blocking_permit() -> Option<OwnedSemaphorePermit> {
     Arc::clone(permits).acquire_owned().await.ok()
 }
 
+/// The largest request body a JSON or webhook route reads (2 MiB, axum's
+/// default, set explicitly by `api::router` so the 413's words and the
+/// limit are one number); package uploads have their own limit.
+pub(crate) const BODY_LIMIT_BYTES: usize = 2 * 1024 * 1024;
+
 /// The body read timeout (a trickling body answers 408); the size limit
-/// is axum's default of 2 MB, which every `Bytes` extractor enforces.
+/// is [`BODY_LIMIT_BYTES`], which every `Bytes` extractor enforces.
 pub fn body_timeout() -> RequestBodyTimeoutLayer {
     RequestBodyTimeoutLayer::new(BODY_TIMEOUT)
 }

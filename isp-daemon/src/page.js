@@ -5,20 +5,16 @@
 const state = { token: sessionStorage.getItem("isp-daemon-token") || "", settings: null };
 const SVG = "http://www.w3.org/2000/svg";
 
-// Every scope (isp-daemon/src/keys/scope.rs; a unit test keeps this list whole).
-const ALL_SCOPES = ["plugins:read", "plugins:write", "tenants:read", "tenants:write",
-  "config:write", "audit:read", "webhooks:manage", "flows:run", "metrics:read"];
-
 // An API key is used as it is; anything else is taken for the admin token
-// and traded for a 12-hour session key (the admin token only manages keys).
+// and traded for the daemon's admin page session key (POST /api/session:
+// every scope, 12 hours, the live one handed out again on every visit).
 async function logIn(credential) {
   if (credential.startsWith("ispk_")) {
     state.token = credential;
   } else {
-    const response = await fetch("/api/keys", {
+    const response = await fetch("/api/session", {
       method: "POST",
-      headers: { "Authorization": "Bearer " + credential, "Content-Type": "application/json" },
-      body: JSON.stringify({ name: "admin page session", scopes: ALL_SCOPES, expires_in_secs: 43200 }),
+      headers: { "Authorization": "Bearer " + credential },
     });
     const body = await response.json();
     if (!response.ok) throw new Error(response.status + ": " + body.error);

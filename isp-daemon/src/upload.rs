@@ -29,8 +29,67 @@ pub const MANIFEST: &str = "plugin.toml";
 pub const CHECKSUMS: &str = "SHA256SUMS";
 
 /// What to do when a package is refused, said once for every refusal.
-const WHAT_TO_DO: &str = "upload the tar of a package folder made by `cargo xtask \
-                          install-plugin` (`tar -cf pkg.tar -C <package folder> .`)";
+const WHAT_TO_DO: &str = "upload a plain tar of one package folder: make the folder with \
+                          `cargo xtask install-plugin <plugin> --plugin-dir <dir>` (it becomes \
+                          `<dir>/<plugin id>`), then `tar -cf <plugin id>.tar -C <dir>/<plugin id> .`";
+
+/// Whether `bytes` start with a tar header block: 512 bytes whose checksum
+/// field (octal, bytes 148..156) is the sum of the block's bytes with that
+/// field counted as spaces (POSIX.1-1988 ustar, GNU and v7 tar alike). An
+/// all-zero first block (an empty archive) counts as tar.
+fn starts_with_tar_header(bytes: &[u8]) -> bool {
+    let Some(block) = bytes.get(..512) else {
+        return false;
+    };
+    if block.iter().all(|b| *b == 0) {
+        return true;
+    }
+    let field = &block[148..156];
+    let digits: String = field
+        .iter()
+        .map(|b| *b as char)
+        .filter(|c| !matches!(c, '\0' | ' '))
+        .collect();
+    let Ok(stored) = u32::from_str_radix(&digits, 8) else {
+        return false;
+    };
+    let sum: u32 = block
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u32::from(*b)
+            }
+        })
+        .sum();
+    stored == sum
+}
+
+/// What a body that is not a tar looks like, for the refusal's words.
+fn looks_like(bytes: &[u8]) -> &'static str {
+    let starts = |magic: &[u8]| bytes.starts_with(magic);
+    if starts(b"PK\x03\x04") {
+        "a zip archive"
+    } else if starts(b"\x7fELF") {
+        "a bare shared library (a package also needs its plugin.toml and signature)"
+    } else if starts(b"\xfd7zXZ\0") {
+        "an xz-compressed file"
+    } else if starts(b"BZh") {
+        "a bzip2-compressed file"
+    } else if starts(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        "a zstd-compressed file"
+    } else if starts(b"--") && bytes.windows(19).any(|w| w == b"Content-Disposition") {
+        "a multipart form (send the file itself as the body, e.g. `curl --data-binary @<file>`)"
+    } else if std::str::from_utf8(&bytes[..bytes.len().min(512)])
+        .is_ok_and(|t| !t.chars().any(|c| c.is_control() && !c.is_whitespace()))
+    {
+        "text"
+    } else {
+        "some other binary file"
+    }
+}
 
 /// A package whose manifest, library identity, API range and signature
 /// passed the host's checks.
@@ -61,6 +120,13 @@ pub fn read_tar(bytes: &[u8], name: &str) -> Result<BTreeMap<String, Vec<u8>>, P
     }
     if bytes.len() > MAX_PACKAGE_BYTES {
         return Err(too_large(name, bytes.len()));
+    }
+    if !starts_with_tar_header(bytes) {
+        return Err(refuse(format!(
+            "the upload is not a tar archive: its {} bytes look like {}",
+            bytes.len(),
+            looks_like(bytes)
+        )));
     }
     let mut archive = tar::Archive::new(bytes);
     let entries = archive
@@ -281,6 +347,59 @@ mod tests {
         check_tar(&tar_of(&[("a", b"1"), ("a", b"2")]), Err("twice"));
         // A tar of zero blocks holds nothing.
         check_tar(&[0u8; 1024], Err("no files"));
+    }
+
+    /// New-user trial: garbage uploaded to the page gave an unclear error
+    /// (the tar reader's own words); the refusal names the upload, says what
+    /// it looks like, what a package is and how to make one.
+    #[test]
+    fn an_upload_that_is_not_a_tar_says_what_it_looks_like_and_how_to_make_one() {
+        let mut ustar = tar_of(&[("plugin.toml", b"id")]);
+        assert!(starts_with_tar_header(&ustar));
+        let mut old_style = ustar.clone();
+        old_style[257..265].fill(0); // no magic: a v7 header still checks
+        let sum: u32 = old_style[..512]
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                if (148..156).contains(&i) {
+                    32
+                } else {
+                    u32::from(*b)
+                }
+            })
+            .sum();
+        old_style[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        assert!(starts_with_tar_header(&old_style));
+        ustar[0] ^= 1; // a broken checksum is not a tar
+        let mut elf = b"\x7fELF".to_vec();
+        elf.resize(4096, 0);
+        let mut zip = b"PK\x03\x04".to_vec();
+        zip.resize(700, 7);
+        let form = b"--xyz\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\n".repeat(20);
+        for (body, looks) in [
+            (
+                &b"this is not a package, it is a sentence"[..],
+                "look like text",
+            ),
+            (&ustar[..], "some other binary file"),
+            (&elf[..], "a bare shared library"),
+            (&zip[..], "a zip archive"),
+            (&form[..], "a multipart form"),
+            (&[0xff; 600][..], "some other binary file"),
+        ] {
+            let problem = read_tar(body, "`garbage.tar`").expect_err("refused");
+            let text = problem.error;
+            for part in [
+                "package `garbage.tar`: the upload is not a tar archive",
+                looks,
+                "plain tar of one package folder",
+                "cargo xtask install-plugin",
+                "tar -cf",
+            ] {
+                assert!(text.contains(part), "{text:?} lacks {part:?}");
+            }
+        }
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! `/api/keys`: create, list, revoke and rotate API keys. These routes take
+//! `/api/keys`: create, list, revoke and rotate API keys, and
+//! `/api/session`, the admin page's session key. These routes take
 //! the admin token only (see `auth`); a created or rotated secret is in the
 //! answer once and nowhere else.
 
@@ -85,6 +86,33 @@ pub(super) async fn revoke(State(s): State<AppState>, Path(id): Path<String>) ->
     serde_json::to_value(view)
         .map(Json)
         .map_err(|e| ApiError(Problem::internal(e.to_string())))
+}
+
+/// `POST /api/session` (no body): the admin page's session key with every
+/// scope, 12 hours. 200 with the live one (`"reused": true`) while it has
+/// more than an hour left, else 201 with a new one; see `keys::Session`.
+pub(super) async fn session(State(s): State<AppState>) -> Result<Response, ApiError> {
+    let session = blocking(move || {
+        let session = s.daemon.keys().page_session(now()).map_err(problem)?;
+        if !session.reused {
+            audit(
+                &s.daemon,
+                format!(
+                    "created admin page session key {}; expires {}",
+                    session.key.key.id,
+                    session.key.key.expires.as_deref().unwrap_or("never")
+                ),
+            );
+        }
+        Ok(session)
+    })
+    .await?;
+    let status = if session.reused {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(session)).into_response())
 }
 
 #[derive(Debug, Default, Deserialize)]

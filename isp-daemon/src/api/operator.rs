@@ -26,7 +26,7 @@ use crate::upload::{self, MAX_PACKAGE_BYTES};
 use crate::Daemon;
 
 /// The admin page's script.
-pub(super) const SCRIPT: &str = include_str!("../page.js");
+const SCRIPT: &str = include_str!("../page.js");
 /// The admin page's style sheet.
 const STYLE: &str = include_str!("../page.css");
 

@@ -104,6 +104,10 @@ impl Daemon {
         view.plugins
             .into_iter()
             .find(|p| p.plugin == plugin)
+            .map(|mut found| {
+                found.problem = found.problem.map(crate::error::in_operator_words);
+                found
+            })
             .ok_or_else(|| {
                 Problem::new(
                     ProblemKind::NotFound,
@@ -260,7 +264,7 @@ impl Daemon {
                 .plugin(plugin)
                 .detail(detail),
         );
-        result.map_err(|e| Problem::internal(e.to_string()).plugin(plugin))?;
+        result.map_err(|e| Problem::from(e).plugin(plugin))?;
         Ok(serde_json::json!({
             "plugin": plugin,
             "was_quarantined": before.quarantined,

@@ -292,8 +292,51 @@ impl Daemon {
                 problem
             })?;
         }
+        let active_for = |tenant: &str| {
+            self.host
+                .plugin(plugin)
+                .is_ok_and(|h| h.is_active_for(tenant))
+        };
+        let tenants: Vec<(String, bool)> = self
+            .platform
+            .tenants()
+            .into_iter()
+            .map(|(tenant, _)| {
+                let active = active_for(&tenant);
+                (tenant, active)
+            })
+            .collect();
         let deactivated = self.platform.as_actor(actor).remove_plugin(plugin);
-        let stopped = self.host.remove(plugin);
+        let failed = deactivated.err().map(|e| {
+            let problem = Problem::from(e);
+            (problem.tenant.clone(), problem.error)
+        });
+        // What happened per tenant, read before the plugin stops.
+        let deactivation: serde_json::Map<String, Value> = tenants
+            .into_iter()
+            .map(|(tenant, was_active)| {
+                let what = if !was_active {
+                    "was not active".to_owned()
+                } else if !active_for(&tenant) {
+                    "deactivated".to_owned()
+                } else {
+                    let why = failed
+                        .as_ref()
+                        .filter(|(t, _)| t.as_deref().is_none_or(|t| t == tenant))
+                        .map_or("the platform did not say why", |(_, why)| why.as_str());
+                    format!("its deactivation failed ({why}); the plugin was stopped with it")
+                };
+                (tenant, Value::from(what))
+            })
+            .collect();
+        let stopped = match self.host.remove(plugin) {
+            Ok(()) => "stopped and unloaded".to_owned(),
+            Err(plugin_host::HostError::UnknownPlugin { .. }) => "was not loaded".to_owned(),
+            Err(e) => format!(
+                "stopping it failed: {}; the daemon's next restart does not load it",
+                Problem::from(e).error
+            ),
+        };
         self.manifests
             .write()
             .unwrap_or_else(PoisonError::into_inner)
@@ -302,8 +345,8 @@ impl Daemon {
             "plugin": plugin,
             "removed_version": version,
             "folder": folder,
-            "deactivation": deactivated.err().map(|e| e.to_string()),
-            "stop": stopped.err().map(|e| e.to_string()),
+            "deactivation": deactivation,
+            "stop": stopped,
         }))
     }
 }

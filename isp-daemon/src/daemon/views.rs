@@ -129,7 +129,20 @@ impl Daemon {
                 "communication": provider::<communication::Contract>(&self.host, tenant),
                 "network-automation": provider::<network_automation::Contract>(&self.host, tenant),
             },
-            "requests": view.plugins,
+            "requests": view.plugins.into_iter().map(|mut request| {
+                // The platform's text for a plugin that is gone names the
+                // Rust function an embedder calls; the operator reinstalls.
+                if request.version.is_none() {
+                    request.problem = Some(format!(
+                        "plugin `{}` is not installed; the tenant's request is kept, and the \
+                         plugin is activated again once it is installed (POST /api/packages, \
+                         the admin page's upload, or a package in a plugin directory)",
+                        request.plugin
+                    ));
+                }
+                request.problem = request.problem.map(crate::error::in_operator_words);
+                request
+            }).collect::<Vec<_>>(),
         }))
     }
 

@@ -26,6 +26,6 @@ mod store;
 pub use format::{check_shape, ShapeError, PREFIX};
 pub use scope::{Scope, ScopeSet, UnknownScope};
 pub use store::{
-    Caller, KeyStore, KeyStoreError, KeyView, NewKey, Refusal, RotatedKey, KEYS_FILE,
-    MAX_GRACE_SECS,
+    Caller, KeyStore, KeyStoreError, KeyView, NewKey, Refusal, RotatedKey, Session, KEYS_FILE,
+    MAX_GRACE_SECS, MAX_SESSIONS, SESSION_SECS,
 };

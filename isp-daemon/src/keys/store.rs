@@ -51,6 +51,9 @@ struct KeyRecord {
     /// The current secret (`retires` unset) and, during a rotation's grace
     /// period, the previous ones.
     secrets: Vec<SecretRecord>,
+    /// Made by `POST /api/session` for the admin page (see `session`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    session: bool,
 }
 
 /// One secret of a key, as its digest.
@@ -255,6 +258,9 @@ pub struct KeyView {
     pub state: &'static str,
     /// Rotated-out secrets still working: hint and when each stops.
     pub previous_secrets: Vec<PreviousSecret>,
+    /// Whether the admin page made it (`POST /api/session`); such keys are
+    /// forgotten once expired or revoked.
+    pub page_session: bool,
 }
 
 /// A rotated-out secret in its grace period.
@@ -281,6 +287,8 @@ pub struct KeyStore {
     inner: RwLock<Inner>,
     /// Serializes changes (read, write the file, swap the index).
     changing: Mutex<()>,
+    /// The admin page's live session, handed out again while it lasts.
+    session: Mutex<Option<session::CurrentSession>>,
 }
 
 impl std::fmt::Debug for KeyStore {
@@ -330,6 +338,7 @@ impl KeyStore {
             path,
             inner: RwLock::new(inner),
             changing: Mutex::new(()),
+            session: Mutex::new(None),
         })
     }
 
@@ -425,6 +434,7 @@ impl KeyStore {
             revoked: None,
             last_used: None,
             secrets: vec![secret_record(&secret, now, None)],
+            session: false,
         };
         let key = self.change(now, &id, |file| {
             file.keys.push(record);
@@ -588,6 +598,7 @@ fn view(key: &KeyRecord, inner: &Inner, now: u64) -> KeyView {
                 })
             })
             .collect(),
+        page_session: key.session,
     }
 }
 
@@ -638,6 +649,9 @@ fn parse_hex(text: &str) -> Option<[u8; 32]> {
 pub(crate) fn rfc3339(secs: u64) -> String {
     humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string()
 }
+
+mod session;
+pub use session::{Session, MAX_SESSIONS, SESSION_SECS};
 
 #[cfg(test)]
 mod tests;

@@ -71,9 +71,49 @@ pub fn audit_data(entry: &Value) -> Value {
     })
 }
 
+/// The filters of an endpoint's `events` list that match no event type the
+/// daemon sends: a filter is `*`, a type of [`EVENT_TYPES`], or
+/// `<prefix>.*` where some type starts with `<prefix>.`.
+pub fn unknown_event_filters(filters: &[String]) -> Vec<&str> {
+    filters
+        .iter()
+        .map(String::as_str)
+        .filter(|filter| {
+            let known = *filter == "*"
+                || EVENT_TYPES.contains(filter)
+                || filter.strip_suffix(".*").is_some_and(|prefix| {
+                    EVENT_TYPES.iter().any(|t| {
+                        t.strip_prefix(prefix)
+                            .is_some_and(|rest| rest.starts_with('.'))
+                    })
+                });
+            !known
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn endpoint_filters_must_match_an_event_type_the_daemon_sends() {
+        let check = |filters: &[&str], unknown: &[&str]| {
+            let filters: Vec<String> = filters.iter().map(|f| (*f).to_owned()).collect();
+            assert_eq!(unknown_event_filters(&filters), unknown, "{filters:?}");
+        };
+        check(&["*"], &[]);
+        check(&["plugin.installed", "flow.completed"], &[]);
+        check(&["plugin.*", "tenant.*", "reload.*"], &[]);
+        // New-user trial: a misspelt type was accepted and never delivered.
+        check(&["plugin.instaled"], &["plugin.instaled"]);
+        check(&["invoice.paid", "plugin.*"], &["invoice.paid"]);
+        check(
+            &["plug.*", "plugin", "*.installed", ""],
+            &["plug.*", "plugin", "*.installed", ""],
+        );
+        check(&["Plugin.Installed"], &["Plugin.Installed"]);
+    }
 
     #[test]
     fn audit_entries_become_the_events_integrators_care_about() {

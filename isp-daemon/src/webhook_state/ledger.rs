@@ -84,7 +84,7 @@ pub(crate) struct TenantRecords {
     pub(crate) messages: BTreeMap<String, Value>,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct State {
     format: u32,
     seen: VecDeque<String>,
@@ -160,21 +160,25 @@ impl Ledger {
             self.count(&event.plugin, Count::Duplicate);
             return Ok(false);
         }
-        state.seen.push_back(key);
-        while state.seen.len() > SEEN_LIMIT {
-            state.seen.pop_front();
+        // Written from a copy first: a failed write leaves the id unclaimed,
+        // so the provider's redelivery is taken, not dropped as a duplicate.
+        let mut next = state.clone();
+        next.seen.push_back(key);
+        while next.seen.len() > SEEN_LIMIT {
+            next.seen.pop_front();
         }
-        *state
+        *next
             .counts
             .entry(event.plugin.clone())
             .or_default()
             .entry(Count::Accepted.name().to_owned())
             .or_default() += 1;
-        state.recent.push_back(event);
-        while state.recent.len() > RECENT_LIMIT {
-            state.recent.pop_front();
+        next.recent.push_back(event);
+        while next.recent.len() > RECENT_LIMIT {
+            next.recent.pop_front();
         }
-        self.save(&state)?;
+        self.save(&next)?;
+        *state = next;
         Ok(true)
     }
 

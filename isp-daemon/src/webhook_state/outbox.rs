@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
@@ -173,6 +174,11 @@ pub(crate) struct Delivery {
     pub(crate) attempts: u32,
     pub(crate) next_attempt_ms: u64,
     pub(crate) created_ms: u64,
+    /// Its place in the order of creation, across restarts: 1 + the
+    /// highest in the outbox and dead-letter folders when the outbox opened
+    /// (0 in files written before it existed, which sort first).
+    #[serde(default)]
+    pub(crate) seq: u64,
     pub(crate) last_error: Option<String>,
     /// Why it is a dead letter (dead letters only).
     #[serde(default)]
@@ -200,6 +206,8 @@ pub struct Outbox {
     config: DeliveryConfig,
     /// Serializes changes to `endpoints.json` and moves between folders.
     endpoints: Mutex<BTreeMap<String, Endpoint>>,
+    /// The next delivery's [`Delivery::seq`].
+    next_seq: AtomicU64,
 }
 
 fn io_problem(action: &str, path: &Path, e: impl std::fmt::Display) -> Problem {
@@ -294,11 +302,20 @@ impl Outbox {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(e) => anyhow::bail!("reading {}: {e}", path.display()),
         };
-        Ok(Self {
+        let outbox = Self {
             dir: dir.to_owned(),
             config,
             endpoints: Mutex::new(endpoints),
-        })
+            next_seq: AtomicU64::new(1),
+        };
+        let highest = ["outbox", "dead"]
+            .into_iter()
+            .flat_map(|folder| outbox.read_folder(folder))
+            .map(|d| d.seq)
+            .max()
+            .unwrap_or(0);
+        outbox.next_seq.store(highest + 1, Ordering::SeqCst);
+        Ok(outbox)
     }
 
     /// The delivery settings.
@@ -367,6 +384,24 @@ impl Outbox {
             return Err(Problem::unprocessable(
                 "an endpoint needs at least one event type (`*` for all)",
             ));
+        }
+        let unknown = super::events::unknown_event_filters(&events);
+        if !unknown.is_empty() {
+            return Err(Problem::unprocessable(format!(
+                "endpoint `{id}` subscribes to {} the daemon never sends: {}; use `*`, \
+                 `<group>.*` or these types (GET /api/webhooks/event-types lists them): {}",
+                if unknown.len() == 1 {
+                    "an event type"
+                } else {
+                    "event types"
+                },
+                unknown
+                    .iter()
+                    .map(|u| format!("{u:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                super::events::EVENT_TYPES.join(", ")
+            )));
         }
         let secret = match secret {
             Some(s) => {
@@ -522,6 +557,7 @@ impl Outbox {
                 attempts: 0,
                 next_attempt_ms: now,
                 created_ms: now,
+                seq: 0,
                 last_error: None,
                 dead_reason: None,
             };
@@ -529,6 +565,10 @@ impl Outbox {
             if path.exists() {
                 continue;
             }
+            let delivery = Delivery {
+                seq: self.next_seq.fetch_add(1, Ordering::SeqCst),
+                ..delivery
+            };
             if let Err(p) = self.write_delivery(&path, &delivery) {
                 tracing::error!("webhook event {event_type} not queued: {}", p.error);
             }
@@ -567,7 +607,12 @@ impl Outbox {
                 }
             })
             .collect();
-        deliveries.sort_by_key(|d| (d.created_ms, d.message_id.clone()));
+        // The order of creation: by sequence number, not by time (events
+        // queued in the same millisecond, a clock set back across a restart)
+        // nor by message id (`msg_audit_10000_…` sorts before `…_9999_…`).
+        deliveries.sort_by(|a, b| {
+            (a.seq, a.created_ms, &a.message_id).cmp(&(b.seq, b.created_ms, &b.message_id))
+        });
         deliveries
     }
 
@@ -693,62 +738,4 @@ impl Outbox {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn endpoint(events: &[&str]) -> Endpoint {
-        Endpoint {
-            id: "e".into(),
-            url: "http://127.0.0.1/".into(),
-            events: events.iter().map(|e| (*e).to_owned()).collect(),
-            secrets: Vec::new(),
-            disabled: None,
-            source: "api".into(),
-            created_at: String::new(),
-        }
-    }
-
-    #[test]
-    fn event_filters_take_exact_names_prefixes_and_everything() {
-        let check = |events: &[&str], event_type: &str, expected: bool| {
-            assert_eq!(
-                endpoint(events).wants(event_type),
-                expected,
-                "{events:?} {event_type}"
-            );
-        };
-        check(&["*"], "plugin.installed", true);
-        check(&["plugin.*"], "plugin.installed", true);
-        check(&["plugin.*"], "pluginx.installed", false);
-        check(&["plugin.*"], "reload.swapped", false);
-        check(&["reload.swapped"], "reload.swapped", true);
-        check(&["reload.swapped"], "reload.rolled_back", false);
-    }
-
-    #[test]
-    fn a_delivery_log_keeps_one_older_file_when_it_grows_past_the_limit() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("e.jsonl");
-        for i in 0..5 {
-            append_rotating(&path, &format!("line {i}\n"), 14).expect("append");
-        }
-        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
-        assert_eq!(read(&path), "line 4\n");
-        assert_eq!(read(&rotated(&path)), "line 2\nline 3\n");
-    }
-
-    #[test]
-    fn endpoint_urls_are_absolute_http_without_credentials() {
-        assert_eq!(check_url("https://hooks.example.net/in"), Ok(()));
-        assert_eq!(check_url("http://127.0.0.1:9000"), Ok(()));
-        for bad in [
-            "ftp://x",
-            "hooks.example.net",
-            "https://",
-            "https://u:p@h/",
-            "http://h/a b",
-        ] {
-            assert!(check_url(bad).is_err(), "{bad}");
-        }
-    }
-}
+mod tests;

@@ -53,11 +53,14 @@ enum Kind {
     Communication,
 }
 
-/// A refusal: its status, what it counts as, and the words.
+/// A refusal: its status, what it counts as, the words the caller gets,
+/// and the cause the daemon's log gets (a daemon-side failure's cause can
+/// name files and internal errors, which a public caller never sees).
 struct Refusal {
     status: StatusCode,
     count: Count,
     problem: Problem,
+    cause: Option<String>,
 }
 
 impl Refusal {
@@ -66,6 +69,24 @@ impl Refusal {
             status,
             count,
             problem,
+            cause: None,
+        }
+    }
+
+    /// A 503 the provider retries: the daemon cannot take the webhook now,
+    /// for a `cause` that only the log names.
+    fn unavailable(plugin: &str, tenant: &str, count: Count, cause: String) -> Self {
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            count,
+            problem: Problem::internal(format!(
+                "the daemon cannot take webhooks for plugin `{plugin}` and tenant `{tenant}` \
+                 right now; the provider should retry later (the daemon's log names the cause \
+                 for its operator)"
+            ))
+            .plugin(plugin)
+            .tenant(tenant),
+            cause: Some(cause),
         }
     }
 }
@@ -103,13 +124,17 @@ async fn receive(
         )
             .into_response(),
         Ok(Err(refusal)) => (refusal.status, Json(refusal.problem)).into_response(),
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Json(Problem::internal(format!(
-                "the webhook's worker failed: {e}"
-            ))),
-        )
-            .into_response(),
+        Err(e) => {
+            tracing::error!("a webhook's worker failed: {e}");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(Problem::internal(
+                    "the daemon failed while taking this webhook; the provider should retry \
+                     later (the daemon's log names the cause for its operator)",
+                )),
+            )
+                .into_response()
+        }
     }
 }
 
@@ -145,7 +170,7 @@ fn handle(
             tenant,
             "webhook refused ({}): {}",
             refusal.count.name(),
-            refusal.problem.error
+            refusal.cause.as_deref().unwrap_or(&refusal.problem.error)
         );
     }
     result
@@ -279,43 +304,37 @@ fn verify_and_claim(
 }
 
 fn claim(daemon: &Daemon, received: Received) -> Result<bool, Refusal> {
+    let (plugin, tenant) = (received.plugin.clone(), received.tenant.clone());
     daemon
         .webhooks()
         .ledger()
         .claim(received)
-        .map_err(|problem| Refusal {
-            // Not counted as a refusal of the provider: the provider retries.
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            count: Count::Malformed,
-            problem,
+        // Not counted as a refusal of the provider: the provider retries.
+        .map_err(|problem| {
+            Refusal::unavailable(&plugin, &tenant, Count::Unavailable, problem.error)
         })
 }
 
 /// Sorts a failed verification into what it counts as. Only the plugin's
 /// `InvalidRequest` is the request's fault, told apart by the plugin's
 /// words (the Stripe plugin's `WebhookError`, the Twilio plugin's callback
-/// errors; both crates are this workspace's). Anything else (no webhook
-/// secret configured, a plugin that panicked or is not serving) is the
-/// daemon's: 503, so the provider retries once it is fixed.
+/// errors; both crates are this workspace's); the caller gets the plugin's
+/// own words, never the host's (which name the library's path). Anything
+/// else (no webhook secret configured, a plugin that panicked or is not
+/// serving) is the daemon's: 503, so the provider retries once it is fixed,
+/// with the cause in the log only.
 fn classify(plugin: &str, tenant: &str, error: &plugin_host::HostError) -> Refusal {
-    let message = error.to_string();
-    let from_request = matches!(
-        error,
-        plugin_host::HostError::CallFailed { error, .. }
-            if matches!(**error, plugin_api::PluginError::InvalidRequest { .. })
-    );
-    if !from_request {
-        return Refusal::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Count::Unavailable,
-            Problem::internal(format!(
-                "the webhook could not be checked: {message}; the provider will retry"
-            ))
-            .plugin(plugin)
-            .tenant(tenant),
-        );
-    }
-    let lower = message.to_lowercase();
+    let plugin_words = match error {
+        plugin_host::HostError::CallFailed { error, message, .. }
+            if matches!(**error, plugin_api::PluginError::InvalidRequest { .. }) =>
+        {
+            message.as_str()
+        }
+        _ => {
+            return Refusal::unavailable(plugin, tenant, Count::Unavailable, error.to_string());
+        }
+    };
+    let lower = plugin_words.to_lowercase();
     let (status, count) = if lower.contains("tolerance") {
         (StatusCode::BAD_REQUEST, Count::Stale)
     } else if lower.contains("signature") {
@@ -323,7 +342,15 @@ fn classify(plugin: &str, tenant: &str, error: &plugin_host::HostError) -> Refus
     } else {
         (StatusCode::BAD_REQUEST, Count::Malformed)
     };
-    Refusal::new(
+    let fix = match count {
+        Count::Stale => "send it again with a fresh timestamp (the provider's retry does)",
+        Count::BadSignature => {
+            "check that the provider signs with the webhook secret configured for this tenant \
+             and calls the URL the daemon is configured with (`[webhooks] public_url`)"
+        }
+        _ => "send the provider's callback unchanged",
+    };
+    let mut refusal = Refusal::new(
         status,
         count,
         Problem::new(
@@ -332,9 +359,13 @@ fn classify(plugin: &str, tenant: &str, error: &plugin_host::HostError) -> Refus
             } else {
                 ProblemKind::BadRequest
             },
-            format!("webhook refused: {message}"),
+            format!(
+                "webhook refused by plugin `{plugin}` for tenant `{tenant}`: {plugin_words}; {fix}"
+            ),
         )
         .plugin(plugin)
         .tenant(tenant),
-    )
+    );
+    refusal.cause = Some(error.to_string());
+    refusal
 }

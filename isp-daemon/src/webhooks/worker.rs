@@ -1,7 +1,9 @@
 //! The delivery worker: one thread per daemon that turns new audit lines
 //! and plugin failures into events and hands the outbox's due deliveries
 //! to one sender thread per endpoint (so a slow endpoint delays only its
-//! own deliveries, which keep their order), which sends each with its
+//! own deliveries, which keep their order of creation, across restarts
+//! too: a delivery waiting for its retry holds back the newer ones of its
+//! endpoint), which sends each with its
 //! Standard Webhooks signature, then removes it (2xx),
 //! reschedules it (back-off with jitter, `Retry-After`), or moves it to
 //! the dead-letter list (schedule spent; 410 Gone, which also disables the
@@ -166,12 +168,21 @@ fn watch_failures(daemon: &Daemon, outbox: &Outbox, failed: &mut BTreeSet<String
 
 fn deliver_due(outbox: &Arc<Outbox>, agent: &ureq::Agent, stop: &Arc<AtomicBool>, busy: &Busy) {
     let now = now_millis();
+    // Per endpoint, the due deliveries in order of creation up to the first
+    // that waits for its retry: a newer delivery never overtakes an older
+    // one of its endpoint, in one run or across restarts.
     let mut due: BTreeMap<String, Vec<Delivery>> = BTreeMap::new();
+    let mut held: BTreeSet<String> = BTreeSet::new();
     for delivery in outbox.pending() {
+        if held.contains(&delivery.endpoint) {
+            continue;
+        }
         if delivery.next_attempt_ms <= now {
             due.entry(delivery.endpoint.clone())
                 .or_default()
                 .push(delivery);
+        } else {
+            held.insert(delivery.endpoint.clone());
         }
     }
     for (endpoint, deliveries) in due {
@@ -195,7 +206,10 @@ fn deliver_due(outbox: &Arc<Outbox>, agent: &ureq::Agent, stop: &Arc<AtomicBool>
                     if stop.load(Ordering::SeqCst) {
                         break;
                     }
-                    attempt(&outbox, &agent, delivery);
+                    if !attempt(&outbox, &agent, delivery) {
+                        // It waits for its retry; the newer ones wait behind it.
+                        break;
+                    }
                 }
                 done.lock()
                     .unwrap_or_else(PoisonError::into_inner)
@@ -250,15 +264,18 @@ fn send(agent: &ureq::Agent, url: &str, keys: &[Vec<u8>], delivery: &Delivery) -
     }
 }
 
-fn attempt(outbox: &Outbox, agent: &ureq::Agent, mut delivery: Delivery) {
+/// Sends one delivery and files the outcome; false when it stays in the
+/// outbox for a retry (so the newer deliveries of its endpoint wait).
+fn attempt(outbox: &Outbox, agent: &ureq::Agent, mut delivery: Delivery) -> bool {
     let Some(endpoint) = outbox.endpoint(&delivery.endpoint) else {
         let _ = outbox.bury(&delivery, "its endpoint was deleted");
-        return;
+        return true;
     };
     if let Some(reason) = &endpoint.disabled {
         let _ = outbox.bury(&delivery, &format!("endpoint disabled: {reason}"));
-        return;
+        return true;
     }
+    let mut moved_on = true;
     let keys = endpoint.keys(now_millis());
     let started = Instant::now();
     let got = send(agent, &endpoint.url, &keys, &delivery);
@@ -301,6 +318,7 @@ fn attempt(outbox: &Outbox, agent: &ureq::Agent, mut delivery: Delivery) {
                 asked,
             ) {
                 Some(delay) => {
+                    moved_on = false;
                     delivery.next_attempt_ms = now_millis().saturating_add(delay);
                     line["outcome"] = "retry".into();
                     line["next_attempt_at"] = rfc3339(delivery.next_attempt_ms).into();
@@ -321,5 +339,8 @@ fn attempt(outbox: &Outbox, agent: &ureq::Agent, mut delivery: Delivery) {
     outbox.log_attempt(&endpoint.id, &line);
     if let Err(p) = result {
         tracing::error!(endpoint = endpoint.id, "{}", p.error);
+        // Not filed as sent: it is still in the outbox, first of its endpoint.
+        return false;
     }
+    moved_on
 }

@@ -264,7 +264,10 @@ fn activation_above_the_tier_unknown_names_and_bad_bodies_get_4xx_json_errors() 
     )
     .expect_error(400, "not a valid JSON object");
     d.request("PATCH", "/api/tenants/acme-fiber", Some(TOKEN), Some("{}"))
-        .expect_error(405, "does not take that method");
+        .expect_error(
+            405,
+            "PATCH /api/tenants/acme-fiber is not allowed: this route takes GET",
+        );
     d.get("/api/nothing-here")
         .expect_error(404, "no such route");
 }

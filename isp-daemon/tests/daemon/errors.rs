@@ -113,7 +113,11 @@ fn a_wrong_method_is_a_json_405_with_allow() {
         &[("authorization", &auth)],
         Vec::new(),
     );
-    check(&raw, 405, "does not take that method");
+    check(
+        &raw,
+        405,
+        "DELETE /api/tenants is not allowed: this route takes GET",
+    );
     let allow = raw
         .headers
         .get("allow")
@@ -258,5 +262,87 @@ fn a_bad_query_value_is_a_json_400_naming_the_parameter() {
             Vec::new(),
         );
         check(&raw, 400, part);
+    }
+}
+
+/// A request without a credential: method, path, headers, body, status.
+type PublicCase<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], Vec<u8>, u16);
+
+/// New-user trial (the public webhook 403 named a library's path): no
+/// answer to a caller without a credential names a file, a library, or an
+/// internal error chain (the HTTP library's or the host's own words).
+#[test]
+fn public_answers_name_no_files_libraries_or_internal_errors() {
+    let d = TestDaemon::start();
+    let workspace = plugkit_testkit::process::workspace_root();
+    let leaks = [
+        d.dir.path().display().to_string(),
+        workspace.display().to_string(),
+        ".so".to_owned(),
+        "Failed to".to_owned(),
+        "panicked".to_owned(),
+        "::".to_owned(),
+    ];
+    let json = [("content-type", "application/json")];
+    let cases: Vec<PublicCase<'_>> = vec![
+        ("GET", "/nothing-here", &[], Vec::new(), 404),
+        ("GET", "/api/tenants", &[], Vec::new(), 401),
+        ("PUT", "/", &[], Vec::new(), 405),
+        ("GET", "/webhooks/stripe/acme-fiber", &[], Vec::new(), 405),
+        (
+            "POST",
+            "/webhooks/ghost/acme-fiber",
+            &json,
+            b"{}".to_vec(),
+            404,
+        ),
+        (
+            "POST",
+            "/webhooks/stripe/acme-fiber",
+            &json,
+            b"{}".to_vec(),
+            400,
+        ),
+        (
+            "POST",
+            "/webhooks/stripe/acme-fiber",
+            &[
+                ("content-type", "application/json"),
+                ("stripe-signature", "t=1,v1=00"),
+            ],
+            b"{}".to_vec(),
+            403,
+        ),
+        (
+            "POST",
+            "/webhooks/twilio/acme-fiber",
+            &[
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("x-twilio-signature", "bm90IGEgc2lnbmF0dXJl"),
+            ],
+            b"MessageSid=SM1&MessageStatus=sent".to_vec(),
+            403,
+        ),
+        (
+            "POST",
+            "/webhooks/stripe/acme-fiber",
+            &json,
+            vec![b' '; 3 * 1024 * 1024],
+            413,
+        ),
+    ];
+    for (method, path, headers, body, status) in cases {
+        let raw = send(&d, method, path, headers, body);
+        let what = format!("{method} {path}");
+        assert_eq!(raw.status, status, "{what}: {}", raw.body);
+        let error = raw.body["error"].as_str().unwrap_or_default();
+        assert!(!error.is_empty(), "{what}: {}", raw.body);
+        for leak in &leaks {
+            assert!(
+                !raw.body.to_string().contains(leak.as_str()),
+                "{what} names {leak:?}: {}",
+                raw.body
+            );
+        }
     }
 }

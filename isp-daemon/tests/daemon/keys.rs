@@ -400,3 +400,81 @@ fn a_key_over_its_rate_limit_gets_429_with_the_headers_and_another_key_does_not(
     let (status, [limit, ..], _) = limited_get(&d, "/api/tenants", &busy);
     assert_eq!((status, limit), (200, Some(200)));
 }
+
+/// New-user trial: each admin page visit with `?token=` made a new 12 h
+/// session key, so the key list grew with every visit.
+#[test]
+fn page_visits_with_the_admin_token_reuse_one_session_key() {
+    let d = TestDaemon::start();
+    let mut secrets = std::collections::BTreeSet::new();
+    for visit in 0..25 {
+        let answer = d.request("POST", "/api/session", Some(ADMIN_TOKEN), None);
+        let status = answer.status;
+        let session = answer.json();
+        assert_eq!(status, if visit == 0 { 201 } else { 200 }, "{session}");
+        assert_eq!(session["reused"], visit > 0, "{session}");
+        secrets.insert(session["secret"].as_str().expect("a secret").to_owned());
+    }
+    assert_eq!(secrets.len(), 1, "{secrets:?}");
+    let keys = d
+        .request("GET", "/api/keys", Some(ADMIN_TOKEN), None)
+        .expect(200);
+    let sessions: Vec<&Value> = keys["keys"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|k| k["page_session"] == true)
+        .collect();
+    assert_eq!(sessions.len(), 1, "{keys:#}");
+    assert_eq!(sessions[0]["name"], "admin page session");
+    // The session key opens every scoped route; an API key cannot make one.
+    let secret = secrets.first().expect("one");
+    d.request("GET", "/api/audit", Some(secret), None)
+        .expect(200);
+    d.request("POST", "/api/session", Some(TOKEN), None)
+        .expect_error(403, "API keys cannot manage API keys");
+}
+
+/// New-user trial: a 403 for a missing scope lacked the `RateLimit-*`
+/// headers that the key's other answers carry.
+#[test]
+fn a_refused_answer_to_a_known_key_carries_the_rate_limit_headers() {
+    let d = TestDaemon::start_with(
+        |config| {
+            config.rate_limits.scopes.insert(
+                Scope::AuditRead,
+                Limit {
+                    per_second: 0.05,
+                    burst: 2,
+                },
+            );
+        },
+        None,
+    );
+    let (_, reader) = create_key(&d, "tenants only", &[Scope::TenantsRead]);
+    // 403 (missing scope), counted against the route's scope.
+    for remaining in [1, 0] {
+        let (status, [limit, left, reset, retry], body) = limited_get(&d, "/api/audit", &reader);
+        assert_eq!(status, 403, "{body}");
+        assert_eq!(
+            (limit, left, retry),
+            (Some(2), Some(remaining), None),
+            "{body}"
+        );
+        assert!(reset.is_some(), "{body}");
+    }
+    // Over the limit: 429 with Retry-After, refused or not.
+    let (status, [limit, left, _, retry], body) = limited_get(&d, "/api/audit", &reader);
+    assert_eq!(status, 429, "{body}");
+    assert_eq!((limit, left), (Some(2), Some(0)));
+    assert!(retry.is_some_and(|r| r >= 1), "{retry:?}");
+    // A 404 from the handler and a 400 for a path that is not UTF-8 carry them too.
+    for path in ["/api/tenants/no-such-tenant", "/api/tenants/%FF"] {
+        let (status, [limit, left, reset, _], body) = limited_get(&d, path, &reader);
+        assert!((400..500).contains(&status), "{path}: {status} {body}");
+        assert!(
+            limit.is_some() && left.is_some() && reset.is_some(),
+            "{path}: {body}"
+        );
+    }
+}

@@ -128,6 +128,12 @@ fn json_logs_carry_plugin_and_tenant() {
         .call()
         .expect("config");
     assert_eq!(answer.status().as_u16(), 200, "{}", output());
+    let answer = agent
+        .get(&format!("{base}/api/keys"))
+        .header("Authorization", &format!("Bearer {ADMIN_TOKEN}"))
+        .call()
+        .expect("keys");
+    assert_eq!(answer.status().as_u16(), 200, "{}", output());
 
     let json_lines = || -> Vec<Value> {
         stderr
@@ -178,6 +184,24 @@ fn json_logs_carry_plugin_and_tenant() {
         request["fields"]["latency_ms"].as_f64().is_some(),
         "{request}"
     );
+
+    // The admin token's requests are named as the audit log names them.
+    let mut keys = None;
+    let seen = wait_until(
+        "the request line of GET /api/keys",
+        Duration::from_secs(30),
+        None,
+        || {
+            keys = json_lines().into_iter().find(|l| {
+                l["fields"]["message"] == "request" && field(l, "path") == Some("/api/keys")
+            });
+            keys.is_some()
+        },
+    );
+    assert!(seen.is_ok(), "{seen:?}; {}", output());
+    let keys = keys.unwrap_or_default();
+    assert_eq!(field(&keys, "key_id"), Some("admin-token"), "{keys}");
+    assert!(!keys.to_string().contains(ADMIN_TOKEN), "{keys}");
 
     assert_eq!(field(&plugin, "plugin"), Some("stripe"), "{plugin}");
     assert_eq!(field(&plugin, "tenant"), Some("acme-fiber"), "{plugin}");

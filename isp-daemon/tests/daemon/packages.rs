@@ -228,6 +228,29 @@ fn an_uploaded_signed_package_is_verified_installed_started_and_removed() {
 
     let removed = remove(&d, "tenant-echo").expect(200);
     assert_eq!(removed["removed_version"], "0.1.0", "{removed}");
+    // New-user trial: the answer said `"deactivation": null`; it says what
+    // happened for each tenant.
+    assert_eq!(
+        removed["deactivation"],
+        json!({"acme-fiber": "was not active", "bluesky-net": "was not active",
+               "corner-wifi": "deactivated"}),
+        "{removed}"
+    );
+    assert_eq!(removed["stop"], "stopped and unloaded", "{removed}");
+    // The kept request's problem names what the operator does, not a Rust
+    // function (it named `Platform::register_plugin`).
+    let tenant = d.get("/api/tenants/corner-wifi").expect(200);
+    let request = tenant["requests"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["plugin"] == "tenant-echo")
+        .unwrap_or_else(|| panic!("the request is kept: {tenant:#}"));
+    let problem = request["problem"].as_str().unwrap_or_default();
+    assert!(
+        problem.contains("POST /api/packages") && !problem.contains("::"),
+        "{problem}"
+    );
     assert!(!installed_ids(&d).contains(&"tenant-echo".to_owned()));
     assert!(
         std::fs::symlink_metadata(&link).is_err(),
@@ -367,7 +390,15 @@ fn bad_packages_are_refused_by_name_and_nothing_is_written() {
         422,
         "its manifest is broken",
     );
-    check("not a tar", b"hello, world", 422, "not a");
+    // New-user trial: garbage gave the tar reader's words; the refusal
+    // names the upload, what it looks like and how to make a package.
+    check(
+        "not a tar",
+        b"hello, world",
+        422,
+        "package `bad.tar`: the upload is not a tar archive: its 12 bytes look like text; upload a plain tar of \
+         one package folder: make the folder with `cargo xtask install-plugin",
+    );
     check("gzip", &[0x1f, 0x8b, 8, 0, 0, 0], 422, "gzip-compressed");
     let huge = vec![0u8; isp_daemon::upload::MAX_PACKAGE_BYTES + 1];
     check("too large", &huge, 413, "over the limit of 64 MiB");

@@ -366,6 +366,7 @@ fn unsigned_wrongly_signed_stale_and_misaddressed_webhooks_are_refused_counted_a
             .unwrap_or_default()
             .to_owned();
         assert!(error.contains(part), "{url}: {error:?} lacks {part:?}");
+        assert_names_nothing_internal(&d, url, &text);
     }
     let view = inbound(&d);
     assert_eq!(
@@ -379,6 +380,122 @@ fn unsigned_wrongly_signed_stale_and_misaddressed_webhooks_are_refused_counted_a
     assert_eq!(
         d.request("GET", "/api/webhooks/inbound", None, None).status,
         401
+    );
+}
+
+/// New-user trial: the public 403 named the plugin library's path. A public
+/// answer names the plugin, the tenant and what to do, never a file, a
+/// library or the host's error chain.
+#[track_caller]
+fn assert_names_nothing_internal(d: &TestDaemon, url: &str, text: &str) {
+    let workspace = plugkit_testkit::process::workspace_root();
+    let leaks = [
+        d.dir.path().display().to_string(),
+        workspace.display().to_string(),
+        ".so".to_owned(),
+        "libplugkit".to_owned(),
+        "inbound.json".to_owned(),
+        "plugin `stripe` (".to_owned(),
+        "plugin `twilio` (".to_owned(),
+    ];
+    for leak in leaks {
+        assert!(!text.contains(&leak), "{url} answers {leak:?}: {text}");
+    }
+}
+
+/// A daemon whose acme-fiber has Stripe active without a webhook signing
+/// secret (no stand-in, whose secret would reach every tenant), so its
+/// Stripe plugin cannot check a webhook.
+fn daemon_without_a_stripe_webhook_secret() -> TestDaemon {
+    TestDaemon::start_with(
+        |config| {
+            with_public_url(config);
+            config.standins.stripe = isp_daemon::config::StandinMode::Off;
+            let state = config.state.dir.clone().expect("a state folder");
+            let key_file = state.with_file_name("stripe-secret-key");
+            std::fs::write(&key_file, "sk_test_no_webhook_secret").expect("key file");
+            let stripe = config
+                .tenants
+                .get_mut("acme-fiber")
+                .and_then(|t| t.plugins.get_mut("stripe"))
+                .expect("acme-fiber configures stripe");
+            stripe.insert(
+                "secret_key".to_owned(),
+                format!("${{file:{}}}", key_file.display()).into(),
+            );
+        },
+        None,
+    )
+}
+
+/// README listed the 503 for a webhook the daemon cannot check as untested.
+#[test]
+fn a_webhook_the_daemon_cannot_check_is_a_503_the_provider_retries_naming_nothing_internal() {
+    let d = daemon_without_a_stripe_webhook_secret();
+    assert_eq!(d.state_of("acme-fiber", "stripe"), "active");
+    let url = format!("{}/webhooks/stripe/acme-fiber", d.base);
+    let body = r#"{"id":"evt_1","type":"payment_intent.succeeded"}"#;
+    let signature = plugin_api_free_sign(body, "whsec_anything", now());
+    let (status, content_type, text) = post(
+        &url,
+        &[("Stripe-Signature", &signature)],
+        "application/json",
+        body,
+    );
+    assert_eq!(status, 503, "{text}");
+    assert!(
+        content_type.starts_with("application/json"),
+        "{content_type}"
+    );
+    let problem: Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(
+        (&problem["plugin"], &problem["tenant"]),
+        (&json!("stripe"), &json!("acme-fiber")),
+        "{problem:#}"
+    );
+    let error = problem["error"].as_str().unwrap_or_default();
+    assert!(error.contains("retry later"), "{error}");
+    assert_names_nothing_internal(&d, &url, &text);
+    let view = inbound(&d);
+    assert_eq!(view["counts"], json!({"unavailable": 1}), "{view:#}");
+    assert_eq!(view["recent"], json!([]), "{view:#}");
+}
+
+/// A verified event whose id cannot be written to the ledger is a 503 and
+/// stays unclaimed, so the provider's redelivery reaches the flows once.
+#[test]
+fn a_verified_event_the_ledger_cannot_record_is_a_503_and_its_redelivery_is_taken() {
+    let d = daemon();
+    let stripe = d.daemon.standins().stripe().expect("stripe stand-in");
+    new_customer(&d, "cust-l", "pm_card_visa");
+    let event = stripe_event(&d, "payment_intent.succeeded", "cust-l");
+    let url = format!("{}/webhooks/stripe/acme-fiber", d.base);
+    // A folder where the ledger's file goes: its atomic write cannot replace it.
+    let ledger = d.dir.path().join("state/webhooks/inbound.json");
+    let _ = std::fs::remove_file(&ledger);
+    std::fs::create_dir_all(ledger.join("blocked")).expect("block the ledger");
+    let send = || {
+        let signature = stripe.signature_header(&event.body, now());
+        post(
+            &url,
+            &[("Stripe-Signature", &signature)],
+            "application/json",
+            &event.body,
+        )
+    };
+    let (status, _, text) = send();
+    assert_eq!(status, 503, "{text}");
+    assert_names_nothing_internal(&d, &url, &text);
+    std::fs::remove_dir_all(&ledger).expect("unblock the ledger");
+    let (status, _, text) = send();
+    assert_eq!(status, 200, "{text}");
+    let answer: Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(answer["duplicate"], Value::Null, "{answer}");
+    let (status, _, text) = send();
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&text).expect("json")["duplicate"],
+        true
     );
 }
 

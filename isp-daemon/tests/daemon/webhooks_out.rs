@@ -14,7 +14,7 @@ use std::time::Duration;
 use plugkit_testkit::process::wait_until;
 use serde_json::{json, Value};
 
-use crate::support::{artifact_map, TestDaemon, TOKEN};
+use crate::support::{artifact_map, TestDaemon, TOKEN, TOKEN_ID};
 
 /// The Python receiver, killed on drop.
 struct Receiver {
@@ -483,6 +483,17 @@ fn every_webhook_admin_route_needs_the_admin_token_and_bad_endpoints_are_refused
             "at least one event type",
         ),
         (json!({"id": "a"}), 400, "missing field `url`"),
+        // New-user trial: a misspelt event type was accepted and never delivered.
+        (
+            json!({"id": "a", "url": "https://h/", "events": ["plugin.instaled", "plugin.*"]}),
+            422,
+            "endpoint `a` subscribes to an event type the daemon never sends: \"plugin.instaled\"",
+        ),
+        (
+            json!({"id": "a", "url": "https://h/", "events": ["invoice.*"]}),
+            422,
+            "plugin.installed, plugin.removed",
+        ),
     ] {
         d.post("/api/webhooks/endpoints", &body)
             .expect_error(status, part);
@@ -536,5 +547,88 @@ fn an_endpoint_that_never_answers_delays_only_its_own_deliveries() {
         stuck.records().len(),
         1,
         "the stuck endpoint's next delivery waits its turn"
+    );
+}
+
+/// The (tenant, plugin) of each `plugin.deactivated` the test's key caused,
+/// in the order the receiver accepted them (2xx).
+fn accepted_deactivations(records: &[Value]) -> Vec<(String, String)> {
+    records
+        .iter()
+        .filter(|r| r["action"] == "200")
+        .map(body_of)
+        .filter(|b| b["type"] == "plugin.deactivated" && b["data"]["actor"] == TOKEN_ID)
+        .map(|b| {
+            (
+                b["data"]["tenant"].as_str().unwrap_or_default().to_owned(),
+                b["data"]["plugin"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// New-user trial: after a restart, older pending deliveries arrived after
+/// newer ones. Three events are queued while the endpoint refuses the
+/// first; three more are written to the audit log while the worker is down
+/// (one batch, queued in the same millisecond after the restart). Every
+/// delivery of the endpoint arrives in the order the events happened.
+#[test]
+fn pending_deliveries_keep_their_order_per_endpoint_across_a_restart() {
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    // The first request fails (a retry 1.5 s later), every later one is taken.
+    let receiver = Receiver::start(&[secret], "503,200");
+    let order = [
+        ("acme-fiber", "twilio"),
+        ("bluesky-net", "twilio"),
+        ("corner-wifi", "twilio"),
+        ("acme-fiber", "stripe"),
+        ("bluesky-net", "stripe"),
+        ("acme-fiber", "network-automation"),
+    ];
+    let deactivate = |d: &TestDaemon, (tenant, plugin): (&str, &str)| {
+        d.post_empty(&format!(
+            "/api/tenants/{tenant}/plugins/{plugin}/deactivate"
+        ))
+        .expect(200);
+    };
+    let (d, worker) = daemon(&[1500]);
+    d.post(
+        "/api/webhooks/endpoints",
+        &json!({"id": "crm", "url": receiver.url, "secret": secret,
+                "events": ["plugin.deactivated"]}),
+    )
+    .expect(201);
+    for event in &order[..3] {
+        deactivate(&d, *event);
+    }
+    receiver.wait("the first delivery is refused", |r| !r.is_empty());
+    drop(worker);
+    for event in &order[3..] {
+        deactivate(&d, *event);
+    }
+    let dir = Arc::clone(&d.dir);
+    d.stop();
+
+    let d = TestDaemon::start_in(
+        dir,
+        |c| {
+            c.webhooks.delivery.poll_ms = 20;
+            c.webhooks.delivery.retry_schedule_ms = vec![1500];
+            c.webhooks.delivery.jitter_percent = 0;
+        },
+        None,
+    );
+    let _worker = isp_daemon::webhooks::start_delivery(&d.daemon).expect("delivery worker");
+    let records = receiver.wait("all six are delivered", |r| {
+        accepted_deactivations(r).len() >= order.len()
+    });
+    let want: Vec<(String, String)> = order
+        .iter()
+        .map(|(t, p)| ((*t).to_owned(), (*p).to_owned()))
+        .collect();
+    assert_eq!(accepted_deactivations(&records), want, "{records:#?}");
+    assert!(
+        records.iter().all(|r| r["verified"] == json!([true])),
+        "{records:#?}"
     );
 }

@@ -255,15 +255,26 @@ impl Config {
         Self::parse(EMBEDDED, &cwd).context("the embedded default configuration")
     }
 
-    /// Reads a configuration file; relative paths are relative to its folder.
+    /// Reads a configuration file; relative paths in it (plugin, state,
+    /// configuration and trusted-key directories, `[provisioning]
+    /// plugin_dir`) are relative to its folder, made absolute here (the
+    /// folder canonicalized) so they do not depend on the current
+    /// directory of whoever reads them later (the watcher compares them
+    /// with the absolute paths the OS reports).
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading the configuration {}", path.display()))?;
-        let base = path
+        let folder = path
             .parent()
-            .map(Path::to_owned)
             .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or_else(|| PathBuf::from("."));
+            .unwrap_or(Path::new("."));
+        let base = std::fs::canonicalize(folder).with_context(|| {
+            format!(
+                "resolving the folder of the configuration {} (its relative paths are relative \
+                 to it)",
+                path.display()
+            )
+        })?;
         Self::parse(&text, &base).with_context(|| format!("in {}", path.display()))
     }
 
@@ -308,13 +319,16 @@ impl Config {
         })
     }
 
-    /// `path` made absolute against the configuration's folder.
+    /// `path` made absolute against the configuration's folder, `.` and
+    /// `..` components resolved lexically (a plugin directory that is a
+    /// symlink stays the link, so swapping it re-arms the watch).
     pub fn resolve(&self, path: &Path) -> PathBuf {
-        if path.is_absolute() {
+        let joined = if path.is_absolute() {
             path.to_owned()
         } else {
             self.base_dir.join(path)
-        }
+        };
+        normalize(&joined)
     }
 
     /// The configured plugin directories, absolute.
@@ -387,6 +401,25 @@ pub fn read_key_dir(dir: &Path) -> Result<Vec<String>> {
         .collect()
 }
 
+/// `path` without `.` components and with each `..` taking away the
+/// component before it (lexically; no file system access).
+fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push(component);
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 /// Whether `text` is written as a `${scheme:locator}` reference.
 fn is_reference(text: &str) -> bool {
     text.starts_with("${") && text.ends_with('}')
@@ -450,6 +483,25 @@ mod tests {
         check(
             "[[demo.steps]]\nflow = \"dance\"\ntenant = \"a\"",
             "unknown variant `dance`",
+        );
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_configuration_folder() {
+        let text = "[admin]\nlisten = \"127.0.0.1:1\"\ntoken = \"${env:T}\"\n\
+                    [plugins]\ndirs = [\"plugins\", \"./more/../other\", \"/abs/p\"]\n";
+        let config = Config::parse(text, Path::new("/etc/isp")).expect("parses");
+        assert_eq!(
+            config.plugin_dirs(),
+            [
+                PathBuf::from("/etc/isp/plugins"),
+                PathBuf::from("/etc/isp/other"),
+                PathBuf::from("/abs/p")
+            ]
+        );
+        assert_eq!(
+            config.resolve(Path::new("../state")),
+            PathBuf::from("/etc/state")
         );
     }
 

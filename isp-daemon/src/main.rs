@@ -188,9 +188,6 @@ fn load_config(cli: &Cli) -> Result<Config> {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     let config = load_config(&cli)?;
-    if cli.provision {
-        isp_daemon::provision_flag::create_plugin_dir(&config)?;
-    }
     // Refuse a policy that cannot work before starting anything.
     if cli.plugins_from_build.is_none() {
         config.trust.policy(&config)?;

@@ -39,7 +39,16 @@ impl Daemon {
                 startup.extend(notes.into_iter().map(|n| format!("[host] {n}")));
                 vec![dir]
             }
-            None => config.plugin_dirs(),
+            None => {
+                // [provisioning] owns its plugin directory: a first boot creates it.
+                if let Some(dir) = crate::provision_flag::create_plugin_dir(&config)? {
+                    startup.push(format!(
+                        "[host] created the plugin directory {} that [provisioning] fills",
+                        dir.display()
+                    ));
+                }
+                config.plugin_dirs()
+            }
         };
         let trust = config.trust.policy(&config)?;
 

@@ -147,7 +147,7 @@ impl Remote {
         move |e| Error::Registry {
             url: self.url.clone(),
             what,
-            reason: e.to_string(),
+            reason: with_causes(&e),
         }
     }
 
@@ -459,4 +459,21 @@ fn is_not_found(e: &oci_client::errors::OciDistributionError) -> bool {
         }),
         _ => false,
     }
+}
+
+/// `error` and its causes, each once (`error sending request …: client
+/// error (Connect): tcp connect error: Connection refused (os error 111)`):
+/// the HTTP client's own message leaves out why it failed.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        let line = inner.to_string();
+        if !text.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        cause = inner.source();
+    }
+    text
 }

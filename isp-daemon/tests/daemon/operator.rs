@@ -1,13 +1,24 @@
 //! The daemon as a new operator first runs it (findings of a new-user
 //! trial): relative paths in a configuration read from another folder, a
 //! plugin directory that does not exist yet under `--watch`, and the
-//! directory `[provisioning]` fills created at start.
+//! directory `[provisioning]` fills created at start, and the outbound
+//! events of a provisioning install and of a restart.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
+use isp_daemon::Config;
+use plugkit_registry::publish::publish_catalog;
+use plugkit_testkit::process::wait_until;
+use plugkit_testkit::registry::Registry;
+use plugkit_tests::oci::{catalog, Operator};
+use serde_json::{json, Value};
+
 use crate::lifecycle::Running;
-use crate::support::{install_signed, ADMIN_TOKEN};
+use crate::provisioning::{provisioned, publish_reference, remote};
+use crate::support::{install_signed, TestDaemon, ADMIN_TOKEN};
+use crate::webhooks_out::{body_of, of_type, Receiver};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -142,4 +153,118 @@ fn the_plugin_dir_provisioning_fills_is_created_at_start_and_watched() {
     );
     std::fs::rename(stage.join("twilio"), plugins.join("twilio")).expect("drop twilio in");
     daemon.wait_for_line("[reload] twilio 0.1.0 started", LIMIT);
+}
+
+/// Waits until the delivery worker has turned every audit line into events.
+fn worker_caught_up(state: &Path) {
+    let caught_up = wait_until(
+        "the worker reads the audit log",
+        Duration::from_secs(30),
+        None,
+        || {
+            let audit = std::fs::metadata(state.join("audit.jsonl")).map_or(0, |m| m.len());
+            let cursor = std::fs::read(state.join("webhooks/audit-cursor.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+                .and_then(|v| v["offset"].as_u64());
+            cursor == Some(audit)
+        },
+    );
+    assert!(
+        caught_up.is_ok(),
+        "the delivery worker does not read the audit log"
+    );
+}
+
+/// Regression (new-user trial): one provisioning install sent two
+/// `plugin.installed` events (the manifest's registration and
+/// provisioning's own audit line), every restart sent `0.1.0 → 0.1.0` for
+/// every plugin, and a refused catalog was `plugin.failed` with a null
+/// plugin. Through the real outbound path: a receiver verifying with the
+/// Standard Webhooks reference library.
+#[test]
+fn one_provisioning_install_is_one_event_and_a_restart_sends_none() {
+    let registry = Registry::start().expect("registry");
+    let remote = remote(&registry);
+    let operator = Operator::new();
+    let published = publish_reference(&remote, &operator);
+    let all: Vec<(&str, &str, &str)> = published
+        .iter()
+        .map(|(i, v, d)| (i.as_str(), v.as_str(), d.as_str()))
+        .collect();
+    operator.publish_catalog(&remote, &catalog(1, &[("pro", &all)]));
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let receiver = Receiver::start(&[secret], "200");
+    let configure = || {
+        let provision = provisioned(&registry, "pro", &operator);
+        move |c: &mut Config| {
+            provision(c);
+            c.webhooks.delivery.poll_ms = 20;
+            c.webhooks.delivery.jitter_percent = 0;
+        }
+    };
+    let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let state = dir.path().join("state");
+
+    let first = TestDaemon::start_in(Arc::clone(&dir), configure(), None);
+    let worker = isp_daemon::webhooks::start_delivery(&first.daemon).expect("worker");
+    worker_caught_up(&state);
+    first
+        .post(
+            "/api/webhooks/endpoints",
+            &json!({"id": "crm", "url": receiver.url, "secret": secret, "events": ["*"]}),
+        )
+        .expect(201);
+    let answer = first.post_empty("/api/provisioning/refresh").expect(200);
+    assert_eq!(answer["ok"], true, "{answer}");
+    // A refused catalog marks the end of the install's events.
+    publish_catalog(&remote, catalog(2, &[("pro", &all)]).as_bytes(), None).expect("unsigned");
+    first
+        .post_empty("/api/provisioning/refresh")
+        .expect_error(422, "unsigned");
+    let records = receiver.wait("provisioning.failed arrives", |r| {
+        !of_type(r, "provisioning.failed").is_empty()
+    });
+    let mut installed: Vec<String> = of_type(&records, "plugin.installed")
+        .into_iter()
+        .map(|r| {
+            body_of(r)["data"]["plugin"]
+                .as_str()
+                .unwrap_or("?")
+                .to_owned()
+        })
+        .collect();
+    installed.sort();
+    assert_eq!(
+        installed,
+        ["network-automation", "stripe", "twilio"],
+        "one plugin.installed per plugin: {records:#?}"
+    );
+    assert!(
+        of_type(&records, "plugin.failed").is_empty(),
+        "{records:#?}"
+    );
+    let failed = body_of(of_type(&records, "provisioning.failed")[0]);
+    let detail = failed["data"]["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains(&registry.url()) && detail.contains("unsigned"),
+        "{failed:#}"
+    );
+    drop(worker);
+    first.stop();
+
+    // A restart with nothing changed: no plugin.installed.
+    let second = TestDaemon::start_in(Arc::clone(&dir), configure(), None);
+    let _worker = isp_daemon::webhooks::start_delivery(&second.daemon).expect("worker");
+    second
+        .post_empty("/api/provisioning/refresh")
+        .expect_error(422, "unsigned");
+    let records = receiver.wait("the second provisioning.failed arrives", |r| {
+        of_type(r, "provisioning.failed").len() == 2
+    });
+    assert_eq!(
+        of_type(&records, "plugin.installed").len(),
+        3,
+        "the restart sent plugin.installed again: {records:#?}"
+    );
 }

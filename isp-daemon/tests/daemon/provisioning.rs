@@ -13,7 +13,7 @@ use plugkit_tests::oci::{catalog, reloadable_manifest, Operator};
 
 use crate::support::{library, TestDaemon, PLUGINS};
 
-fn remote(registry: &Registry) -> Remote {
+pub(crate) fn remote(registry: &Registry) -> Remote {
     Remote::new(&RegistryConfig {
         url: registry.url(),
         credentials: None,
@@ -62,7 +62,10 @@ pub(crate) fn version_of(daemon: &TestDaemon, plugin: &str) -> Option<String> {
 }
 
 /// Publishes the three reference plugins; returns (id, version, digest).
-fn publish_reference(remote: &Remote, operator: &Operator) -> Vec<(String, String, String)> {
+pub(crate) fn publish_reference(
+    remote: &Remote,
+    operator: &Operator,
+) -> Vec<(String, String, String)> {
     PLUGINS
         .iter()
         .map(|(id, package, folder)| {
@@ -137,14 +140,16 @@ fn refresh_delivers_the_reference_plugins_a_tier_drop_stops_them_and_a_down_regi
 
     // The registry goes away: the refresh fails, saying so, and twilio serves on.
     registry.stop();
+    // Regression (new-user trial): a 500 without the cause. Now a 502
+    // naming the registry, the cause and what to do.
     let problem = daemon
         .post_empty("/api/provisioning/refresh")
-        .expect_error(500, "the installed plugins keep serving");
+        .expect_error(502, "the installed plugins keep serving");
+    let error = problem["error"].as_str().unwrap_or_default();
     assert!(
-        problem["error"]
-            .as_str()
-            .unwrap_or_default()
-            .contains(&registry.url()),
+        error.contains(&registry.url())
+            && error.contains("Connection refused")
+            && error.contains("check that the registry"),
         "{problem}"
     );
     assert!(version_of(&daemon, "twilio").is_some());
@@ -330,7 +335,7 @@ fn three_daemons_converge_on_one_lock_and_swap_together() {
     for daemon in &fleet {
         daemon
             .post_empty("/api/provisioning/refresh")
-            .expect_error(500, "keep serving");
+            .expect_error(502, "keep serving");
         let answer = daemon
             .daemon
             .host()

@@ -282,12 +282,27 @@ impl Config {
     pub fn parse(text: &str, base_dir: &Path) -> Result<Self> {
         let mut config: Config = toml::from_str(text).context("not a valid configuration")?;
         config.base_dir = base_dir.to_owned();
-        config.check()?;
+        config.check(text)?;
         Ok(config)
     }
 
-    fn check(&self) -> Result<()> {
+    fn check(&self, text: &str) -> Result<()> {
         self.listen_addr()?;
+        self.check_tiers(text)?;
+        if let Some(every) = self
+            .provisioning
+            .as_ref()
+            .and_then(|p| p.refresh_interval.as_deref())
+        {
+            if let Err(e) = humantime::parse_duration(every) {
+                bail!(
+                    "[provisioning] refresh_interval = {every:?}{} is not a duration ({e}); write \
+                     one such as \"5m\" or \"1h\", or drop it to refresh only at start and on \
+                     POST /api/provisioning/refresh",
+                    at_line(text, "refresh_interval")
+                );
+            }
+        }
         if self.admin.token.trim().is_empty() {
             bail!("[admin] token is empty; set it to a reference such as \"${{env:ISP_DAEMON_ADMIN_TOKEN}}\"");
         }
@@ -303,6 +318,44 @@ impl Config {
                     "[[demo.steps]] number {}: tenant `{}` is not configured under [tenants]",
                     index + 1,
                     step.tenant()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The tier list is valid and every tenant's tier is in it; errors name
+    /// the tenant and the line of its table.
+    fn check_tiers(&self, text: &str) -> Result<()> {
+        let names: Vec<String> = match &self.tiers {
+            Some(names) => {
+                if let Err(e) = plugin_host::tenancy::Tiers::new(names.clone()) {
+                    bail!(
+                        "tiers = {names:?}{}: {e}; list each tier once, lowest first",
+                        at_line(text, "tiers")
+                    );
+                }
+                names.clone()
+            }
+            None => DEFAULT_TIERS.map(str::to_owned).to_vec(),
+        };
+        for (id, tenant) in &self.tenants {
+            if !names.contains(&tenant.tier) {
+                bail!(
+                    "[tenants.{id}]{}: tier = {:?} is not a configured tier; use one of {} (the \
+                     top-level `tiers` list, lowest first{})",
+                    at_line(text, &format!("[tenants.{id}]")),
+                    tenant.tier,
+                    names
+                        .iter()
+                        .map(|n| format!("`{n}`"))
+                        .collect::<Vec<_>>()
+                        .join(" < "),
+                    if self.tiers.is_none() {
+                        "; absent, it is free < pro < enterprise"
+                    } else {
+                        ""
+                    }
                 );
             }
         }
@@ -401,6 +454,17 @@ pub fn read_key_dir(dir: &Path) -> Result<Vec<String>> {
         .collect()
 }
 
+/// The tiers when the configuration lists none, lowest first.
+const DEFAULT_TIERS: [&str; 3] = ["free", "pro", "enterprise"];
+
+/// ` (line N)` of the first line of `text` that starts with `start`, or nothing.
+fn at_line(text: &str, start: &str) -> String {
+    text.lines()
+        .position(|line| line.trim_start().starts_with(start))
+        .map(|index| format!(" (line {})", index + 1))
+        .unwrap_or_default()
+}
+
 /// `path` without `.` components and with each `..` taking away the
 /// component before it (lexically; no file system access).
 fn normalize(path: &Path) -> PathBuf {
@@ -484,6 +548,35 @@ mod tests {
             "[[demo.steps]]\nflow = \"dance\"\ntenant = \"a\"",
             "unknown variant `dance`",
         );
+        // Regression (new-user trial): an unknown tier failed at start
+        // without the file or the line.
+        check(
+            "\n[tenants.acme]\ntier = \"gold\"",
+            "[tenants.acme] (line 5): tier = \"gold\" is not a configured tier; use one of \
+             `free` < `pro` < `enterprise`",
+        );
+        check(
+            "[provisioning]\nregistry = \"http://127.0.0.1:5000\"\ntier = \"pro\"\n\
+             refresh_interval = \"often\"",
+            "[provisioning] refresh_interval = \"often\" (line 7) is not a duration",
+        );
+        check(
+            "[tenants.a]\ntier = \"gold\"",
+            "absent, it is free < pro < enterprise",
+        );
+        let with_tiers = |tiers: &str| {
+            let text = format!(
+                "tiers = {tiers}\n[admin]\nlisten = \"127.0.0.1:1\"\ntoken = \"${{env:T}}\"\n\
+                 [tenants.a]\ntier = \"b\"\n"
+            );
+            match Config::parse(&text, Path::new("/")) {
+                Ok(_) => "ok".to_owned(),
+                Err(e) => format!("{e:#}"),
+            }
+        };
+        assert_eq!(with_tiers("[\"a\", \"b\"]"), "ok");
+        assert!(with_tiers("[\"b\", \"b\"]")
+            .starts_with("tiers = [\"b\", \"b\"] (line 1): tier `b` appears twice"));
     }
 
     #[test]

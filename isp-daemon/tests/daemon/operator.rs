@@ -268,3 +268,60 @@ fn one_provisioning_install_is_one_event_and_a_restart_sends_none() {
         "the restart sent plugin.installed again: {records:#?}"
     );
 }
+
+/// Runs the binary to its exit in `cwd`; returns its exit code and stderr.
+fn run_to_exit(cwd: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_isp-daemon"))
+        .current_dir(cwd)
+        .args(args)
+        .env("ISP_TEST_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("running isp-daemon");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Regression (new-user trial): an unknown tier said neither the file nor
+/// the tenant's line, and an address in use did not say which setting to
+/// change.
+#[test]
+fn config_errors_name_the_file_the_line_and_the_setting_to_change() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let etc = root.path().join("etc");
+    let config = write_config(&etc, "\n[tenants.acme]\ntier = \"gold\"\n");
+    let (code, stderr) = run_to_exit(root.path(), &["--config", "etc/isp.toml"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("in etc/isp.toml")
+            && stderr
+                .contains("[tenants.acme] (line 18): tier = \"gold\" is not a configured tier")
+            && stderr.contains("`free` < `pro` < `enterprise`"),
+        "{stderr}"
+    );
+
+    // The admin API's address is taken: the setting to change is named.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("address").to_string();
+    let text = std::fs::read_to_string(&config)
+        .expect("config")
+        .replace("tier = \"gold\"", "tier = \"pro\"")
+        .replace("127.0.0.1:0", &addr);
+    std::fs::write(&config, text).expect("write config");
+    let (code, stderr) = run_to_exit(root.path(), &["--config", "etc/isp.toml"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("the admin API cannot listen on {addr}"))
+            && stderr.contains("change [admin] listen in etc/isp.toml or pass --listen"),
+        "{stderr}"
+    );
+    let (code, stderr) = run_to_exit(
+        root.path(),
+        &["--config", "etc/isp.toml", "--listen", &addr],
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("pass another --listen"), "{stderr}");
+}

@@ -415,8 +415,13 @@ async fn serve_and_run(cli: Cli, config: Config, devices: Devices, say: Say) -> 
                     if problems > 0 {
                         demo_failed = true;
                         say(&format!(
-                            "[demo] FAILED: {problems} installed plugin(s) did not start (see `[host] problem:` above), \
-                             so the flows ran without them"
+                            "[demo] FAILED: {} did not start (see `[host] problem:` above), \
+                             so the flows ran without them",
+                            isp_daemon::wording::counted(
+                                problems,
+                                "installed plugin",
+                                "installed plugins"
+                            )
                         ));
                     }
                 }

@@ -134,11 +134,11 @@ pub fn refresh_at_start(daemon: &Daemon, json: bool, say: &dyn Fn(&str)) -> Resu
         .unwrap_or_default();
     if !failures.is_empty() {
         bail!(
-            "provisioning tier `{}` from {}: {} plugin(s) not installed, the last verified set \
+            "provisioning tier `{}` from {}: {} not installed, the last verified set \
              stays installed: {}",
             section.tier,
             section.registry,
-            failures.len(),
+            crate::wording::counted(failures.len(), "plugin", "plugins"),
             failures.join("; ")
         );
     }

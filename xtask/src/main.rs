@@ -28,6 +28,7 @@ mod store;
 mod test;
 mod tidy;
 mod validate;
+mod wording;
 
 use std::path::PathBuf;
 

@@ -178,10 +178,11 @@ pub(crate) fn publish_catalog(path: &Path, registry: RegistryConfig, force: bool
     )?;
     let digest = publish::publish_catalog(&remote, document.as_bytes(), Some(&signature))?;
     println!(
-        "published catalog serial {} (expires {}, signed by {}, {pinned} digests pinned) to {}/{}:{} ({digest})",
+        "published catalog serial {} (expires {}, signed by {}, {} pinned) to {}/{}:{} ({digest})",
         catalog.serial,
         catalog.expires,
         key.key_id,
+        crate::wording::counted(pinned, "digest", "digests"),
         registry.url,
         layout::CATALOG_REPOSITORY,
         layout::CATALOG_LATEST_TAG
@@ -224,17 +225,17 @@ pub(crate) fn provision(
         );
     } else {
         println!(
-            "provisioned tier `{tier}` from catalog serial {} into {} ({} plugins); lock: {}",
+            "provisioned tier `{tier}` from catalog serial {} into {} ({}); lock: {}",
             report.catalog_serial,
             options.plugin_dir.display(),
-            lock.plugins.len(),
+            crate::wording::counted(lock.plugins.len(), "plugin", "plugins"),
             lock_path.display()
         );
     }
     if !failures.is_empty() {
         bail!(
-            "{} plugin(s) not provisioned (the previous verified versions stay): {}",
-            failures.len(),
+            "{} not provisioned (the previous verified versions stay): {}",
+            crate::wording::counted(failures.len(), "plugin", "plugins"),
             failures.join("; ")
         );
     }

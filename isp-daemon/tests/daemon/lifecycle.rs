@@ -257,7 +257,7 @@ fn the_demo_fails_when_installed_plugins_do_not_start() {
     assert!(
         lines
             .iter()
-            .any(|l| l.contains("[demo] FAILED: 3 installed plugin(s) did not start")),
+            .any(|l| l.contains("[demo] FAILED: 3 installed plugins did not start")),
         "{}",
         daemon.output()
     );

@@ -104,10 +104,14 @@ pub fn watch(daemon: &Arc<Daemon>, say: Say) -> Result<()> {
     }
     let live = start_watch(daemon, &present)?;
     daemon.watching.store(true, Ordering::SeqCst);
-    say(&format!(
-        "[reload] watching {} for changes (hot reload)",
-        join_dirs(&present)
-    ));
+    say(&if present.is_empty() {
+        "[reload] no plugin directory exists yet: live reload starts when one is created".to_owned()
+    } else {
+        format!(
+            "[reload] watching {} for changes (hot reload)",
+            join_dirs(&present)
+        )
+    });
     let daemon = Arc::clone(daemon);
     std::thread::Builder::new()
         .name("isp-daemon-live".to_owned())
@@ -202,9 +206,6 @@ fn rearm_if_created(
 }
 
 fn join_dirs(dirs: &[PathBuf]) -> String {
-    if dirs.is_empty() {
-        return "no existing plugin directory".to_owned();
-    }
     dirs.iter()
         .map(|d| d.display().to_string())
         .collect::<Vec<_>>()

@@ -106,6 +106,7 @@ fn watch_waits_for_a_missing_plugin_dir_and_starts_its_plugins_once_created() {
         warning.contains(&plugins.display().to_string()) && warning.contains("[plugins] dirs"),
         "{warning}"
     );
+    daemon.wait_for_line("live reload starts when one is created", LIMIT);
     daemon.wait_for_line("serving; stop with", LIMIT);
 
     // The directory appears with one plugin in it (renamed in, as a deploy does).

@@ -255,15 +255,26 @@ impl Config {
         Self::parse(EMBEDDED, &cwd).context("the embedded default configuration")
     }
 
-    /// Reads a configuration file; relative paths are relative to its folder.
+    /// Reads a configuration file; relative paths in it (plugin, state,
+    /// configuration and trusted-key directories, `[provisioning]
+    /// plugin_dir`) are relative to its folder, made absolute here (the
+    /// folder canonicalized) so they do not depend on the current
+    /// directory of whoever reads them later (the watcher compares them
+    /// with the absolute paths the OS reports).
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading the configuration {}", path.display()))?;
-        let base = path
+        let folder = path
             .parent()
-            .map(Path::to_owned)
             .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or_else(|| PathBuf::from("."));
+            .unwrap_or(Path::new("."));
+        let base = std::fs::canonicalize(folder).with_context(|| {
+            format!(
+                "resolving the folder of the configuration {} (its relative paths are relative \
+                 to it)",
+                path.display()
+            )
+        })?;
         Self::parse(&text, &base).with_context(|| format!("in {}", path.display()))
     }
 
@@ -271,12 +282,27 @@ impl Config {
     pub fn parse(text: &str, base_dir: &Path) -> Result<Self> {
         let mut config: Config = toml::from_str(text).context("not a valid configuration")?;
         config.base_dir = base_dir.to_owned();
-        config.check()?;
+        config.check(text)?;
         Ok(config)
     }
 
-    fn check(&self) -> Result<()> {
+    fn check(&self, text: &str) -> Result<()> {
         self.listen_addr()?;
+        self.check_tiers(text)?;
+        if let Some(every) = self
+            .provisioning
+            .as_ref()
+            .and_then(|p| p.refresh_interval.as_deref())
+        {
+            if let Err(e) = humantime::parse_duration(every) {
+                bail!(
+                    "[provisioning] refresh_interval = {every:?}{} is not a duration ({e}); write \
+                     one such as \"5m\" or \"1h\", or drop it to refresh only at start and on \
+                     POST /api/provisioning/refresh",
+                    at_line(text, "refresh_interval")
+                );
+            }
+        }
         if self.admin.token.trim().is_empty() {
             bail!("[admin] token is empty; set it to a reference such as \"${{env:ISP_DAEMON_ADMIN_TOKEN}}\"");
         }
@@ -298,6 +324,44 @@ impl Config {
         Ok(())
     }
 
+    /// The tier list is valid and every tenant's tier is in it; errors name
+    /// the tenant and the line of its table.
+    fn check_tiers(&self, text: &str) -> Result<()> {
+        let names: Vec<String> = match &self.tiers {
+            Some(names) => {
+                if let Err(e) = plugin_host::tenancy::Tiers::new(names.clone()) {
+                    bail!(
+                        "tiers = {names:?}{}: {e}; list each tier once, lowest first",
+                        at_line(text, "tiers")
+                    );
+                }
+                names.clone()
+            }
+            None => DEFAULT_TIERS.map(str::to_owned).to_vec(),
+        };
+        for (id, tenant) in &self.tenants {
+            if !names.contains(&tenant.tier) {
+                bail!(
+                    "[tenants.{id}]{}: tier = {:?} is not a configured tier; use one of {} (the \
+                     top-level `tiers` list, lowest first{})",
+                    at_line(text, &format!("[tenants.{id}]")),
+                    tenant.tier,
+                    names
+                        .iter()
+                        .map(|n| format!("`{n}`"))
+                        .collect::<Vec<_>>()
+                        .join(" < "),
+                    if self.tiers.is_none() {
+                        "; absent, it is free < pro < enterprise"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// The admin API's address.
     pub fn listen_addr(&self) -> Result<SocketAddr> {
         self.admin.listen.parse().with_context(|| {
@@ -308,13 +372,16 @@ impl Config {
         })
     }
 
-    /// `path` made absolute against the configuration's folder.
+    /// `path` made absolute against the configuration's folder, `.` and
+    /// `..` components resolved lexically (a plugin directory that is a
+    /// symlink stays the link, so swapping it re-arms the watch).
     pub fn resolve(&self, path: &Path) -> PathBuf {
-        if path.is_absolute() {
+        let joined = if path.is_absolute() {
             path.to_owned()
         } else {
             self.base_dir.join(path)
-        }
+        };
+        normalize(&joined)
     }
 
     /// The configured plugin directories, absolute.
@@ -387,6 +454,36 @@ pub fn read_key_dir(dir: &Path) -> Result<Vec<String>> {
         .collect()
 }
 
+/// The tiers when the configuration lists none, lowest first.
+const DEFAULT_TIERS: [&str; 3] = ["free", "pro", "enterprise"];
+
+/// ` (line N)` of the first line of `text` that starts with `start`, or nothing.
+fn at_line(text: &str, start: &str) -> String {
+    text.lines()
+        .position(|line| line.trim_start().starts_with(start))
+        .map(|index| format!(" (line {})", index + 1))
+        .unwrap_or_default()
+}
+
+/// `path` without `.` components and with each `..` taking away the
+/// component before it (lexically; no file system access).
+fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push(component);
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 /// Whether `text` is written as a `${scheme:locator}` reference.
 fn is_reference(text: &str) -> bool {
     text.starts_with("${") && text.ends_with('}')
@@ -450,6 +547,54 @@ mod tests {
         check(
             "[[demo.steps]]\nflow = \"dance\"\ntenant = \"a\"",
             "unknown variant `dance`",
+        );
+        // Regression (new-user trial): an unknown tier failed at start
+        // without the file or the line.
+        check(
+            "\n[tenants.acme]\ntier = \"gold\"",
+            "[tenants.acme] (line 5): tier = \"gold\" is not a configured tier; use one of \
+             `free` < `pro` < `enterprise`",
+        );
+        check(
+            "[provisioning]\nregistry = \"http://127.0.0.1:5000\"\ntier = \"pro\"\n\
+             refresh_interval = \"often\"",
+            "[provisioning] refresh_interval = \"often\" (line 7) is not a duration",
+        );
+        check(
+            "[tenants.a]\ntier = \"gold\"",
+            "absent, it is free < pro < enterprise",
+        );
+        let with_tiers = |tiers: &str| {
+            let text = format!(
+                "tiers = {tiers}\n[admin]\nlisten = \"127.0.0.1:1\"\ntoken = \"${{env:T}}\"\n\
+                 [tenants.a]\ntier = \"b\"\n"
+            );
+            match Config::parse(&text, Path::new("/")) {
+                Ok(_) => "ok".to_owned(),
+                Err(e) => format!("{e:#}"),
+            }
+        };
+        assert_eq!(with_tiers("[\"a\", \"b\"]"), "ok");
+        assert!(with_tiers("[\"b\", \"b\"]")
+            .starts_with("tiers = [\"b\", \"b\"] (line 1): tier `b` appears twice"));
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_configuration_folder() {
+        let text = "[admin]\nlisten = \"127.0.0.1:1\"\ntoken = \"${env:T}\"\n\
+                    [plugins]\ndirs = [\"plugins\", \"./more/../other\", \"/abs/p\"]\n";
+        let config = Config::parse(text, Path::new("/etc/isp")).expect("parses");
+        assert_eq!(
+            config.plugin_dirs(),
+            [
+                PathBuf::from("/etc/isp/plugins"),
+                PathBuf::from("/etc/isp/other"),
+                PathBuf::from("/abs/p")
+            ]
+        );
+        assert_eq!(
+            config.resolve(Path::new("../state")),
+            PathBuf::from("/etc/state")
         );
     }
 

@@ -69,8 +69,12 @@ pub fn standin_summary(daemon: &Daemon) -> Vec<String> {
                 .filter(|r| r.method == "POST" && r.path == "/v1/payment_intents")
                 .collect();
             lines.push(format!(
-                "[stand-in] Stripe stand-in: {} payment intent request(s)",
-                created.len()
+                "[stand-in] Stripe stand-in: {}",
+                crate::wording::counted(
+                    created.len(),
+                    "payment intent request",
+                    "payment intent requests"
+                )
             ));
             for request in created {
                 let form: Vec<(String, String)> = form_pairs(&request.body);
@@ -95,8 +99,8 @@ pub fn standin_summary(daemon: &Daemon) -> Vec<String> {
         Some(twilio) => {
             let sent = twilio.sent_messages();
             lines.push(format!(
-                "[stand-in] Twilio stand-in: {} message(s) accepted",
-                sent.len()
+                "[stand-in] Twilio stand-in: {} accepted",
+                crate::wording::counted(sent.len(), "message", "messages")
             ));
             for message in sent {
                 lines.push(format!(

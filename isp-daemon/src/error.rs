@@ -25,6 +25,9 @@ pub enum ProblemKind {
     PayloadTooLarge,
     /// The daemon or a plugin failed (500).
     Internal,
+    /// A server the daemon depends on (the OCI registry) failed or cannot
+    /// be reached (502).
+    BadGateway,
 }
 
 /// A refused or failed request: what went wrong, and whom it concerns.
@@ -341,6 +344,7 @@ pub(crate) fn status_of(kind: ProblemKind) -> axum::http::StatusCode {
         ProblemKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
         ProblemKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ProblemKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        ProblemKind::BadGateway => StatusCode::BAD_GATEWAY,
     }
 }
 

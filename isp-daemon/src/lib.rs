@@ -70,6 +70,7 @@ pub mod upload;
 pub mod vault;
 pub mod webhook_state;
 pub mod webhooks;
+pub mod wording;
 
 pub use config::Config;
 pub use daemon::{Daemon, StartOptions};

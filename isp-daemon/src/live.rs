@@ -4,12 +4,13 @@
 //!
 //! [`Host::watch`]: plugin_host::Host::watch
 
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use plugin_host::hot_reload::{LiveEvent, LiveOptions, ReloadOutcome};
+use plugin_host::hot_reload::{LiveEvent, LiveOptions, LiveReload, ReloadOutcome};
 
 use crate::daemon::Daemon;
 
@@ -87,33 +88,42 @@ pub fn describe(event: &LiveEvent) -> String {
 
 /// Starts watching the daemon's plugin directories; events are handled on
 /// a thread of their own until the daemon shuts down.
+///
+/// A plugin directory that does not exist yet is not an error: it is named
+/// in a warning, looked for every 250 ms, and once it exists the watch is
+/// re-armed on it and what is installed in it starts (in dependency order,
+/// as at start-up).
+///
+/// # Errors
+/// The OS watch cannot be set up on a directory that exists, or the
+/// thread cannot start.
 pub fn watch(daemon: &Arc<Daemon>, say: Say) -> Result<()> {
-    let mut options = LiveOptions::new(daemon.plugin_dirs().to_vec());
-    // `cargo xtask dev` reads the swap time from here.
-    options.event_log = daemon
-        .plugin_dirs()
-        .first()
-        .map(|dir| dir.join(".plugkit-live.jsonl"));
-    let weak = Arc::downgrade(daemon);
-    options.on_started = Some(Arc::new(move |_host, plugin| {
-        if let Some(daemon) = weak.upgrade() {
-            daemon.adopt_new_plugin("isp-daemon", plugin);
-        }
-    }));
-    let live = daemon
-        .host()
-        .watch(options)
-        .context("watching the plugin directories")?;
+    let (present, missing) = split_missing(daemon.plugin_dirs());
+    for dir in &missing {
+        say(&missing_warning(dir));
+    }
+    let live = start_watch(daemon, &present)?;
     daemon.watching.store(true, Ordering::SeqCst);
-    say(&format!(
-        "[reload] watching {} for changes (hot reload)",
-        daemon_dirs(daemon)
-    ));
+    say(&if present.is_empty() {
+        "[reload] no plugin directory exists yet: live reload starts when one is created".to_owned()
+    } else {
+        format!(
+            "[reload] watching {} for changes (hot reload)",
+            join_dirs(&present)
+        )
+    });
     let daemon = Arc::clone(daemon);
     std::thread::Builder::new()
         .name("isp-daemon-live".to_owned())
         .spawn(move || {
+            let mut live = live;
+            let mut missing = missing;
             while daemon.watching.load(Ordering::SeqCst) {
+                if !missing.is_empty() {
+                    if let Some(rearmed) = rearm_if_created(&daemon, &mut missing, &say) {
+                        live = rearmed;
+                    }
+                }
                 let Some(event) = live.next_event(Duration::from_millis(250)) else {
                     continue;
                 };
@@ -127,10 +137,76 @@ pub fn watch(daemon: &Arc<Daemon>, say: Say) -> Result<()> {
     Ok(())
 }
 
-fn daemon_dirs(daemon: &Daemon) -> String {
-    daemon
+/// The directories that exist and those that do not (yet).
+fn split_missing(dirs: &[PathBuf]) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    dirs.iter().cloned().partition(|d| d.is_dir())
+}
+
+/// The warning for a plugin directory that does not exist when the watch starts.
+pub fn missing_warning(dir: &Path) -> String {
+    format!(
+        "[reload] warning: plugin directory {} does not exist (yet): nothing in it loads until          it is created; watching for it to appear (create it, or fix [plugins] dirs or          --plugin-dir if the path is wrong)",
+        dir.display()
+    )
+}
+
+/// The host's watch on `dirs` (all existing), its events logged in the
+/// first plugin directory.
+fn start_watch(daemon: &Arc<Daemon>, dirs: &[PathBuf]) -> Result<LiveReload> {
+    let mut options = LiveOptions::new(dirs.to_vec());
+    // `cargo xtask dev` reads the swap time from here.
+    options.event_log = daemon
         .plugin_dirs()
-        .iter()
+        .first()
+        .filter(|first| dirs.contains(first))
+        .map(|dir| dir.join(".plugkit-live.jsonl"));
+    let weak = Arc::downgrade(daemon);
+    options.on_started = Some(Arc::new(move |_host, plugin| {
+        if let Some(daemon) = weak.upgrade() {
+            daemon.adopt_new_plugin("isp-daemon", plugin);
+        }
+    }));
+    daemon.host().watch(options).with_context(|| {
+        format!(
+            "watching the plugin directories {}; check that they are readable folders",
+            join_dirs(dirs)
+        )
+    })
+}
+
+/// When a missing directory exists now: a new watch on every directory
+/// that exists, and what is installed in the new ones started. `None`
+/// while nothing changed (or the new watch failed; tried again next tick).
+fn rearm_if_created(
+    daemon: &Arc<Daemon>,
+    missing: &mut Vec<PathBuf>,
+    say: &Say,
+) -> Option<LiveReload> {
+    let (created, still_missing) = split_missing(missing);
+    if created.is_empty() {
+        return None;
+    }
+    let (present, _) = split_missing(daemon.plugin_dirs());
+    let live = match start_watch(daemon, &present) {
+        Ok(live) => live,
+        Err(e) => {
+            tracing::warn!("{e:#}; trying again");
+            return None;
+        }
+    };
+    *missing = still_missing;
+    say(&format!(
+        "[reload] {} exists now: watching it and starting what is installed in it",
+        join_dirs(&created)
+    ));
+    for line in daemon.start_installed_now("isp-daemon") {
+        say(&line);
+    }
+    Some(live)
+}
+
+fn join_dirs(dirs: &[PathBuf]) -> String {
+    dirs.iter()
         .map(|d| d.display().to_string())
         .collect::<Vec<_>>()
         .join(", ")
@@ -138,8 +214,6 @@ fn daemon_dirs(daemon: &Daemon) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
-
     use plugin_host::hot_reload::{ReloadReport, ReloadStep};
 
     use super::*;

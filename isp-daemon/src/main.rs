@@ -136,6 +136,14 @@ fn absolute(path: &Path) -> Result<PathBuf> {
     })
 }
 
+/// The configuration file as the user named it, for error messages.
+fn config_name(cli: &Cli) -> String {
+    match &cli.config {
+        Some(path) => path.display().to_string(),
+        None => "the embedded configuration (see --print-config; pass --config FILE)".to_owned(),
+    }
+}
+
 fn load_config(cli: &Cli) -> Result<Config> {
     let mut config = match &cli.config {
         Some(path) => Config::load(path)?,
@@ -188,9 +196,6 @@ fn load_config(cli: &Cli) -> Result<Config> {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     let config = load_config(&cli)?;
-    if cli.provision {
-        isp_daemon::provision_flag::create_plugin_dir(&config)?;
-    }
     // Refuse a policy that cannot work before starting anything.
     if cli.plugins_from_build.is_none() {
         config.trust.policy(&config)?;
@@ -307,7 +312,8 @@ async fn serve_and_run(cli: Cli, config: Config, devices: Devices, say: Say) -> 
     let daemon = Arc::new(
         on_own_thread("isp-daemon-start", move || Daemon::start(config, options))
             .await
-            .context("the start-up thread failed")??,
+            .context("the start-up thread failed")?
+            .with_context(|| format!("starting with {}", config_name(&cli)))?,
     );
     for line in daemon.startup_lines() {
         say(line);
@@ -369,7 +375,20 @@ async fn serve_and_run(cli: Cli, config: Config, devices: Devices, say: Say) -> 
             for line in lines {
                 say(&line);
             }
-            return Err(e).with_context(|| format!("listening on {listen}"));
+            let setting = if cli.listen.is_some() {
+                "pass another --listen".to_owned()
+            } else {
+                format!(
+                    "change [admin] listen in {} or pass --listen",
+                    config_name(&cli)
+                )
+            };
+            return Err(e).with_context(|| {
+                format!(
+                    "the admin API cannot listen on {listen} (another daemon may use it); \
+                     {setting} (127.0.0.1:0 takes any free port)"
+                )
+            });
         }
     };
 
@@ -396,8 +415,13 @@ async fn serve_and_run(cli: Cli, config: Config, devices: Devices, say: Say) -> 
                     if problems > 0 {
                         demo_failed = true;
                         say(&format!(
-                            "[demo] FAILED: {problems} installed plugin(s) did not start (see `[host] problem:` above), \
-                             so the flows ran without them"
+                            "[demo] FAILED: {} did not start (see `[host] problem:` above), \
+                             so the flows ran without them",
+                            isp_daemon::wording::counted(
+                                problems,
+                                "installed plugin",
+                                "installed plugins"
+                            )
                         ));
                     }
                 }

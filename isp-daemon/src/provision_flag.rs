@@ -60,13 +60,18 @@ pub fn apply_overrides(
     Ok(())
 }
 
-/// Creates the directory `--provision` fills, so a first boot on an empty
-/// machine does not start with a missing plugin directory reported as a
-/// problem (which fails `--demo`).
+/// Creates the directory provisioning fills (`[provisioning] plugin_dir`,
+/// else the first plugin directory) when it does not exist, so a first
+/// boot on an empty machine neither reports a missing plugin directory as
+/// a problem (which fails `--demo`) nor leaves `--watch` waiting for it.
+/// Returns the directory when it was created.
 ///
 /// # Errors
-/// The directory cannot be created.
-pub fn create_plugin_dir(config: &Config) -> Result<()> {
+/// The directory cannot be created (named, with the setting to change).
+pub fn create_plugin_dir(config: &Config) -> Result<Option<std::path::PathBuf>> {
+    if config.provisioning.is_none() {
+        return Ok(None);
+    }
     let dir = match config
         .provisioning
         .as_ref()
@@ -75,15 +80,20 @@ pub fn create_plugin_dir(config: &Config) -> Result<()> {
         Some(dir) => config.resolve(dir),
         None => match config.plugin_dirs().into_iter().next() {
             Some(dir) => dir,
-            None => return Ok(()),
+            None => return Ok(None),
         },
     };
+    if dir.is_dir() {
+        return Ok(None);
+    }
     std::fs::create_dir_all(&dir).with_context(|| {
         format!(
-            "creating the plugin directory {} to provision",
+            "creating the plugin directory {} that [provisioning] fills; create it yourself or \
+             point [provisioning] plugin_dir (or [plugins] dirs) at a writable folder",
             dir.display()
         )
-    })
+    })?;
+    Ok(Some(dir))
 }
 
 /// One refresh at start. Progress lines go to `say` (to stderr with
@@ -124,11 +134,11 @@ pub fn refresh_at_start(daemon: &Daemon, json: bool, say: &dyn Fn(&str)) -> Resu
         .unwrap_or_default();
     if !failures.is_empty() {
         bail!(
-            "provisioning tier `{}` from {}: {} plugin(s) not installed, the last verified set \
+            "provisioning tier `{}` from {}: {} not installed, the last verified set \
              stays installed: {}",
             section.tier,
             section.registry,
-            failures.len(),
+            crate::wording::counted(failures.len(), "plugin", "plugins"),
             failures.join("; ")
         );
     }

@@ -176,9 +176,9 @@ impl Daemon {
     /// `POST /api/provisioning/refresh`: one refresh; see the module docs.
     ///
     /// # Errors
-    /// 409 when not configured; 502-like 500 when the registry cannot be
-    /// reached; 422 when the catalog is refused (unsigned, unknown key,
-    /// rollback, freeze). Per-plugin failures are in the 200 answer.
+    /// 409 when not configured; 502 when the registry cannot be reached
+    /// or answers wrongly (its address, the cause, what to do); 422 when
+    /// the catalog is refused (unsigned, unknown key, rollback, freeze). Per-plugin failures are in the 200 answer.
     pub fn refresh_provisioning(&self, actor: &str) -> Result<Value, Problem> {
         self.refresh_provisioning_with(actor, &mut |line| {
             tracing::info!(target: "provisioning", "{line}");
@@ -208,12 +208,34 @@ impl Daemon {
         let (mut report, mut lock) = match fetched {
             Ok(r) => r,
             Err(e) => {
-                let kind = match e {
-                    plugkit_registry::Error::Catalog(_) => ProblemKind::Unprocessable,
-                    _ => ProblemKind::Internal,
+                let registry = &options.registry.url;
+                let (kind, next) = match e {
+                    plugkit_registry::Error::Catalog(_) => (
+                        ProblemKind::Unprocessable,
+                        "publish a catalog this daemon accepts (`cargo xtask publish-catalog`), \
+                         then refresh again"
+                            .to_owned(),
+                    ),
+                    plugkit_registry::Error::Registry { .. }
+                    | plugkit_registry::Error::DigestMismatch { .. }
+                    | plugkit_registry::Error::NotAnArtifact { .. } => (
+                        ProblemKind::BadGateway,
+                        format!(
+                            "check that the registry {registry} runs and is reachable from this \
+                             host (`[provisioning] registry` or --registry), then refresh again \
+                             (POST /api/provisioning/refresh)"
+                        ),
+                    ),
+                    _ => (
+                        ProblemKind::Internal,
+                        "fix the cause above, then refresh again".to_owned(),
+                    ),
                 };
-                let message =
-                    format!("provisioning refresh failed, the installed plugins keep serving: {e}");
+                let message = format!(
+                    "provisioning refresh of tier `{}` from {registry} failed, the installed \
+                     plugins keep serving: {e}; {next}",
+                    options.tier
+                );
                 self.audit_entry(
                     AuditEntry::new(actor, AuditAction::Install, AuditOutcome::Failed)
                         .detail(message.clone()),
@@ -282,6 +304,7 @@ impl Daemon {
                     AuditOutcome::Failed,
                     outcome.error.clone().unwrap_or_default(),
                 ),
+                // Stopped and unlinked: integrators hear `plugin.removed`.
                 Action::Dropped => (
                     AuditOutcome::Ok,
                     format!(
@@ -305,9 +328,18 @@ impl Daemon {
                     ),
                 ),
             };
+            let action = match outcome.action {
+                Action::Dropped => AuditAction::Remove,
+                _ => AuditAction::Install,
+            };
+            let from = previous.plugins.get(&outcome.id).map(|e| e.version.clone());
             self.audit_entry(
-                AuditEntry::new(actor, AuditAction::Install, result)
+                AuditEntry::new(actor, action, result)
                     .plugin(&outcome.id)
+                    .versions(
+                        from,
+                        (outcome.action != Action::Dropped).then(|| outcome.version.clone()),
+                    )
                     .detail(detail),
             );
         }

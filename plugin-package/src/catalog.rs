@@ -85,7 +85,7 @@ pub enum CatalogError {
     },
     /// Older than the catalog already accepted.
     #[error(
-        "rollback refused: the catalog's serial {serial} is lower than the last accepted serial {accepted}"
+        "rollback refused: the catalog's serial {serial} is lower than the last accepted serial {accepted}; the registry's `latest` is an older catalog: publish the current one again with a serial above {accepted} (`cargo xtask publish-catalog` with serial = {next})", next = .accepted + 1
     )]
     Rollback {
         /// The offered serial.

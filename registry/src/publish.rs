@@ -105,3 +105,98 @@ pub fn publish_catalog(
         annotations,
     )
 }
+
+/// The catalog tagged `latest` in the registry, parsed, with its manifest
+/// digest; `None` when none was published yet. Its signature is not
+/// checked: this is for the publisher's comparison, not for trust.
+///
+/// # Errors
+/// The registry cannot be reached, or `latest` is not a catalog.
+pub fn latest_catalog(remote: &Remote) -> Result<Option<(Catalog, String)>, Error> {
+    if !remote.tag_exists(layout::CATALOG_REPOSITORY, layout::CATALOG_LATEST_TAG)? {
+        return Ok(None);
+    }
+    let (document, _, digest) = remote.pull_catalog(layout::CATALOG_LATEST_TAG)?;
+    let text = String::from_utf8_lossy(&document);
+    Ok(Some((Catalog::parse(&text)?, digest)))
+}
+
+/// Why `catalog` must not become `latest` at `now`: it expired (daemons
+/// refuse it as a freeze), or its serial is not above the serial of the
+/// registry's `latest` (daemons that accepted that one refuse a lower
+/// serial as a rollback, and an equal serial with other content makes two
+/// catalogs with one name). `None` when it may be published.
+///
+/// # Errors
+/// The catalog's `expires` is not an RFC 3339 time.
+pub fn stale_reason(
+    catalog: &Catalog,
+    latest: Option<&Catalog>,
+    now: std::time::SystemTime,
+) -> Result<Option<String>, Error> {
+    if catalog.expiry()? <= now {
+        return Ok(Some(format!(
+            "it expired at {} (serial {}), so every daemon would refuse it (freeze); set a later \
+             `expires`",
+            catalog.expires, catalog.serial
+        )));
+    }
+    Ok(latest
+        .filter(|latest| catalog.serial <= latest.serial)
+        .map(|latest| {
+            format!(
+                "its serial {} is not above the serial {} of the registry's `latest` (expires \
+                 {}), so daemons that accepted {} would refuse it (rollback); set serial = {}",
+                catalog.serial,
+                latest.serial,
+                latest.expires,
+                latest.serial,
+                latest.serial + 1
+            )
+        }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+
+    fn catalog(serial: u64, expires: &str) -> Catalog {
+        Catalog::parse(&format!("serial = {serial}\nexpires = \"{expires}\"\n")).expect("parses")
+    }
+
+    fn check(new: Catalog, latest: Option<Catalog>, expected: &str) {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000); // 2027-01-15
+        let reason = stale_reason(&new, latest.as_ref(), now)
+            .expect("valid expiry")
+            .unwrap_or_else(|| "ok".to_owned());
+        assert!(reason.contains(expected), "{reason:?} lacks {expected:?}");
+    }
+
+    #[test]
+    fn an_expired_or_not_newer_catalog_is_stale_with_the_serial_to_set() {
+        check(catalog(2, "2030-01-01T00:00:00Z"), None, "ok");
+        check(
+            catalog(3, "2030-01-01T00:00:00Z"),
+            Some(catalog(2, "2029-01-01T00:00:00Z")),
+            "ok",
+        );
+        check(
+            catalog(2, "2026-01-01T00:00:00Z"),
+            None,
+            "it expired at 2026-01-01T00:00:00Z (serial 2)",
+        );
+        check(
+            catalog(2, "2030-01-01T00:00:00Z"),
+            Some(catalog(2, "2029-01-01T00:00:00Z")),
+            "its serial 2 is not above the serial 2 of the registry's `latest` (expires \
+             2029-01-01T00:00:00Z)",
+        );
+        check(
+            catalog(1, "2030-01-01T00:00:00Z"),
+            Some(catalog(4, "2029-01-01T00:00:00Z")),
+            "set serial = 5",
+        );
+    }
+}

@@ -147,7 +147,7 @@ impl Remote {
         move |e| Error::Registry {
             url: self.url.clone(),
             what,
-            reason: e.to_string(),
+            reason: with_causes(&e),
         }
     }
 
@@ -201,6 +201,25 @@ impl Remote {
                 .map_err(self.failed(format!("tagging {repository}:{tag}")))?;
         }
         self.resolve(repository, &first)
+    }
+
+    /// Whether `repository:tag` exists: `false` when the registry answers
+    /// that the manifest or the repository is unknown.
+    ///
+    /// # Errors
+    /// The registry cannot be reached or fails otherwise.
+    pub fn tag_exists(&self, repository: &str, tag: &str) -> Result<bool, Error> {
+        let image = self.reference(repository, tag);
+        let pulled = self.runtime.block_on(self.client.pull_manifest_raw(
+            &image,
+            &self.auth,
+            &[oci_client::manifest::OCI_IMAGE_MEDIA_TYPE],
+        ));
+        match pulled {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(self.failed(format!("looking up {repository}:{tag}"))(e)),
+        }
     }
 
     /// The manifest digest `repository:tag` points to.
@@ -424,4 +443,37 @@ impl Remote {
         let signature = signature?.map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
         Ok((document?, signature, digest))
     }
+}
+
+/// Whether the registry said the manifest (or its repository) is unknown.
+fn is_not_found(e: &oci_client::errors::OciDistributionError) -> bool {
+    use oci_client::errors::{OciDistributionError as E, OciErrorCode};
+    match e {
+        E::ImageManifestNotFoundError(_) => true,
+        E::ServerError { code, .. } => *code == 404,
+        E::RegistryError { envelope, .. } => envelope.errors.iter().any(|error| {
+            matches!(
+                error.code,
+                OciErrorCode::ManifestUnknown | OciErrorCode::NameUnknown | OciErrorCode::NotFound
+            )
+        }),
+        _ => false,
+    }
+}
+
+/// `error` and its causes, each once (`error sending request …: client
+/// error (Connect): tcp connect error: Connection refused (os error 111)`):
+/// the HTTP client's own message leaves out why it failed.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        let line = inner.to_string();
+        if !text.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        cause = inner.source();
+    }
+    text
 }

@@ -6,11 +6,11 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use plugin_package::catalog::{expires_in, CatalogError};
+use plugin_package::catalog::{expires_in, Catalog, CatalogError};
 use plugin_package::oci as layout;
 use plugkit_registry::lockfile::Lock;
 use plugkit_registry::provision::{self, fetch, Action, Options};
-use plugkit_registry::publish::publish_catalog;
+use plugkit_registry::publish::{latest_catalog, publish_catalog, stale_reason};
 use plugkit_registry::{Error, RegistryConfig, Remote};
 use plugkit_testkit::registry::Registry;
 use plugkit_tests::artifacts;
@@ -134,6 +134,13 @@ fn catalog_refusals_name_unsigned_unknown_key_rollback_and_freeze() {
         })
     );
     assert!(error.to_string().contains("rollback refused"), "{error}");
+    // The refusal names the next step: publish again above the accepted serial.
+    assert!(
+        error
+            .to_string()
+            .contains("`cargo xtask publish-catalog` with serial = 6"),
+        "{error}"
+    );
 
     let past = expires_in(
         SystemTime::now() - Duration::from_secs(7200),
@@ -306,4 +313,49 @@ fn a_one_plugin_refresh_makes_one_probe_per_manifest_and_no_probe_per_blob() {
     assert_eq!(count("/blobs/"), 5, "{requests:#?}");
     assert!(probes <= 2, "{probes} probes: {requests:#?}");
     assert_eq!(requests.len(), 7 + probes, "{requests:#?}");
+}
+
+/// Regression (new-user trial): `cargo xtask publish-catalog` pushed an
+/// expired catalog, or one whose serial was not above the registry's
+/// `latest`, without a word. The publisher now reads `latest` (none yet is
+/// not an error) and names why a catalog is stale before pushing it.
+#[test]
+fn a_catalog_not_newer_than_the_registrys_latest_is_stale_before_it_is_pushed() {
+    let registry = Registry::start().expect("registry");
+    let remote = remote(&registry);
+    let operator = Operator::new();
+    assert!(
+        latest_catalog(&remote).expect("no catalog yet").is_none(),
+        "a registry without a catalog has no `latest`"
+    );
+    let digest = operator.publish(&remote, &reloadable_manifest("1.0.0"), &library("1.0.0"));
+    let entry = [("reloadable", "1.0.0", digest.as_str())];
+    let five = catalog(5, &[("free", &entry)]);
+    operator.publish_catalog(&remote, &five);
+    let (latest, latest_digest) = latest_catalog(&remote)
+        .expect("read latest")
+        .expect("serial 5 is latest");
+    assert_eq!(latest.serial, 5);
+    assert!(latest_digest.starts_with("sha256:"), "{latest_digest}");
+
+    let now = SystemTime::now();
+    let stale = |document: &str| {
+        let offered = Catalog::parse(document).expect("parses");
+        stale_reason(&offered, Some(&latest), now).expect("valid expiry")
+    };
+    let same = stale(&five).expect("an equal serial is stale");
+    assert!(
+        same.contains("its serial 5 is not above the serial 5 of the registry's `latest`")
+            && same.contains("set serial = 6"),
+        "{same}"
+    );
+    let older = stale(&catalog(3, &[("free", &entry)])).expect("a lower serial is stale");
+    assert!(older.contains("(rollback)"), "{older}");
+    let past = expires_in(now - Duration::from_secs(7200), Duration::from_secs(3600));
+    let expired = stale(&catalog_expiring(9, past.clone(), &[("free", &entry)])).expect("expired");
+    assert!(
+        expired.contains(&format!("it expired at {past} (serial 9)")),
+        "{expired}"
+    );
+    assert_eq!(stale(&catalog(6, &[("free", &entry)])), None);
 }

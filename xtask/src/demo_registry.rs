@@ -150,7 +150,7 @@ pub(crate) fn publish_demo(registry: &DemoRegistry, dir: &Path) -> Result<()> {
     }
     let path = dir.join("catalog.toml");
     std::fs::write(&path, catalog).with_context(|| format!("writing {}", path.display()))?;
-    oci::publish_catalog(&path, oci::registry(Some(registry.url.clone()))?)
+    oci::publish_catalog(&path, oci::registry(Some(registry.url.clone()))?, false)
 }
 
 /// The version in a reference plugin's `plugin.toml`.

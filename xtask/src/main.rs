@@ -28,6 +28,7 @@ mod store;
 mod test;
 mod tidy;
 mod validate;
+mod wording;
 
 use std::path::PathBuf;
 
@@ -232,6 +233,10 @@ enum Command {
         /// The registry [default: $PLUGKIT_REGISTRY].
         #[arg(long, value_name = "URL")]
         registry: Option<String>,
+        /// Publish even an expired catalog or one whose serial is not above
+        /// the registry's `latest` (daemons will refuse it).
+        #[arg(long)]
+        force: bool,
     },
     /// Installs the plugins a tier includes from the registry's signed catalog
     /// and writes plugkit.lock.
@@ -370,9 +375,11 @@ fn run(command: Command) -> anyhow::Result<()> {
             repository.as_deref(),
             release,
         ),
-        Command::PublishCatalog { catalog, registry } => {
-            oci::publish_catalog(&catalog, oci::registry(registry)?)
-        }
+        Command::PublishCatalog {
+            catalog,
+            registry,
+            force,
+        } => oci::publish_catalog(&catalog, oci::registry(registry)?, force),
         Command::Provision {
             tier,
             registry,

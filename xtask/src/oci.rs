@@ -94,11 +94,51 @@ pub(crate) fn publish(
 /// `cargo xtask publish-catalog <catalog.toml>`: pins each plugin's digest
 /// (resolving `<repository>:<version>` when the file names none), signs the
 /// document with the operator key and pushes it as `latest` and `serial-N`.
-pub(crate) fn publish_catalog(path: &Path, registry: RegistryConfig) -> Result<()> {
+/// An expired catalog, or one whose serial is not above the registry's
+/// `latest`, is refused unless `force` (daemons would refuse it).
+pub(crate) fn publish_catalog(path: &Path, registry: RegistryConfig, force: bool) -> Result<()> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut catalog = Catalog::parse(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
     let remote = Remote::new(&registry)?;
+    let latest = publish::latest_catalog(&remote).with_context(|| {
+        format!(
+            "reading the registry's `latest` catalog to compare {} with it",
+            path.display()
+        )
+    })?;
+    let stale = publish::stale_reason(
+        &catalog,
+        latest.as_ref().map(|(c, _)| c),
+        std::time::SystemTime::now(),
+    )
+    .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    if let Some(why) = stale {
+        let at = format!(
+            "{}/{}:{}{}",
+            registry.url,
+            layout::CATALOG_REPOSITORY,
+            layout::CATALOG_LATEST_TAG,
+            latest
+                .as_ref()
+                .map(|(_, digest)| format!(" ({digest})"))
+                .unwrap_or_default()
+        );
+        if !force {
+            bail!(
+                "{} (serial {}, expires {}) is not published to {at}: {why} in {}, or pass --force \
+                 to publish it anyway",
+                path.display(),
+                catalog.serial,
+                catalog.expires,
+                path.display()
+            );
+        }
+        eprintln!(
+            "xtask: warning: publishing {} with --force although {why}",
+            path.display()
+        );
+    }
     let mut pinned = 0;
     for (tier, plugins) in &mut catalog.tiers {
         for plugin in plugins {
@@ -138,10 +178,11 @@ pub(crate) fn publish_catalog(path: &Path, registry: RegistryConfig) -> Result<(
     )?;
     let digest = publish::publish_catalog(&remote, document.as_bytes(), Some(&signature))?;
     println!(
-        "published catalog serial {} (expires {}, signed by {}, {pinned} digests pinned) to {}/{}:{} ({digest})",
+        "published catalog serial {} (expires {}, signed by {}, {} pinned) to {}/{}:{} ({digest})",
         catalog.serial,
         catalog.expires,
         key.key_id,
+        crate::wording::counted(pinned, "digest", "digests"),
         registry.url,
         layout::CATALOG_REPOSITORY,
         layout::CATALOG_LATEST_TAG
@@ -184,17 +225,17 @@ pub(crate) fn provision(
         );
     } else {
         println!(
-            "provisioned tier `{tier}` from catalog serial {} into {} ({} plugins); lock: {}",
+            "provisioned tier `{tier}` from catalog serial {} into {} ({}); lock: {}",
             report.catalog_serial,
             options.plugin_dir.display(),
-            lock.plugins.len(),
+            crate::wording::counted(lock.plugins.len(), "plugin", "plugins"),
             lock_path.display()
         );
     }
     if !failures.is_empty() {
         bail!(
-            "{} plugin(s) not provisioned (the previous verified versions stay): {}",
-            failures.len(),
+            "{} not provisioned (the previous verified versions stay): {}",
+            crate::wording::counted(failures.len(), "plugin", "plugins"),
             failures.join("; ")
         );
     }

@@ -194,8 +194,8 @@ pub(crate) fn run(root: &Path, bless: bool) -> Result<()> {
     let problems = check(root)?;
     if !problems.is_empty() {
         bail!(
-            "tidy found {} problem(s):\n- {}",
-            problems.len(),
+            "tidy found {}:\n- {}",
+            crate::wording::counted(problems.len(), "problem", "problems"),
             problems.join("\n- ")
         );
     }

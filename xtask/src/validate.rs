@@ -92,14 +92,18 @@ pub(crate) fn run(path: &Path, trusted_keys: &[String], release: bool) -> Result
         );
         return Ok(());
     }
-    eprintln!("{} problem(s) in {}:", problems.len(), path.display());
+    eprintln!(
+        "{} in {}:",
+        crate::wording::counted(problems.len(), "problem", "problems"),
+        path.display()
+    );
     for problem in &problems {
         eprintln!("  - {}", problem.replace('\n', "\n    "));
     }
     bail!(
-        "validation of {} failed with {} problem(s); fix them and run validate again",
+        "validation of {} failed with {}; fix them and run validate again",
         path.display(),
-        problems.len()
+        crate::wording::counted(problems.len(), "problem", "problems")
     )
 }
 

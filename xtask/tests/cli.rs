@@ -686,7 +686,7 @@ fn tampered_library_is_refused_by_verify_validate_and_the_host_before_loading() 
     );
     let validate = env.xtask(&["validate", &package_arg]).fails();
     let report = validate.stderr();
-    assert!(report.contains("2 problem(s)"), "{}", validate.describe());
+    assert!(report.contains("2 problems"), "{}", validate.describe());
     assert!(
         report.contains("SHA256SUMS") && report.contains("modified or corrupted"),
         "{report}"

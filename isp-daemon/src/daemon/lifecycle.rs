@@ -39,7 +39,16 @@ impl Daemon {
                 startup.extend(notes.into_iter().map(|n| format!("[host] {n}")));
                 vec![dir]
             }
-            None => config.plugin_dirs(),
+            None => {
+                // [provisioning] owns its plugin directory: a first boot creates it.
+                if let Some(dir) = crate::provision_flag::create_plugin_dir(&config)? {
+                    startup.push(format!(
+                        "[host] created the plugin directory {} that [provisioning] fills",
+                        dir.display()
+                    ));
+                }
+                config.plugin_dirs()
+            }
         };
         let trust = config.trust.policy(&config)?;
 
@@ -110,8 +119,11 @@ impl Daemon {
                 "[host] trust: allow-unsigned — unsigned plugins load (development only)".to_owned()
             }
             TrustPolicy::Require { trusted_keys } => format!(
-                "[host] trust: require — only libraries signed by one of {} trusted key(s) load",
-                trusted_keys.len()
+                "[host] trust: require — only libraries signed by {} load",
+                match trusted_keys.len() {
+                    1 => "the trusted key".to_owned(),
+                    n => format!("one of {n} trusted keys"),
+                }
             ),
         });
         let report = host.start_installed(&dirs);
@@ -231,8 +243,8 @@ impl Daemon {
             .context("restoring the persisted state")?;
         if !restored.activated.is_empty() {
             lines.push(format!(
-                "[platform] restored {} activation(s) from the persisted state",
-                restored.activated.len()
+                "[platform] restored {} from the persisted state",
+                crate::wording::counted(restored.activated.len(), "activation", "activations")
             ));
         }
         for (tenant, plugin, error) in &restored.failed {
@@ -349,7 +361,8 @@ impl Daemon {
         }
         let count = self.platform.audit().entries().map_or(0, |e| e.len());
         lines.push(format!(
-            "[audit] {count} entries, each synced to {} as it was written",
+            "[audit] {}, each synced to {} as it was written",
+            crate::wording::counted(count, "entry", "entries"),
             self.platform.audit().path().display()
         ));
         lines

@@ -300,6 +300,45 @@ impl Daemon {
         }
     }
 
+    /// Starts every installed plugin that is not running, dependencies
+    /// first (one whose required dependency is not running waits); one
+    /// `[reload]` line per start or failure. For a plugin directory that
+    /// appeared after the watch started.
+    pub(crate) fn start_installed_now(&self, actor: &str) -> Vec<String> {
+        let mut lines = Vec::new();
+        let mut failed = std::collections::BTreeSet::new();
+        loop {
+            let ready: Vec<_> = self
+                .discovered
+                .scan(&self.dirs)
+                .plugins
+                .into_iter()
+                .filter(|p| {
+                    let id = &p.manifest.id;
+                    self.host.state(id).is_none()
+                        && !failed.contains(id)
+                        && p.manifest
+                            .dependencies
+                            .iter()
+                            .all(|(dep, spec)| spec.optional || self.host.state(dep).is_some())
+                })
+                .collect();
+            if ready.is_empty() {
+                return lines;
+            }
+            for plugin in ready {
+                let (id, version) = (&plugin.manifest.id, &plugin.manifest.version);
+                match self.start_new(actor, &plugin.manifest, &plugin.library) {
+                    Ok(_) => lines.push(format!("[reload] {id} {version} started")),
+                    Err(problem) => {
+                        lines.push(format!("[reload] {id} could not start: {}", problem.error));
+                        failed.insert(id.clone());
+                    }
+                }
+            }
+        }
+    }
+
     pub(super) fn adopt_manifest(&self, manifest: &Manifest) {
         if let Err(e) = self.platform.register_plugin(manifest) {
             tracing::error!(plugin = %manifest.id, "cannot register the new manifest: {e}");

@@ -244,7 +244,10 @@ impl Daemon {
             "state_dir": self.state_dir,
             "trust": match &self.trust {
                 TrustPolicy::AllowUnsigned => "allow-unsigned".to_owned(),
-                TrustPolicy::Require { trusted_keys } => format!("require ({} key(s))", trusted_keys.len()),
+                TrustPolicy::Require { trusted_keys } => format!(
+                    "require ({})",
+                    crate::wording::counted(trusted_keys.len(), "key", "keys")
+                ),
             },
             "tiers": self.platform.tiers().names(),
             "standins": {

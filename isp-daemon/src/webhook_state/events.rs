@@ -2,7 +2,9 @@
 //! - the audit log (`audit.jsonl`, appended and synced by the platform and
 //!   the daemon), read from a durable cursor: `plugin.installed`,
 //!   `plugin.removed`, `plugin.activated`, `plugin.deactivated`,
-//!   `plugin.failed` (an install or activation that failed),
+//!   `plugin.failed` (an install or activation of a plugin that failed),
+//!   `provisioning.failed` (a provisioning refresh that failed as a whole:
+//!   registry down, catalog refused; no plugin concerned),
 //!   `plugin.released`, `reload.swapped`, `reload.rolled_back`,
 //!   `tenant.tier_changed`, `tenant.config_changed`, `tenant.added`;
 //! - the host's plugin states: `plugin.failed` when a plugin enters the
@@ -30,6 +32,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "tenant.config_changed",
     "tenant.added",
     "flow.completed",
+    "provisioning.failed",
 ];
 
 /// The event type of an audit entry, or `None` for entries integrators
@@ -38,6 +41,9 @@ pub fn event_of_audit(entry: &Value) -> Option<&'static str> {
     let action = entry.get("action")?.as_str()?;
     let outcome = entry.get("outcome")?.as_str()?;
     Some(match (action, outcome) {
+        ("install", "failed") if entry.get("plugin").is_none_or(Value::is_null) => {
+            "provisioning.failed"
+        }
         ("install", "ok") => "plugin.installed",
         ("install" | "activate", "failed") => "plugin.failed",
         ("remove", "ok") => "plugin.removed",
@@ -122,6 +128,13 @@ mod tests {
             assert_eq!(event_of_audit(&entry), expected, "{action} {outcome}");
         };
         check("install", "ok", Some("plugin.installed"));
+        // A refresh refused as a whole concerns no plugin (regression: it was
+        // `plugin.failed` with a null plugin).
+        check("install", "failed", Some("provisioning.failed"));
+        assert_eq!(
+            event_of_audit(&json!({"action": "install", "outcome": "failed", "plugin": "twilio"})),
+            Some("plugin.failed")
+        );
         check("activate", "ok", Some("plugin.activated"));
         check("activate", "refused", None);
         check("activate", "failed", Some("plugin.failed"));
@@ -137,6 +150,7 @@ mod tests {
             "plugin.installed",
             "reload.rolled_back",
             "tenant.tier_changed",
+            "provisioning.failed",
         ] {
             assert!(EVENT_TYPES.contains(&event));
         }

@@ -15,10 +15,13 @@
 //! - `dead/<message>.<endpoint>.json`: deliveries that ran out of attempts
 //!   or whose endpoint answered 410 Gone;
 //! - `log/<endpoint>.jsonl`: one appended, synced line per attempt;
-//! - `audit-cursor.json`: how far the audit log has been turned into events.
+//! - `audit-cursor.json`: how far the audit log has been turned into events;
+//! - `installed-versions.json`: the version each plugin's last
+//!   `plugin.installed` announced (`installs`).
 
 pub(crate) mod clock;
 pub mod events;
+pub mod installs;
 pub(crate) mod ledger;
 pub mod outbox;
 pub mod schedule;

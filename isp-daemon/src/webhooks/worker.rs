@@ -22,6 +22,7 @@ use serde_json::{json, Value};
 use crate::daemon::Daemon;
 use crate::webhook_state::clock::{now_millis, rfc3339};
 use crate::webhook_state::events::{audit_data, audit_message_id, event_of_audit};
+use crate::webhook_state::installs::InstalledVersions;
 use crate::webhook_state::outbox::{Delivery, Outbox};
 use crate::webhook_state::schedule::{next_delay_ms, retry_after_ms};
 use crate::webhook_state::sign::signature_header;
@@ -123,6 +124,9 @@ fn pump_audit(daemon: &Daemon, outbox: &Outbox) {
     if file.seek(SeekFrom::Start(offset)).is_err() || file.read_to_string(&mut text).is_err() {
         return;
     }
+    let versions_path = outbox.dir().join("installed-versions.json");
+    let mut versions =
+        InstalledVersions::from_json(&std::fs::read(&versions_path).unwrap_or_default());
     let mut consumed = 0usize;
     for line in text.split_inclusive('\n') {
         if !line.ends_with('\n') {
@@ -133,9 +137,13 @@ fn pump_audit(daemon: &Daemon, outbox: &Outbox) {
         let Ok(entry) = serde_json::from_str::<Value>(line.trim_end()) else {
             continue;
         };
-        if let Some(event_type) = event_of_audit(&entry) {
+        if let Some(event_type) = event_of_audit(&entry).filter(|t| versions.admit(t, &entry)) {
             outbox.emit_as(&audit_message_id(at, line), event_type, audit_data(&entry));
         }
+    }
+    // Before the cursor: a line read again after a crash is judged the same.
+    if let Err(e) = plugkit_durable::write_atomic(&versions_path, &versions.to_json(), 0o600) {
+        tracing::error!("cannot save {}: {e}", versions_path.display());
     }
     let cursor = json!({"offset": offset + consumed as u64}).to_string();
     if let Err(e) = plugkit_durable::write_atomic(&cursor_path, cursor.as_bytes(), 0o600) {

@@ -449,7 +449,7 @@ fn health_metrics_and_the_daemon_summary_cover_every_plugin() {
     );
 
     let info = d.get("/api/daemon").expect(200);
-    assert_eq!(info["trust"], "require (1 key(s))");
+    assert_eq!(info["trust"], "require (1 key)");
     assert_eq!(info["tiers"], json!(["free", "pro", "enterprise"]));
     assert!(info["standins"]["twilio"].as_str().is_some(), "{info}");
 }

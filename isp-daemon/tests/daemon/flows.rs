@@ -140,8 +140,8 @@ fn the_demo_runs_every_flow_against_the_standins_and_real_devices() {
         "[twilio] acme-fiber: paged on-call +14155550100 by SMS about the critical alert on olt-7.acme-fiber.net",
         "[platform] corner-wifi: tier free → pro",
         "[stripe] corner-wifi: charged 19.99 USD (pi_",
-        "[stand-in] Stripe stand-in: 3 payment intent request(s)",
-        "[stand-in] Twilio stand-in: 5 message(s) accepted",
+        "[stand-in] Stripe stand-in: 3 payment intent requests",
+        "[stand-in] Twilio stand-in: 5 messages accepted",
     ] {
         assert!(has(&lines, needle), "no line with {needle:?} in {lines:#?}");
     }

@@ -17,7 +17,7 @@ const BINARY: &str = env!("CARGO_BIN_EXE_isp-daemon");
 
 /// The daemon binary running; killed on drop. Its stdout and stderr are
 /// collected line by line.
-struct Running {
+pub(crate) struct Running {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
     log: Arc<Mutex<Vec<String>>>,
@@ -37,8 +37,16 @@ fn collect(stream: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>
 }
 
 impl Running {
-    fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
+    pub(crate) fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::start_in(None, args, env)
+    }
+
+    /// [`Running::start`] with `cwd` as the current directory.
+    pub(crate) fn start_in(cwd: Option<&Path>, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(BINARY);
+        if let Some(cwd) = cwd {
+            command.current_dir(cwd);
+        }
         command
             .args(args)
             .env_remove("TWILIO_ACCOUNT_SID")
@@ -58,7 +66,7 @@ impl Running {
     }
 
     /// Everything printed so far, for failure messages.
-    fn output(&self) -> String {
+    pub(crate) fn output(&self) -> String {
         format!(
             "stdout:\n{}\nstderr:\n{}",
             self.lines().join("\n"),
@@ -66,16 +74,16 @@ impl Running {
         )
     }
 
-    fn lines(&self) -> Vec<String> {
+    pub(crate) fn lines(&self) -> Vec<String> {
         self.lines.lock().expect("lines").clone()
     }
 
-    fn line_with(&self, needle: &str) -> Option<String> {
+    pub(crate) fn line_with(&self, needle: &str) -> Option<String> {
         self.lines().into_iter().find(|l| l.contains(needle))
     }
 
     /// Waits for a line containing `needle`; fails if the process ends first.
-    fn wait_for_line(&mut self, needle: &str, limit: Duration) -> String {
+    pub(crate) fn wait_for_line(&mut self, needle: &str, limit: Duration) -> String {
         let mut found = None;
         let outcome = wait_until(needle, limit, None, || {
             found = self.line_with(needle);
@@ -87,7 +95,7 @@ impl Running {
         }
     }
 
-    fn signal(&self, name: &str) {
+    pub(crate) fn signal(&self, name: &str) {
         let status = Command::new("kill")
             .arg(format!("-{name}"))
             .arg(self.child.id().to_string())
@@ -96,7 +104,7 @@ impl Running {
         assert!(status.success(), "kill -{name} failed");
     }
 
-    fn wait_for_exit(&mut self, limit: Duration) -> ExitStatus {
+    pub(crate) fn wait_for_exit(&mut self, limit: Duration) -> ExitStatus {
         let mut status = None;
         let outcome = wait_until("isp-daemon exits", limit, None, || {
             status = self.child.try_wait().ok().flatten();
@@ -249,7 +257,7 @@ fn the_demo_fails_when_installed_plugins_do_not_start() {
     assert!(
         lines
             .iter()
-            .any(|l| l.contains("[demo] FAILED: 3 installed plugin(s) did not start")),
+            .any(|l| l.contains("[demo] FAILED: 3 installed plugins did not start")),
         "{}",
         daemon.output()
     );

@@ -13,6 +13,7 @@ mod lifecycle;
 mod limits;
 mod logs;
 mod metrics;
+mod operator;
 mod packages;
 mod provisioning;
 mod provisioning_cli;

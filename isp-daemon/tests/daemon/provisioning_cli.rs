@@ -130,7 +130,10 @@ fn provision_flag_installs_the_tier_prints_json_and_exits_zero_then_exits_one_na
     assert_eq!(down.status.code(), Some(1), "{}", text(&down));
     let stderr = String::from_utf8_lossy(&down.stderr);
     assert!(
-        stderr.contains("isp-daemon: error: provisioning refresh failed") && stderr.contains(&url),
+        stderr.contains("isp-daemon: error: provisioning refresh of tier `pro`")
+            && stderr.contains(&url)
+            && stderr.contains("Connection refused")
+            && stderr.contains("check that the registry"),
         "{}",
         text(&down)
     );

@@ -75,7 +75,7 @@ fn registry_credentials_come_from_vault_and_a_registry_with_a_login_refuses_with
     let daemon = start(None, None);
     let problem = daemon
         .post_empty("/api/provisioning/refresh")
-        .expect_error(500, "keep serving");
+        .expect_error(502, "keep serving");
     assert!(
         problem["error"]
             .as_str()

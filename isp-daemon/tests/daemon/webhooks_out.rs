@@ -17,9 +17,9 @@ use serde_json::{json, Value};
 use crate::support::{artifact_map, TestDaemon, TOKEN, TOKEN_ID};
 
 /// The Python receiver, killed on drop.
-struct Receiver {
+pub(crate) struct Receiver {
     child: Child,
-    url: String,
+    pub(crate) url: String,
     log: PathBuf,
     secrets: PathBuf,
     _dir: tempfile::TempDir,
@@ -28,7 +28,7 @@ struct Receiver {
 impl Receiver {
     /// Starts a receiver verifying with `secrets` and answering by `script`
     /// (see `receiver.py`).
-    fn start(secrets: &[&str], script: &str) -> Self {
+    pub(crate) fn start(secrets: &[&str], script: &str) -> Self {
         let check = Command::new("python3")
             .args(["-c", "from standardwebhooks.webhooks import Webhook"])
             .status();
@@ -84,7 +84,7 @@ impl Receiver {
     }
 
     /// Waits until `check` holds for the records; returns them.
-    fn wait(&self, what: &str, mut check: impl FnMut(&[Value]) -> bool) -> Vec<Value> {
+    pub(crate) fn wait(&self, what: &str, mut check: impl FnMut(&[Value]) -> bool) -> Vec<Value> {
         let mut records = Vec::new();
         let reached = wait_until(what, Duration::from_secs(60), None, || {
             records = self.records();
@@ -102,7 +102,7 @@ impl Drop for Receiver {
     }
 }
 
-fn of_type<'a>(records: &'a [Value], event_type: &str) -> Vec<&'a Value> {
+pub(crate) fn of_type<'a>(records: &'a [Value], event_type: &str) -> Vec<&'a Value> {
     records
         .iter()
         .filter(|r| {
@@ -151,7 +151,7 @@ fn daemon(schedule_ms: &[u64]) -> (TestDaemon, isp_daemon::webhooks::DeliveryWor
 }
 
 /// The body of a received request, parsed.
-fn body_of(record: &Value) -> Value {
+pub(crate) fn body_of(record: &Value) -> Value {
     serde_json::from_str(record["body"].as_str().unwrap_or_default()).unwrap_or(Value::Null)
 }
 

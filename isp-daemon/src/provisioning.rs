@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use axum::extract::{FromRef, State};
 use axum::Extension;
 use plugin_host::package::signature::TrustPolicy;
-use plugin_host::tenancy::{AuditAction, AuditEntry, AuditOutcome};
+use plugin_host::tenancy::{AuditAction, AuditEntry, AuditOutcome, SecretError};
 use plugkit_registry::lockfile::Lock;
 use plugkit_registry::provision::{self, Action, Options};
 use plugkit_registry::RegistryConfig;
@@ -32,7 +32,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::auth::{ApiRoute, Need};
-use crate::error::{Problem, ProblemKind};
+use crate::error::{in_operator_words, Problem, ProblemKind};
 use crate::keys::{Caller, Scope};
 use crate::Daemon;
 
@@ -68,6 +68,23 @@ pub struct Provisioning {
 
 const ACTOR: &str = "provisioning";
 
+/// Why `[provisioning] {name}` did not resolve, as the operator's problem:
+/// a secret store that is down or sealed is a 502 (try again once it
+/// serves), anything else is the configuration to fix (409).
+fn secret_problem(name: &str, error: &SecretError) -> Problem {
+    let kind = match error {
+        SecretError::Unavailable { .. } | SecretError::Sealed { .. } => ProblemKind::BadGateway,
+        _ => ProblemKind::Conflict,
+    };
+    Problem::new(
+        kind,
+        in_operator_words(format!(
+            "[provisioning] {name}: {error}; fix it, then refresh again \
+             (POST /api/provisioning/refresh)"
+        )),
+    )
+}
+
 impl Daemon {
     fn provisioning_options(&self) -> Result<(ProvisioningConfig, Options), Problem> {
         let config = self.config();
@@ -86,7 +103,7 @@ impl Daemon {
                     self.platform()
                         .resolve_secret(v)
                         .map(|s| s.expose_secret().to_owned())
-                        .map_err(|e| Problem::internal(format!("[provisioning] {name}: {e}")))
+                        .map_err(|e| secret_problem(name, &e))
                 })
                 .transpose()
         };

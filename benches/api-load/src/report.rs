@@ -62,9 +62,10 @@ pub(crate) fn print(r: &Report<'_>) -> Vec<String> {
     let mut note = |p: &PathOutcome| {
         if p.failed + p.misauthorised > 0 {
             problems.push(format!(
-                "{} failed and {} mis-authorised request(s); first: {}",
+                "{} failed and {} mis-authorised of {} requests; first: {}",
                 p.failed,
                 p.misauthorised,
+                p.requests,
                 p.first_failure.as_deref().unwrap_or("?")
             ));
         }
@@ -136,7 +137,7 @@ pub(crate) fn print(r: &Report<'_>) -> Vec<String> {
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         problems.push(format!(
-            "{failed_events} event request(s) failed; first: {}",
+            "event requests failed: {failed_events}; first: {}",
             first.unwrap_or_default()
         ));
     }

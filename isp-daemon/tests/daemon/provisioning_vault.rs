@@ -64,11 +64,41 @@ fn registry_credentials_come_from_vault_and_a_registry_with_a_login_refuses_with
         Some("${vault:registry/plugkit#username}"),
         Some("${vault:registry/plugkit#passwd}"),
     );
+    // Regression (new-user trial): this was a 500; it is the configuration
+    // to fix, a 409 that says what to do next.
     let problem = daemon.post_empty("/api/provisioning/refresh").expect_error(
-        500,
+        409,
         "[provisioning] password: secret `${vault:registry/plugkit#passwd}`",
     );
     assert!(!problem.to_string().contains(PASSWORD), "{problem}");
+    assert!(
+        problem
+            .to_string()
+            .contains("POST /api/provisioning/refresh"),
+        "{problem}"
+    );
+    drop(daemon);
+
+    // A Vault that does not answer: a 502 (the store, not the configuration).
+    let base = fixture.provisioned("pro");
+    let unreachable = VaultSection {
+        addr: "http://127.0.0.1:9".to_owned(),
+        ..vault.clone()
+    };
+    let daemon = TestDaemon::start_with(
+        move |config| {
+            base(config);
+            config.vault = Some(unreachable);
+            if let Some(p) = config.provisioning.as_mut() {
+                p.username = Some("${vault:registry/plugkit#username}".to_owned());
+                p.password = Some("${vault:registry/plugkit#password}".to_owned());
+            }
+        },
+        None,
+    );
+    daemon
+        .post_empty("/api/provisioning/refresh")
+        .expect_error(502, "[provisioning] username");
     drop(daemon);
 
     // No credentials: the registry refuses, and the refresh says which registry.

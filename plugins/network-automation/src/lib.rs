@@ -174,7 +174,7 @@ impl Plugin for NetworkPlugin {
     fn activate(&self, tenant: &TenantConfig) -> Result<()> {
         let settings = TenantSettings::from_config(tenant)?;
         let summary = format!(
-            "activated tenant {}: snmp v2c community {}, v3 user {}, {} pinned SSH host key(s)",
+            "activated tenant {}: snmp v2c community {}, v3 user {}, {} pinned SSH host {}",
             tenant.tenant(),
             if settings.snmp.community.is_some() {
                 "set"
@@ -183,6 +183,11 @@ impl Plugin for NetworkPlugin {
             },
             settings.snmp.v3_user.as_deref().unwrap_or("unset"),
             settings.ssh.pins.len(),
+            if settings.ssh.pins.len() == 1 {
+                "key"
+            } else {
+                "keys"
+            },
         );
         self.tenants
             .write()

@@ -618,6 +618,12 @@ impl plugin_api::category::CategoryHost for BoundPlugin {
     fn category<C: plugin_api::category::Contract>(
         &self,
     ) -> Result<C::Client<'_, BoundPlugin>, HostError> {
-        self.handle.client_with::<C, _>(self)
+        match self.handle.loaded.categories.get::<C>() {
+            Some(object) => Ok(C::client(object, self)),
+            None => Err(HostError::MissingExtension {
+                plugin: self.handle.slot.id.clone(),
+                extension: C::NAME,
+            }),
+        }
     }
 }

@@ -122,20 +122,8 @@ impl CategoryHost for PluginHandle {
 
     #[inline]
     fn category<C: Contract>(&self) -> Result<C::Client<'_, PluginHandle>, HostError> {
-        self.client_with::<C, _>(self)
-    }
-}
-
-impl PluginHandle {
-    /// This version's `C` object as a typed client calling through
-    /// `caller` (this handle, or a [`crate::fast::BoundPlugin`] over it).
-    #[inline]
-    pub(crate) fn client_with<'a, C: Contract, K: plugin_api::category::Caller + 'a>(
-        &'a self,
-        caller: &'a K,
-    ) -> Result<C::Client<'a, K>, HostError> {
         match self.loaded.categories.get::<C>() {
-            Some(object) => Ok(C::client(object, caller)),
+            Some(object) => Ok(C::client(object, self)),
             None => Err(HostError::MissingExtension {
                 plugin: self.slot.id.clone(),
                 extension: C::NAME,

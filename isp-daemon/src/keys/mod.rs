@@ -27,5 +27,5 @@ pub use format::{check_shape, ShapeError, PREFIX};
 pub use scope::{Scope, ScopeSet, UnknownScope};
 pub use store::{
     Caller, KeyStore, KeyStoreError, KeyView, NewKey, Refusal, RotatedKey, Session, KEYS_FILE,
-    MAX_GRACE_SECS, MAX_SESSIONS, SESSION_SECS,
+    MAX_EXPIRY_SECS, MAX_GRACE_SECS, MAX_SESSIONS, SESSION_SECS,
 };

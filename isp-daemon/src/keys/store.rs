@@ -21,6 +21,10 @@ use super::scope::{Scope, ScopeSet};
 pub const KEYS_FILE: &str = "api-keys.json";
 /// The longest grace period a rotation may give the old secret (30 days).
 pub const MAX_GRACE_SECS: u64 = 30 * 24 * 3600;
+
+/// The longest lifetime `expires_in_secs` may give a new key (10 years of
+/// 365 days); a key meant to live longer is made without an expiry.
+pub const MAX_EXPIRY_SECS: u64 = 10 * 365 * 24 * 3600;
 /// The grace period when a rotation names none (1 hour).
 const DEFAULT_GRACE_SECS: u64 = 3600;
 /// The key file's format version.
@@ -414,11 +418,18 @@ impl KeyStore {
                 Scope::ALL.map(Scope::as_str).join(", ")
             )));
         }
-        if new.expires_in_secs == Some(0) {
-            return Err(KeyStoreError::Invalid(
+        match new.expires_in_secs {
+            Some(0) => return Err(KeyStoreError::Invalid(
                 "`expires_in_secs` must be above 0; leave it out for a key that does not expire"
                     .to_owned(),
-            ));
+            )),
+            Some(secs) if secs > MAX_EXPIRY_SECS => {
+                return Err(KeyStoreError::Invalid(format!(
+                    "`expires_in_secs` is at most {MAX_EXPIRY_SECS} (10 years), not {secs}; \
+                     leave it out for a key that does not expire"
+                )))
+            }
+            _ => {}
         }
         let mut scopes = new.scopes;
         scopes.sort();
@@ -646,8 +657,11 @@ fn parse_hex(text: &str) -> Option<[u8; 32]> {
 }
 
 /// Seconds since the epoch as RFC 3339 in UTC.
+/// Total: a time past the year 9999 (a key stored before expiries were
+/// limited) shows as 9999-12-31T23:59:59Z, so listing never fails.
 pub(crate) fn rfc3339(secs: u64) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string()
+    let last = crate::webhook_state::clock::LAST_RFC3339_MILLIS / 1000;
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs.min(last))).to_string()
 }
 
 mod session;

@@ -2,7 +2,7 @@
 //! seconds and milliseconds, and RFC 3339 in UTC with milliseconds. Pure
 //! conversions apart from `now_millis`.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since the Unix epoch (0 for a clock before it).
 pub(crate) fn now_millis() -> u64 {
@@ -16,33 +16,22 @@ pub(crate) fn now_rfc3339() -> String {
     rfc3339(now_millis())
 }
 
-/// `millis` since the epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+/// The last instant RFC 3339 can write (four-digit years):
+/// 9999-12-31T23:59:59.999Z, in milliseconds since the epoch.
+pub(crate) const LAST_RFC3339_MILLIS: u64 = 253_402_300_799_999;
+
+/// `millis` since the epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ` (RFC 3339, UTC).
+/// Total: a time past the year 9999 (from a state file written before
+/// the limits on expiries and grace periods) shows as the last instant
+/// RFC 3339 can write, so reading it never fails.
 pub(crate) fn rfc3339(millis: u64) -> String {
-    let secs = millis / 1000;
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    let rem = secs % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        millis % 1000
-    )
+    let at = UNIX_EPOCH + Duration::from_millis(millis.min(LAST_RFC3339_MILLIS));
+    humantime::format_rfc3339_millis(at).to_string()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::rfc3339;
+    use super::{rfc3339, LAST_RFC3339_MILLIS};
 
     #[test]
     fn milliseconds_are_shown_as_rfc3339_utc() {
@@ -51,5 +40,8 @@ mod tests {
         check(951_782_400_123, "2000-02-29T00:00:00.123Z");
         check(1_700_000_000_000, "2023-11-14T22:13:20.000Z");
         check(4_102_444_799_999, "2099-12-31T23:59:59.999Z");
+        // Regression (new-user trial): a time past the year 9999 panicked.
+        check(LAST_RFC3339_MILLIS, "9999-12-31T23:59:59.999Z");
+        check(u64::MAX, "9999-12-31T23:59:59.999Z");
     }
 }

@@ -17,7 +17,8 @@ use serde_json::Value;
 use crate::answer::{blocking_json, parse_body, ApiError, ApiResult};
 use crate::auth::{ApiRoute, Need};
 use crate::daemon::Daemon;
-use crate::keys::Scope;
+use crate::error::{Problem, ProblemKind};
+use crate::keys::{Scope, MAX_GRACE_SECS};
 use crate::webhook_state::events::EVENT_TYPES;
 
 /// The routes, for the `/api` route table (each behind `webhooks:manage`).
@@ -109,6 +110,16 @@ async fn rotate(State(d): State<Arc<Daemon>>, Path(id): Path<String>, body: Byte
         parse_body(&body, "rotation ({\"grace_secs\"?})")?
     };
     let grace = rotation.grace_secs.unwrap_or(86_400);
+    if grace > MAX_GRACE_SECS {
+        return Err(Problem::new(
+            ProblemKind::Unprocessable,
+            format!(
+                "webhook endpoint `{id}`: `grace_secs` is at most {MAX_GRACE_SECS} (30 days), \
+                 not {grace}; the old secret signs alongside the new one for that long"
+            ),
+        )
+        .into());
+    }
     blocking_json(move || d.webhooks().outbox().rotate(&id, grace)).await
 }
 

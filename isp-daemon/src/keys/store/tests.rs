@@ -132,6 +132,15 @@ fn bad_requests_change_nothing() {
         keys.create(new_key(&[Scope::AuditRead], Some(0)), T0),
         "above 0",
     );
+    // Regression (new-user trial): `u64::MAX` was stored, and every later
+    // list and revoke panicked formatting the expiry.
+    for huge in [MAX_EXPIRY_SECS + 1, i64::MAX as u64, u64::MAX] {
+        check(
+            keys.create(new_key(&[Scope::AuditRead], Some(huge)), T0),
+            "at most 315360000 (10 years)",
+        );
+    }
+    assert!(keys.list(T0).is_empty());
     let mut unnamed = new_key(&[Scope::AuditRead], None);
     unnamed.name = "  ".to_owned();
     check(keys.create(unnamed, T0), "`name`");
@@ -165,4 +174,29 @@ fn a_corrupt_key_file_is_named_and_left_as_it_is() {
         assert!(error.contains("move it aside"), "{error}");
         assert_eq!(std::fs::read_to_string(&path).expect("kept"), text);
     }
+}
+
+#[test]
+fn a_key_stored_with_an_expiry_past_the_year_9999_lists_and_revokes() {
+    // What a daemon before the expiry limit wrote for `expires_in_secs`
+    // = `u64::MAX`: listing it, revoking it and deleting it panicked.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let made = {
+        let keys = KeyStore::open(dir.path()).expect("open");
+        keys.create(new_key(&[Scope::AuditRead], Some(60)), T0)
+            .expect("create")
+    };
+    let path = dir.path().join(KEYS_FILE);
+    let mut file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("file")).expect("json");
+    file["keys"][0]["expires"] = serde_json::Value::from(u64::MAX);
+    std::fs::write(&path, file.to_string()).expect("write");
+
+    let keys = KeyStore::open(dir.path()).expect("reopen");
+    let listed = keys.list(T0);
+    assert_eq!(listed[0].expires.as_deref(), Some("9999-12-31T23:59:59Z"));
+    keys.authenticate(&made.secret, T0 + 1)
+        .expect("not expired");
+    let revoked = keys.revoke(&made.key.id, T0 + 2).expect("revoke");
+    assert_eq!(revoked.state, "revoked");
 }

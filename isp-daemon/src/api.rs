@@ -158,9 +158,6 @@ pub fn router(daemon: Arc<Daemon>, token: AdminToken) -> Router {
         // `GET /api/metrics/series` reads the page's metric ring from here.
         .layer(series)
         .fallback(no_route)
-        .layer(axum::extract::DefaultBodyLimit::max(
-            crate::limits::BODY_LIMIT_BYTES,
-        ))
         .layer(crate::limits::body_timeout())
         .layer(middleware::map_response(json_errors))
         .layer(middleware::from_fn(crate::telemetry::log_request));

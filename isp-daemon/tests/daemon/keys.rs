@@ -168,6 +168,23 @@ fn an_integrators_read_only_key_reads_cannot_write_and_stops_after_rotation_and_
     assert!(refused["error"].as_str().unwrap_or_default().contains(&id));
     d.request("POST", "/api/keys/key_nope/rotate", Some(ADMIN_TOKEN), None)
         .expect_error(404, "no API key `key_nope`");
+    // Regression (new-user trial): an expiry of u64::MAX seconds was
+    // stored, and every later list answered a panic. Refused; the list
+    // still answers.
+    d.request(
+        "POST",
+        "/api/keys",
+        Some(ADMIN_TOKEN),
+        Some(
+            &json!({"name": "forever", "scopes": ["tenants:read"], "expires_in_secs": u64::MAX})
+                .to_string(),
+        ),
+    )
+    .expect_error(422, "at most 315360000 (10 years)");
+    let listed = d
+        .request("GET", "/api/keys", Some(ADMIN_TOKEN), None)
+        .expect(200);
+    assert!(!listed.to_string().contains("forever"), "{listed}");
 
     // Each change of the key is in the audit log, by the admin token, without a secret.
     let audit = d.get("/api/audit");

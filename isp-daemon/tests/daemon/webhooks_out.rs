@@ -192,6 +192,22 @@ fn outbound_events_verify_with_the_reference_library_also_while_a_secret_rotates
         "{event:#}"
     );
 
+    // Regression (new-user trial): a grace period of u64::MAX seconds was
+    // taken, so the old secret signed for ever. Refused, nothing rotated.
+    for huge in [2_592_001u64, u64::MAX] {
+        d.post(
+            "/api/webhooks/endpoints/crm/rotate",
+            &json!({"grace_secs": huge}),
+        )
+        .expect_error(422, "at most 2592000 (30 days)");
+    }
+    let unchanged = d.get("/api/webhooks/endpoints/crm").expect(200);
+    let secrets = unchanged["secrets"].as_array().cloned().unwrap_or_default();
+    assert!(
+        secrets.len() == 1 && secrets[0]["expires_at"].is_null(),
+        "{unchanged}"
+    );
+
     // Rotation: the new secret is shown once; during the grace period every
     // delivery carries a signature for each, and each secret verifies it.
     let rotated = d

@@ -52,7 +52,7 @@ pub async fn blocking_permit() -> Option<OwnedSemaphorePermit> {
 pub(crate) const BODY_LIMIT_BYTES: usize = 2 * 1024 * 1024;
 
 /// The body read timeout (a trickling body answers 408); the size limit
-/// is [`BODY_LIMIT_BYTES`], which every `Bytes` extractor enforces.
+/// is `BODY_LIMIT_BYTES`, which every `Bytes` extractor enforces.
 pub fn body_timeout() -> RequestBodyTimeoutLayer {
     RequestBodyTimeoutLayer::new(BODY_TIMEOUT)
 }

@@ -46,7 +46,7 @@ pub struct Session {
 
 impl KeyStore {
     /// The admin page's session key at `now`: the live one when it has more
-    /// than [`RENEW_BEFORE_SECS`] left and was not revoked, else a new one
+    /// than `RENEW_BEFORE_SECS` left and was not revoked, else a new one
     /// (every scope, [`SESSION_SECS`]). A new one forgets every expired or
     /// revoked session key and the oldest live ones beyond [`MAX_SESSIONS`].
     ///

@@ -407,9 +407,11 @@ impl KeyStore {
     /// [`KeyStoreError::Invalid`] for a bad request; a write or random failure.
     pub fn create(&self, new: NewKey, now: u64) -> Result<RotatedKey, KeyStoreError> {
         let name = new.name.trim().to_owned();
-        if name.is_empty() || name.chars().count() > 100 {
+        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
             return Err(KeyStoreError::Invalid(
-                "`name` must be 1 to 100 characters saying what the key is for".to_owned(),
+                "`name` must be 1 to 100 characters saying what the key is for, without \
+                 control characters (line breaks, NUL)"
+                    .to_owned(),
             ));
         }
         if new.scopes.is_empty() {

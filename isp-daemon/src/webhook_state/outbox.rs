@@ -258,24 +258,51 @@ fn valid_id(id: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-/// Checks an endpoint URL: absolute `http`/`https`, a host, no credentials.
+/// Checks an endpoint URL: absolute `http`/`https` (WHATWG URL), a host,
+/// no credentials, and not an address no receiver lives at: link-local
+/// (169.254.0.0/16 and fe80::/10, where cloud metadata services answer),
+/// unspecified, broadcast or multicast. Loopback and private addresses are
+/// allowed: an ISP's own systems live there.
 pub(crate) fn check_url(url: &str) -> Result<(), String> {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))
-        .ok_or_else(|| format!("endpoint url {url:?} must start with https:// or http://"))?;
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    if authority.is_empty() {
-        return Err(format!("endpoint url {url:?} has no host"));
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "endpoint url {url:?} contains spaces or control characters"
+        ));
     }
-    if authority.contains('@') {
+    let parsed = url::Url::parse(url).map_err(|e| {
+        format!("endpoint url {url:?} is not an absolute URL ({e}); write https://host/path")
+    })?;
+    if !matches!(parsed.scheme(), "https" | "http") {
+        return Err(format!(
+            "endpoint url {url:?} must start with https:// or http://"
+        ));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err(format!(
             "endpoint url {url:?} carries credentials; authenticate the receiver by the signature instead"
         ));
     }
-    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    let ip = match parsed.host() {
+        None => return Err(format!("endpoint url {url:?} has no host")),
+        Some(url::Host::Domain(_)) => return Ok(()),
+        Some(url::Host::Ipv4(v4)) => std::net::IpAddr::V4(v4),
+        Some(url::Host::Ipv6(v6)) => v6
+            .to_ipv4_mapped()
+            .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
+    };
+    let unusable = match ip {
+        std::net::IpAddr::V4(v4) => {
+            v4.is_link_local() || v4.is_unspecified() || v4.is_broadcast() || v4.is_multicast()
+        }
+        std::net::IpAddr::V6(v6) => {
+            v6.is_unicast_link_local() || v6.is_unspecified() || v6.is_multicast()
+        }
+    };
+    if unusable {
         return Err(format!(
-            "endpoint url {url:?} contains spaces or control characters"
+            "endpoint url {url:?} points at {ip}, a link-local, unspecified, broadcast or \
+             multicast address where no webhook receiver lives (link-local is where cloud \
+             metadata services answer); give the receiver's own address or host name"
         ));
     }
     Ok(())

@@ -144,6 +144,11 @@ fn bad_requests_change_nothing() {
     let mut unnamed = new_key(&[Scope::AuditRead], None);
     unnamed.name = "  ".to_owned();
     check(keys.create(unnamed, T0), "`name`");
+    // Regression (new-user trial): control characters were stored and
+    // echoed into lists and logs.
+    let mut control = new_key(&[Scope::AuditRead], None);
+    control.name = "\u{0}\n<script>".to_owned();
+    check(keys.create(control, T0), "control characters");
     check(keys.rotate("key_nope", None, T0), "no API key `key_nope`");
     let made = keys
         .create(new_key(&[Scope::AuditRead], None), T0)

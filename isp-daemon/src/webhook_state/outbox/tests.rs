@@ -68,13 +68,26 @@ fn a_delivery_log_keeps_one_older_file_when_it_grows_past_the_limit() {
 fn endpoint_urls_are_absolute_http_without_credentials() {
     assert_eq!(check_url("https://hooks.example.net/in"), Ok(()));
     assert_eq!(check_url("http://127.0.0.1:9000"), Ok(()));
+    assert_eq!(check_url("http://10.0.0.7/hooks"), Ok(()));
+    assert_eq!(check_url("http://[::1]:9000/"), Ok(()));
     for bad in [
         "ftp://x",
         "hooks.example.net",
         "https://",
         "https://u:p@h/",
+        "https://u@h/",
         "http://h/a b",
+        // Regression (new-user trial): a `webhooks:manage` key could make
+        // the daemon POST to the cloud metadata service.
+        "http://169.254.169.254/latest",
+        "http://[fe80::1]/",
+        "http://[::ffff:169.254.169.254]/",
+        "http://0.0.0.0:80/",
+        "http://255.255.255.255/",
+        "http://224.0.0.1/",
     ] {
         assert!(check_url(bad).is_err(), "{bad}");
     }
+    let refused = check_url("http://169.254.169.254/latest").expect_err("metadata");
+    assert!(refused.contains("link-local"), "{refused}");
 }

@@ -68,3 +68,12 @@ pub(crate) fn parse_body<T: DeserializeOwned>(body: &Bytes, what: &str) -> Resul
         )))
     })
 }
+
+/// Parses a flow request body; a malformed one is a 400 naming every
+/// missing, mistyped or unknown field and the expected shape
+/// ([`crate::requests::parse_request`]).
+pub(crate) fn parse_flow_body<T: crate::requests::RequestShape>(
+    body: &Bytes,
+) -> Result<T, ApiError> {
+    crate::requests::parse_request(body).map_err(|e| ApiError(Problem::bad_request(e)))
+}

@@ -26,7 +26,7 @@ use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::answer::{blocking, parse_body, ApiError, ApiResult};
+use crate::answer::{blocking, parse_body, parse_flow_body, ApiError, ApiResult};
 use crate::auth::{self, ApiRoute, AuthState, Need};
 use crate::daemon::Daemon;
 use crate::error::{Problem, ProblemKind};
@@ -368,10 +368,10 @@ async fn put_config(
 ) -> ApiResult {
     let overrides: Value = parse_body(&body, "JSON object of configuration overrides")?;
     blocking(move || {
-        let view = s
+        let update = s
             .daemon
             .update_config(&caller.id, &tenant, &plugin, overrides)?;
-        serde_json::to_value(view).map_err(|e| Problem::internal(e.to_string()))
+        serde_json::to_value(update).map_err(|e| Problem::internal(e.to_string()))
     })
     .await
     .map(Json)
@@ -448,7 +448,7 @@ async fn new_customer(
     Extension(caller): Extension<Caller>,
     body: Bytes,
 ) -> ApiResult {
-    let request: NewCustomer = parse_body(&body, "new customer")?;
+    let request: NewCustomer = parse_flow_body(&body)?;
     blocking(move || {
         report_json(
             &s.daemon,
@@ -465,7 +465,7 @@ async fn device_alert(
     Extension(caller): Extension<Caller>,
     body: Bytes,
 ) -> ApiResult {
-    let request: DeviceAlertRequest = parse_body(&body, "device alert")?;
+    let request: DeviceAlertRequest = parse_flow_body(&body)?;
     blocking(move || {
         report_json(
             &s.daemon,
@@ -482,7 +482,7 @@ async fn tier_change(
     Extension(caller): Extension<Caller>,
     body: Bytes,
 ) -> ApiResult {
-    let request: TierChangeRequest = parse_body(&body, "tier change")?;
+    let request: TierChangeRequest = parse_flow_body(&body)?;
     blocking(move || {
         report_json(
             &s.daemon,

@@ -343,9 +343,7 @@ impl Daemon {
                         .tenant(&tenant)
                         .plugin(id)
                         .versions(version.clone(), None)
-                        .detail(
-                            "daemon stopping; the request is kept and restored at the next start",
-                        ),
+                        .detail(crate::webhook_state::events::SHUTDOWN_DETAIL),
                 );
             }
             match self.host.remove(id) {

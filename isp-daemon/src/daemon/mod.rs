@@ -17,12 +17,15 @@
 //! cache); this file holds the state and the lookups they all share.
 
 mod catalog;
+mod config_change;
 mod discovered;
 mod lifecycle;
 mod operations;
 mod packages;
 mod views;
 mod waiting;
+
+pub use config_change::{ConfigUpdate, OverriddenKey};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -121,31 +121,6 @@ impl Daemon {
             })
     }
 
-    /// Replaces the tenant's overrides of `plugin`. Validated first; a
-    /// refused or failed change leaves the running configuration as it was.
-    pub fn update_config(
-        &self,
-        actor: &str,
-        tenant: &str,
-        plugin: &str,
-        overrides: Value,
-    ) -> Result<TenantPluginView, Problem> {
-        self.plugin_config(tenant, plugin)?;
-        if !overrides.is_object() {
-            return Err(Problem::bad_request(
-                "the body must be a JSON object of configuration key → value (the tenant's \
-                 overrides; sensitive keys as references such as \"${env:VAR}\")",
-            )
-            .tenant(tenant)
-            .plugin(plugin));
-        }
-        self.platform
-            .as_actor(actor)
-            .request(tenant, plugin, overrides)
-            .map_err(|e| Problem::from(e).tenant(tenant).plugin(plugin))?;
-        self.plugin_config(tenant, plugin)
-    }
-
     /// Reloads `plugin` from its folder in the plugin directories (or starts
     /// it, when it is installed but not running) and records it in the audit log.
     pub fn reload(&self, actor: &str, plugin: &str) -> Result<Value, Problem> {

@@ -66,7 +66,41 @@ pub fn audit_message_id(offset: u64, line: &str) -> String {
     format!("msg_audit_{offset}_{short}")
 }
 
-/// The event's data: the audit entry's fields.
+/// The audit detail of each tenant's plugin the daemon stops when it shuts
+/// down (its request is kept, and restored at the next start).
+pub const SHUTDOWN_DETAIL: &str =
+    "daemon stopping; the request is kept and restored at the next start";
+
+/// The audit detail plugin-host's tenancy writes for a request it restores
+/// at start.
+pub const RESTORE_DETAIL: &str = "restored after a restart";
+
+/// The actor of what the daemon does by itself (start-up, shutdown).
+const DAEMON_ACTORS: &[&str] = &["isp-daemon", "system"];
+
+/// Why an audit entry happened, for the event's `cause`: `"restart"` for
+/// the deactivations a shutdown records and the activations the next start
+/// restores, `"daemon"` for the rest of what the daemon does by itself
+/// (start-up seeding of configured tenants), `"operator"` for everything an
+/// API key, the admin token or a command did.
+pub fn cause_of(entry: &Value) -> &'static str {
+    let text = |name: &str| entry.get(name).and_then(Value::as_str).unwrap_or_default();
+    let restart = match text("action") {
+        "deactivate" => text("detail").starts_with(SHUTDOWN_DETAIL),
+        "activate" => text("detail").starts_with(RESTORE_DETAIL),
+        _ => false,
+    };
+    if restart {
+        "restart"
+    } else if DAEMON_ACTORS.contains(&text("actor")) {
+        "daemon"
+    } else {
+        "operator"
+    }
+}
+
+/// The event's data: the audit entry's fields, and its `cause`
+/// ([`cause_of`]: `"restart"`, `"daemon"` or `"operator"`).
 pub fn audit_data(entry: &Value) -> Value {
     let field = |name: &str| entry.get(name).cloned().unwrap_or(Value::Null);
     json!({
@@ -74,6 +108,7 @@ pub fn audit_data(entry: &Value) -> Value {
         "plugin": field("plugin"), "from_version": field("from_version"),
         "to_version": field("to_version"), "action": field("action"),
         "outcome": field("outcome"), "detail": field("detail"),
+        "cause": cause_of(entry),
     })
 }
 
@@ -119,6 +154,24 @@ mod tests {
             &["plug.*", "plugin", "*.installed", ""],
         );
         check(&["Plugin.Installed"], &["Plugin.Installed"]);
+    }
+
+    #[test]
+    fn a_restart_is_told_apart_from_an_operators_action_by_its_cause() {
+        let cause = |actor: &str, action: &str, detail: &str| {
+            cause_of(&json!({"actor": actor, "action": action, "outcome": "ok", "detail": detail}))
+        };
+        assert_eq!(
+            cause("isp-daemon", "deactivate", SHUTDOWN_DETAIL),
+            "restart"
+        );
+        assert_eq!(cause("isp-daemon", "activate", RESTORE_DETAIL), "restart");
+        assert_eq!(cause("isp-daemon", "activate", "requested"), "daemon");
+        assert_eq!(cause("key_ab12", "deactivate", ""), "operator");
+        assert_eq!(cause("key_ab12", "activate", ""), "operator");
+        let data = audit_data(&json!({"actor": "isp-daemon", "action": "deactivate",
+            "outcome": "ok", "detail": SHUTDOWN_DETAIL}));
+        assert_eq!(data["cause"], "restart");
     }
 
     #[test]

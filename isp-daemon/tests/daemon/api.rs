@@ -357,6 +357,20 @@ fn a_refused_configuration_update_changes_nothing() {
     d.put(path, &overrides(json!({"on_call_number": "555-0100"})))
         .expect_error(422, "on_call_number");
 
+    // A PUT replaces the whole set: one that leaves out `from_number` and
+    // `on_call_number` fails activation, and says which keys it dropped and
+    // to send the full set.
+    let partial = d
+        .put(path, &json!({"timeout_ms": 5000}))
+        .expect_error(422, "A PUT replaces the tenant's whole set of overrides");
+    let message = partial["error"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("`from_number`")
+            && message.contains("`on_call_number`")
+            && message.contains("GET /api/tenants/acme-fiber/plugins/twilio/config first"),
+        "{message}"
+    );
+
     // Not an object at all.
     d.put(path, &json!(["on_call_number"]))
         .expect_error(400, "JSON object");
@@ -398,6 +412,28 @@ fn a_valid_configuration_update_applies_at_once() {
         .expect(200);
     assert_eq!(view["config"]["on_call_number"], "+14155550199");
     assert_eq!(view["config"]["auth_token"], "<redacted>");
+    // The stand-in's PLUGKIT_TWILIO_* variables win over the tenant's
+    // account_sid and auth_token: the answer says so, key by key.
+    let overridden: Vec<(&str, &str)> = view["overridden"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|o| {
+            (
+                o["key"].as_str().unwrap_or_default(),
+                o["variable"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        overridden,
+        [
+            ("account_sid", "PLUGKIT_TWILIO_ACCOUNT_SID"),
+            ("auth_token", "PLUGKIT_TWILIO_AUTH_TOKEN"),
+        ],
+        "{view}"
+    );
+    assert_eq!(view["overridden"][0]["layer"], "environment");
     d.post(
         "/api/flows/device-alert",
         &json!({"tenant": "acme-fiber", "device": "olt-9", "severity": "critical", "message": "los"}),
@@ -634,12 +670,25 @@ fn flow_endpoints_check_their_input() {
     d.request("POST", "/api/flows/new-customer", Some(TOKEN), Some("nope"))
         .expect_error(400, "not a valid new customer");
     d.post("/api/flows/new-customer", &json!({"tenant": "acme-fiber"}))
-        .expect_error(400, "missing field");
+        .expect_error(400, "`customer_id` is missing; `name` is missing");
     d.post(
         "/api/flows/new-customer",
         &customer(json!({"colour": "red"})),
     )
-    .expect_error(400, "unknown field `colour`");
+    .expect_error(400, "`colour` is not a field of a new customer");
+    // Every missing field at once, with the shape to send.
+    let missing = d
+        .post("/api/flows/device-alert", &json!({"tenant": "acme-fiber"}))
+        .expect_error(
+            400,
+            "`device` is missing; `severity` is missing; `message` is missing",
+        );
+    assert!(
+        missing["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("Expected {\"tenant\": string")),
+        "{missing}"
+    );
     d.post(
         "/api/flows/new-customer",
         &customer(json!({"tenant": "ghost"})),

@@ -648,3 +648,76 @@ fn pending_deliveries_keep_their_order_per_endpoint_across_a_restart() {
         "{records:#?}"
     );
 }
+
+/// New-user trial: every restart sends `plugin.deactivated` and
+/// `plugin.activated` for every tenant. Their `data.cause` is `"restart"`,
+/// an operator's deactivation's is `"operator"`, so a receiver can tell
+/// them apart without parsing `detail`.
+#[test]
+fn restart_events_carry_cause_restart_and_an_operators_carry_cause_operator() {
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let receiver = Receiver::start(&[secret], "200");
+    let (d, worker) = daemon(&[100]);
+    d.post(
+        "/api/webhooks/endpoints",
+        &json!({"id": "crm", "url": receiver.url, "secret": secret,
+                "events": ["plugin.deactivated", "plugin.activated"]}),
+    )
+    .expect(201);
+    d.post_empty("/api/tenants/corner-wifi/plugins/twilio/deactivate")
+        .expect(200);
+    receiver.wait("the operator's deactivation is delivered", |r| {
+        !accepted_deactivations(r).is_empty()
+    });
+    drop(worker);
+    let dir = Arc::clone(&d.dir);
+    d.stop();
+    let d = TestDaemon::start_in(
+        dir,
+        |c| {
+            c.webhooks.delivery.poll_ms = 20;
+            c.webhooks.delivery.retry_schedule_ms = vec![100];
+            c.webhooks.delivery.jitter_percent = 0;
+        },
+        None,
+    );
+    let _worker = isp_daemon::webhooks::start_delivery(&d.daemon).expect("delivery worker");
+    let restored = |records: &[Value]| {
+        records
+            .iter()
+            .map(body_of)
+            .filter(|b| b["type"] == "plugin.activated" && b["data"]["tenant"] == "acme-fiber")
+            .count()
+    };
+    let records = receiver.wait("the restart's events are delivered", |r| restored(r) >= 3);
+    let events: Vec<Value> = records.iter().map(body_of).collect();
+    let of = |kind: &str, tenant: &str, plugin: &str| -> Vec<Value> {
+        events
+            .iter()
+            .filter(|b| {
+                b["type"] == kind && b["data"]["tenant"] == tenant && b["data"]["plugin"] == plugin
+            })
+            .map(|b| b["data"]["cause"].clone())
+            .collect()
+    };
+    assert_eq!(
+        of("plugin.deactivated", "corner-wifi", "twilio"),
+        [json!("operator")],
+        "{events:#?}"
+    );
+    assert_eq!(
+        of("plugin.deactivated", "acme-fiber", "stripe"),
+        [json!("restart")],
+        "{events:#?}"
+    );
+    assert_eq!(
+        of("plugin.activated", "acme-fiber", "stripe"),
+        [json!("restart")],
+        "{events:#?}"
+    );
+    // The operator's deactivation is not undone by the restart.
+    assert!(
+        of("plugin.activated", "corner-wifi", "twilio").is_empty(),
+        "{events:#?}"
+    );
+}

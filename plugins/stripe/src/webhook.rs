@@ -176,7 +176,11 @@ pub fn parse_event(payload: &[u8]) -> Result<PaymentEvent, WebhookError> {
         "payment_intent.succeeded" => (
             PaymentEventKind::PaymentSucceeded,
             text("id"),
-            money("amount_received"),
+            // Stripe's PaymentIntent always carries `amount_received`; a
+            // hand-written or trimmed test event may not, and then the
+            // intent's `amount` is what succeeded (recording 0 would mark
+            // a paid invoice as paid for nothing).
+            money("amount_received").or_else(|| money("amount")),
             None,
         ),
         "payment_intent.payment_failed" => (
@@ -453,6 +457,25 @@ mod tests {
                 "charge.refunded",
                 Some("pi_3"),
                 Some((500, "usd")),
+                None,
+            ),
+        );
+    }
+
+    /// New-user trial: a `payment_intent.succeeded` without
+    /// `amount_received` recorded amount 0; the intent's `amount` is used.
+    #[test]
+    fn a_succeeded_intent_without_amount_received_falls_back_to_its_amount() {
+        check_event(
+            &event(
+                "payment_intent.succeeded",
+                serde_json::json!({"id": "pi_4", "object": "payment_intent", "amount": 4999, "currency": "usd"}),
+            ),
+            expected(
+                PaymentEventKind::PaymentSucceeded,
+                "payment_intent.succeeded",
+                Some("pi_4"),
+                Some((4999, "usd")),
                 None,
             ),
         );

@@ -1,5 +1,11 @@
 //! The ISP flows' requests as the API and the demo script receive them:
 //! plain data with their validation, shared by `config` and `flows`.
+//! The JSON shape check that names every missing or mistyped field at once
+//! is in `shape`.
+
+mod shape;
+
+pub use shape::{parse_request, FieldShape, RequestShape};
 
 use serde::{Deserialize, Serialize};
 
@@ -104,21 +110,27 @@ impl NewCustomer {
 }
 
 impl DeviceAlertRequest {
-    /// Checks the request; the error names the field and what it must be.
+    /// Checks the request; the error names every field that is wrong and
+    /// what it must be, joined by `; `.
     pub fn validate(&self) -> Result<(), String> {
+        let mut problems = Vec::new();
         if self.device.trim().is_empty() {
-            return Err("`device` must not be empty".to_owned());
+            problems.push("`device` must not be empty".to_owned());
         }
         if !matches!(self.severity.as_str(), "info" | "warning" | "critical") {
-            return Err(format!(
+            problems.push(format!(
                 "`severity` must be \"info\", \"warning\" or \"critical\", not {:?}",
                 self.severity
             ));
         }
         if self.message.trim().is_empty() {
-            return Err("`message` must not be empty".to_owned());
+            problems.push("`message` must not be empty".to_owned());
         }
-        Ok(())
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
     }
 }
 

@@ -228,9 +228,15 @@ impl AuditLog {
 
     /// Every entry, oldest first. A line that does not parse is an error
     /// naming the file and the line.
+    ///
+    /// Reads without the writer's lock, so readers neither wait for an
+    /// append's `fsync` nor for each other. Every append writes one whole
+    /// line ending in `\n` and [`AuditLog::open`] closes a line a crash cut
+    /// short, so bytes after the last `\n` can only be an append still in
+    /// progress: they are left for the next read.
     pub fn entries(&self) -> Result<Vec<AuditEntry>, PersistError> {
-        let _writer = self.file.lock();
-        let text = std::fs::read_to_string(&self.path).map_err(io("read", &self.path))?;
+        let mut text = std::fs::read_to_string(&self.path).map_err(io("read", &self.path))?;
+        text.truncate(text.rfind('\n').map_or(0, |last| last + 1));
         text.lines()
             .enumerate()
             .filter(|(_, line)| !line.is_empty())
@@ -321,6 +327,44 @@ mod tests {
         let log = AuditLog::open(&path).unwrap();
         log.append(&first).unwrap();
         assert_eq!(log.entries().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn a_read_during_an_append_sees_whole_lines_only() {
+        use std::io::Write as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let log = AuditLog::open(&path).unwrap();
+        let entry = AuditEntry::new("admin", AuditAction::Install, AuditOutcome::Ok);
+        log.append(&entry).unwrap();
+        // An append caught half-way: the reader does not take the lock.
+        let whole = serde_json::to_string(&entry).unwrap();
+        let mut raw = OpenOptions::new().append(true).open(&path).unwrap();
+        raw.write_all(&whole.as_bytes()[..20]).unwrap();
+        assert_eq!(log.entries().unwrap(), std::slice::from_ref(&entry));
+        raw.write_all(&whole.as_bytes()[20..]).unwrap();
+        raw.write_all(b"\n").unwrap();
+        assert_eq!(log.entries().unwrap(), [entry.clone(), entry.clone()]);
+
+        // Readers and a writer at once: every read parses, none goes back.
+        let log = std::sync::Arc::new(log);
+        let writer = {
+            let log = std::sync::Arc::clone(&log);
+            let entry = entry.clone();
+            std::thread::spawn(move || {
+                for _ in 0..200 {
+                    log.append(&entry).unwrap();
+                }
+            })
+        };
+        let mut seen = 0;
+        while !writer.is_finished() {
+            let now = log.entries().unwrap().len();
+            assert!(now >= seen, "{now} after {seen}");
+            seen = now;
+        }
+        writer.join().unwrap();
+        assert_eq!(log.entries().unwrap().len(), 202);
     }
 
     #[test]

@@ -231,7 +231,7 @@ impl AuditLog {
     ///
     /// Reads without the writer's lock, so readers neither wait for an
     /// append's `fsync` nor for each other. Every append writes one whole
-    /// line ending in `\n` and [`AuditLog::open`] closes a line a crash cut
+    /// line ending in `\n` and opening the log closes a line a crash cut
     /// short, so bytes after the last `\n` can only be an append still in
     /// progress: they are left for the next read.
     pub fn entries(&self) -> Result<Vec<AuditEntry>, PersistError> {

@@ -159,7 +159,7 @@ pub fn router(daemon: Arc<Daemon>, token: AdminToken) -> Router {
         .layer(series)
         .fallback(no_route)
         .layer(crate::limits::body_timeout())
-        .layer(middleware::map_response(json_errors))
+        .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn(crate::telemetry::log_request));
     not_allowed::around(app)
 }
@@ -171,7 +171,10 @@ const ERROR_TEXT_LIMIT: usize = 16 * 1024;
 /// itself as plain text or leaves empty: a path segment that is not UTF-8
 /// once unescaped, a method a route does not take, a body over the limit.
 /// The status and the other headers (`Allow`, `WWW-Authenticate`) are kept.
-async fn json_errors(response: Response) -> Response {
+async fn json_errors(request: axum::extract::Request, next: middleware::Next) -> Response {
+    // The public provider routes never mention the admin API.
+    let public = request.uri().path().starts_with("/webhooks/");
+    let response = next.run(request).await;
     let status = response.status();
     let is_json = response
         .headers()
@@ -193,6 +196,14 @@ async fn json_errors(response: Response) -> Response {
         ),
         // axum's text is its own error chain ("Failed to buffer the request
         // body: length limit exceeded"); the caller gets the limit instead.
+        StatusCode::PAYLOAD_TOO_LARGE if public => (
+            ProblemKind::PayloadTooLarge,
+            format!(
+                "the request was refused: its body is over the limit of {} MiB for a provider's \
+                 webhook; provider events are far smaller, so check what is sent to this URL",
+                crate::limits::BODY_LIMIT_BYTES / (1024 * 1024),
+            ),
+        ),
         StatusCode::PAYLOAD_TOO_LARGE => (
             ProblemKind::PayloadTooLarge,
             format!(

@@ -344,5 +344,12 @@ fn public_answers_name_no_files_libraries_or_internal_errors() {
                 raw.body
             );
         }
+        // Regression (new-user trial): the public 413 pointed providers at
+        // the admin API's package uploads.
+        assert!(
+            !path.starts_with("/webhooks/") || !raw.body.to_string().contains("/api/"),
+            "{what} names the admin API: {}",
+            raw.body
+        );
     }
 }

@@ -10,14 +10,13 @@ use std::time::Duration;
 
 use isp_daemon::Config;
 use plugkit_registry::publish::publish_catalog;
-use plugkit_testkit::process::wait_until;
 use plugkit_tests::oci::catalog;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::lifecycle::Running;
 use crate::provisioning::{entries, Fixture};
 use crate::support::{install_signed, TestDaemon, ADMIN_TOKEN};
-use crate::webhooks_out::{body_of, of_type, Receiver};
+use crate::webhooks_out::{body_of, of_type, worker_caught_up, Receiver};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -153,27 +152,6 @@ fn the_plugin_dir_provisioning_fills_is_created_at_start_and_watched() {
     );
     std::fs::rename(stage.join("twilio"), plugins.join("twilio")).expect("drop twilio in");
     daemon.wait_for_line("[reload] twilio 0.1.0 started", LIMIT);
-}
-
-/// Waits until the delivery worker has turned every audit line into events.
-fn worker_caught_up(state: &Path) {
-    let caught_up = wait_until(
-        "the worker reads the audit log",
-        Duration::from_secs(30),
-        None,
-        || {
-            let audit = std::fs::metadata(state.join("audit.jsonl")).map_or(0, |m| m.len());
-            let cursor = std::fs::read(state.join("webhooks/audit-cursor.json"))
-                .ok()
-                .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-                .and_then(|v| v["offset"].as_u64());
-            cursor == Some(audit)
-        },
-    );
-    assert!(
-        caught_up.is_ok(),
-        "the delivery worker does not read the audit log"
-    );
 }
 
 /// Regression (new-user trial): one provisioning install sent two

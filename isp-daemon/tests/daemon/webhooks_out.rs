@@ -130,23 +130,7 @@ fn daemon(schedule_ms: &[u64]) -> (TestDaemon, isp_daemon::webhooks::DeliveryWor
     // The start-up's audit lines are turned into events before any endpoint
     // exists, so a test's endpoints see only what the test does.
     let state = d.daemon.state_dir().to_owned();
-    let caught_up = wait_until(
-        "the worker reads the start-up's audit lines",
-        Duration::from_secs(30),
-        None,
-        || {
-            let audit = std::fs::metadata(state.join("audit.jsonl")).map_or(0, |m| m.len());
-            let cursor = std::fs::read(state.join("webhooks/audit-cursor.json"))
-                .ok()
-                .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-                .and_then(|v| v["offset"].as_u64());
-            cursor == Some(audit)
-        },
-    );
-    assert!(
-        caught_up.is_ok(),
-        "the delivery worker does not read the audit log"
-    );
+    worker_caught_up(&state);
     (d, worker)
 }
 
@@ -719,5 +703,27 @@ fn restart_events_carry_cause_restart_and_an_operators_carry_cause_operator() {
     assert!(
         of("plugin.activated", "corner-wifi", "twilio").is_empty(),
         "{events:#?}"
+    );
+}
+
+/// Waits until the delivery worker has turned every audit line in `state`
+/// into events.
+pub(crate) fn worker_caught_up(state: &std::path::Path) {
+    let caught_up = wait_until(
+        "the worker reads the audit log",
+        Duration::from_secs(30),
+        None,
+        || {
+            let audit = std::fs::metadata(state.join("audit.jsonl")).map_or(0, |m| m.len());
+            let cursor = std::fs::read(state.join("webhooks/audit-cursor.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+                .and_then(|v| v["offset"].as_u64());
+            cursor == Some(audit)
+        },
+    );
+    assert!(
+        caught_up.is_ok(),
+        "the delivery worker does not read the audit log"
     );
 }

@@ -304,8 +304,21 @@ fn a_one_plugin_refresh_makes_one_probe_per_manifest_and_no_probe_per_blob() {
     let before = registry.requests().len();
     let report = provision(&options(&registry, dir.path(), "pro", &operator)).expect("pro");
     assert_eq!(report.plugins[0].action, Action::Installed, "{report:?}");
-    // The access log is written as requests end; the last may lag a moment.
-    std::thread::sleep(Duration::from_millis(200));
+    // The access log is written as requests end; the last may lag a moment:
+    // wait for the blob pulls to show (each request is logged once).
+    let logged = plugkit_testkit::process::wait_until(
+        "the registry logs the pulls",
+        Duration::from_secs(30),
+        None,
+        || {
+            registry.requests()[before..]
+                .iter()
+                .filter(|r| r.contains("/blobs/"))
+                .count()
+                >= 5
+        },
+    );
+    assert!(logged.is_ok(), "{:#?}", &registry.requests()[before..]);
     let requests: Vec<String> = registry.requests().split_off(before);
     let count = |part: &str| requests.iter().filter(|r| r.contains(part)).count();
     let probes = requests.iter().filter(|r| r.as_str() == "GET /v2/").count();
